@@ -1,0 +1,84 @@
+"""Helpers shared by the file-backed loaders (not public API)."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+
+from PIL import Image
+
+from modalchorus.data.errors import EmptyDatasetError
+from modalchorus.data.images import check_image_bytes, load_image_file
+from modalchorus.data.types import Dataset, sha256_bytes
+
+logger = logging.getLogger("modalchorus.data")
+
+
+def inspect_image_file(path: Path) -> tuple[str | None, str | None]:
+    """Read, hash and fully decode an image file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Image file.
+
+    Returns
+    -------
+    tuple[str | None, str | None]
+        ``(content_hash, None)`` when the file is a usable image, else
+        ``(None, reason)``.
+    """
+    if not path.exists():
+        return None, f"file not found: {path}"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or exc}"
+    reason = check_image_bytes(data, str(path))
+    if reason is not None:
+        return None, reason
+    return sha256_bytes(data), None
+
+
+def file_loader(path: Path) -> partial[Image.Image]:
+    """Return a picklable zero-argument callable that decodes ``path``."""
+    return partial(load_image_file, path)
+
+
+def finish_dataset(dataset: Dataset, source: str) -> Dataset:
+    """Log what was skipped and refuse a dataset without usable images.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The dataset a loader built.
+    source : str
+        The loader's source (path or name), for messages.
+
+    Returns
+    -------
+    Dataset
+        ``dataset`` itself.
+
+    Raises
+    ------
+    EmptyDatasetError
+        If ``dataset`` has no images.
+    """
+    if dataset.skipped:
+        logger.warning(
+            "dataset %r: skipped %d entries while loading %s (see Dataset.skipped); first: %s: %s",
+            dataset.name,
+            len(dataset.skipped),
+            source,
+            dataset.skipped[0].id,
+            dataset.skipped[0].reason,
+        )
+    if not dataset.images:
+        first = dataset.skipped[0] if dataset.skipped else None
+        raise EmptyDatasetError(
+            source, len(dataset.skipped), f"{first.id}: {first.reason}" if first else None
+        )
+    logger.info("dataset %r: %d images from %s", dataset.name, len(dataset.images), source)
+    return dataset

@@ -1,0 +1,32 @@
+"""Image preprocessing with PIL + numpy (no torchvision)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bicubic), then centre-crop to ``size`` x ``size``."""
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def images_to_tensor(images: Sequence[Image.Image], size: int) -> torch.Tensor:
+    """Stack PIL images into an ImageNet-normalised batch of shape (B, 3, size, size)."""
+    arrays = np.stack(
+        [np.asarray(resize_center_crop(img, size), dtype=np.float32) for img in images]
+    )
+    arrays = (arrays / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(arrays.transpose(0, 3, 1, 2)))

@@ -1,0 +1,676 @@
+r"""Neighbourhood-preservation metrics for projections of one or two modalities.
+
+All metrics compare a high-dimensional space (cosine distance by default) with a
+low-dimensional layout (Euclidean distance).
+
+Trustworthiness and continuity (Venna & Kaski, 2001/2006), for ``n`` points and ``k`` neighbours:
+
+.. math::
+
+    T(k) = 1 - \frac{2}{n k (2m - 3k - 1)} \sum_i \sum_{j \in U_k(i)} (r(i, j) - k)
+
+    C(k) = 1 - \frac{2}{n k (2m - 3k - 1)} \sum_i \sum_{j \in V_k(i)} (\hat r(i, j) - k)
+
+where ``U_k(i)`` are the low-D k nearest neighbours of ``i`` that are not among its high-D
+k nearest neighbours, ``r(i, j)`` is the rank of ``j`` among the candidates ordered by high-D
+distance from ``i`` (nearest = 1), ``V_k(i)`` / ``\hat r`` swap the two spaces, and ``m``
+is the number of points ``n`` within one set (as in :func:`sklearn.manifold.trustworthiness`)
+or ``|B|`` for the inter-modal variants, where the candidates of a point of modality A are the
+points of modality B only.
+
+Implementation notes
+--------------------
+* Equivalently ``sum_{j in N_k^low(i)} max(r(i, j) - k, 0)``: a low-D neighbour ranked
+  ``<= k`` in high-D contributes nothing, so the high-D k-NN set itself is never needed.
+* Ranks are "min" ranks, ``r(i, j) = 1 + #{l : d(i, l) < d(i, j)}``: a tie at the k-th
+  place is not penalised. Without ties this equals scikit-learn's value.
+* Work is done per block of query rows (``chunk_size``, further capped so that one
+  block of distances holds at most ``_MAX_BLOCK_ELEMENTS`` entries): memory is
+  ``O(chunk_size * m)``, never ``O(n * m)``. High-D k-NN come from ``np.argpartition`` on
+  each block, layout k-NN from an exact KD-tree; the ranks of the ``k`` neighbours are
+  counted against their block row. Time ``O(n m (d + k))``; several ``k`` share one pass
+  (:func:`projection_report`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.spatial import cKDTree
+
+from modalchorus.projection.validation import (
+    as_matrix,
+    check_enough_points,
+    check_layout,
+    check_modalities,
+    check_nonzero_rows,
+)
+
+__all__ = [
+    "continuity",
+    "cross_modal_agreement",
+    "intermodal_continuity",
+    "intermodal_scores",
+    "intermodal_trustworthiness",
+    "nearest_concepts",
+    "projection_report",
+    "trustworthiness",
+]
+
+logger = logging.getLogger(__name__)
+
+HighMetric = Literal["cosine", "euclidean"]
+
+#: Default number of query rows per block.
+DEFAULT_CHUNK_SIZE = 2048
+#: Upper bound on the number of entries of one block of distances (64 MiB in float64).
+_MAX_BLOCK_ELEMENTS = 1 << 23
+#: Layouts with at most this many columns get exact per-coordinate distances.
+_DIRECT_MAX_DIM = 8
+
+
+# --------------------------------------------------------------------------- distances
+
+
+@dataclass(frozen=True)
+class _Space:
+    """Points of one space prepared for blockwise distance computation.
+
+    :meth:`distances` returns a distance that is *order-equivalent* to the metric (cosine
+    distance, or squared Euclidean distance), which is all that ranks need. Layouts (at most
+    ``_DIRECT_MAX_DIM`` columns) get exact per-coordinate squared differences; wider
+    Euclidean inputs use ``|q|^2 + |c|^2 - 2 q.c``.
+    """
+
+    points: np.ndarray
+    metric: str
+    sqnorms: np.ndarray | None = None
+
+    @classmethod
+    def build(cls, X: np.ndarray, metric: str, name: str) -> _Space:
+        if metric == "cosine":
+            check_nonzero_rows(X, name)
+            return cls(X / np.linalg.norm(X, axis=1, keepdims=True), "cosine")
+        if metric == "euclidean":
+            if X.shape[1] <= _DIRECT_MAX_DIM:
+                return cls(X, "direct")
+            return cls(X, "expand", np.einsum("ij,ij->i", X, X))
+        raise ValueError(f"unknown metric {metric!r}: use 'cosine' or 'euclidean'")
+
+    def distances(self, rows: slice | np.ndarray, other: _Space) -> np.ndarray:
+        """Distances from ``self.points[rows]`` to every point of ``other``, shape (c, m)."""
+        Q, C = self.points[rows], other.points
+        if self.metric == "cosine":
+            return 1.0 - Q @ C.T
+        if self.metric == "direct":
+            D = np.zeros((Q.shape[0], C.shape[0]))
+            for col in range(Q.shape[1]):
+                D += np.subtract.outer(Q[:, col], C[:, col]) ** 2
+            return D
+        assert self.sqnorms is not None and other.sqnorms is not None
+        D = self.sqnorms[rows][:, None] + other.sqnorms[None, :] - 2.0 * (Q @ C.T)
+        return np.maximum(D, 0.0, out=D)
+
+
+def _block_rows(chunk_size: int, n_cols: int) -> int:
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return max(1, min(chunk_size, _MAX_BLOCK_ELEMENTS // max(n_cols, 1)))
+
+
+# ---------------------------------------------------------------------- rank penalties
+
+
+def _layout_knn(low_q: np.ndarray, low_c: np.ndarray, k: int, exclude_self: bool) -> np.ndarray:
+    """Exact k nearest candidates of every query in the layout (KD-tree), shape (n_q, k).
+
+    With ``exclude_self`` the queries are the candidates and each query's own index is
+    removed (or the farthest of ``k + 1`` when duplicates hide it).
+    """
+    tree = cKDTree(low_c)
+    n_q = low_q.shape[0]
+    if not exclude_self:
+        return tree.query(low_q, k=k)[1].reshape(n_q, k)
+    idx = tree.query(low_q, k=k + 1)[1].reshape(n_q, k + 1)
+    drop = idx == np.arange(n_q)[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    return idx[~drop].reshape(n_q, k)
+
+
+def _high_knn(D: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k smallest entries of each row of ``D``, nearest first, shape (c, k)."""
+    part = np.argpartition(D, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(D, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _min_ranks(D: np.ndarray, nbrs: np.ndarray, self_cols: np.ndarray | None) -> np.ndarray:
+    r"""Min-ranks ``r(i, j) = 1 + #{l != i : D[i, l] < D[i, j]}`` of ``j = nbrs[i, :]``.
+
+    ``D`` (shape (c, m)) holds one block of rows; ``self_cols[i]`` is the column of query
+    ``i`` itself if it is among the candidates. ``D`` is modified in place. Cost
+    ``O(c * m * k)`` comparisons, memory ``O(c * m)``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (c, k), int64
+    """
+    if self_cols is not None:
+        # The query's own entry always counts as nearer: it supplies the "1 +".
+        D[np.arange(D.shape[0]), self_cols] = -np.inf
+    targets = np.take_along_axis(D, nbrs, axis=1)
+    ranks = np.empty(targets.shape, dtype=np.int64)
+    for col in range(nbrs.shape[1]):
+        ranks[:, col] = np.less(D, targets[:, col, None]).sum(axis=1)
+    if self_cols is None:
+        ranks += 1
+    return ranks
+
+
+def _excess(ranks: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """``sum_i sum_{c < k} max(ranks[i, c] - k, 0)`` for each k (columns nearest first)."""
+    return np.array([np.maximum(ranks[:, :k] - k, 0).sum() for k in ks], dtype=np.int64)
+
+
+def _rank_penalties(
+    high_q: _Space,
+    high_c: _Space,
+    low_q: _Space,
+    low_c: _Space,
+    ks: Sequence[int],
+    *,
+    exclude_self: bool,
+    chunk_size: int,
+    trust: bool = True,
+    cont: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Trustworthiness and continuity penalty sums for several k, in one blockwise pass.
+
+    * trustworthiness: ``sum_i sum_{j in N_k^low(i)} max(r^high(i, j) - k, 0)``;
+    * continuity: ``sum_i sum_{j in N_k^high(i)} max(r^low(i, j) - k, 0)``.
+
+    ``N_k`` are the k nearest candidates (high-D: ``np.argpartition`` per block of rows;
+    layout: exact KD-tree), ``r`` min-ranks among the candidates. With ``exclude_self`` the
+    queries are the candidates (same order) and a query is not its own candidate. The
+    neighbour lists and ranks are computed once for ``max(ks)`` and shared by every k.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Penalty sums per k (zeros for a sum not requested), shape (len(ks),) each.
+    """
+    kmax = max(ks)
+    n_q, n_c = high_q.points.shape[0], high_c.points.shape[0]
+    knn_low = _layout_knn(low_q.points, low_c.points, kmax, exclude_self) if trust else None
+    rows_per_block = _block_rows(chunk_size, n_c)
+    pen_t = np.zeros(len(ks), dtype=np.int64)
+    pen_c = np.zeros(len(ks), dtype=np.int64)
+    for start in range(0, n_q, rows_per_block):
+        rows = slice(start, min(start + rows_per_block, n_q))
+        own = np.arange(rows.start, rows.stop) if exclude_self else None
+        d_high = high_q.distances(rows, high_c)
+        if cont:
+            if own is not None:
+                d_high[np.arange(own.size), own] = np.inf
+            knn_high = _high_knn(d_high, kmax)
+            pen_c += _excess(_min_ranks(low_q.distances(rows, low_c), knn_high, own), ks)
+        if trust:
+            assert knn_low is not None
+            pen_t += _excess(_min_ranks(d_high, knn_low[rows], own), ks)
+    return pen_t, pen_c
+
+
+def _normalise(penalty: int, n: int, k: int, m: int) -> float:
+    return 1.0 - 2.0 * float(penalty) / (n * k * (2.0 * m - 3.0 * k - 1.0))
+
+
+def _scores(
+    pen_t: np.ndarray, pen_c: np.ndarray, ks: Sequence[int], n: int, m: int, trust: bool, cont: bool
+) -> dict[int, tuple[float, float]]:
+    return {
+        k: (
+            _normalise(pen_t[i], n, k, m) if trust else np.nan,
+            _normalise(pen_c[i], n, k, m) if cont else np.nan,
+        )
+        for i, k in enumerate(ks)
+    }
+
+
+# ----------------------------------------------------------------------- intra-modal
+
+
+def _intra(
+    X_high: ArrayLike,
+    Y_low: ArrayLike,
+    ks: Sequence[int],
+    metric_high: str,
+    chunk_size: int,
+    *,
+    trust: bool = True,
+    cont: bool = True,
+    names: tuple[str, str] = ("X_high", "Y_low"),
+) -> dict[int, tuple[float, float]]:
+    """``{k: (T, C)}`` within one set; a value not requested is NaN."""
+    X = as_matrix(X_high, names[0])
+    Y = check_layout(Y_low, X.shape[0], names[1])
+    n = X.shape[0]
+    for k in ks:
+        check_enough_points(n, k, "points")
+    high = _Space.build(X, metric_high, names[0])
+    low = _Space.build(Y, "euclidean", names[1])
+    pen_t, pen_c = _rank_penalties(
+        high, high, low, low, ks, exclude_self=True, chunk_size=chunk_size, trust=trust, cont=cont
+    )
+    return _scores(pen_t, pen_c, ks, n, n, trust, cont)
+
+
+def trustworthiness(
+    X_high: ArrayLike,
+    Y_low: ArrayLike,
+    k: int,
+    metric_high: HighMetric = "cosine",
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> float:
+    r"""Trustworthiness ``T(k)`` of a layout within one set of points.
+
+    ``T = 1 - 2 / (n k (2n - 3k - 1)) * sum_i sum_{j in U_k(i)} (r(i, j) - k)``, with
+    ``U_k(i)`` the low-D k-NN of ``i`` missing from its high-D k-NN and ``r`` the high-D rank.
+    Penalises points that look close in the layout but are far in the original space.
+    With ``metric_high="euclidean"`` it equals :func:`sklearn.manifold.trustworthiness`.
+
+    Parameters
+    ----------
+    X_high : array_like, shape (n, d)
+        High-dimensional points.
+    Y_low : array_like, shape (n, p)
+        Layout (Euclidean), usually ``p = 2``.
+    k : int
+        Neighbourhood size; needs ``k < n`` and ``2n - 3k - 1 > 0``.
+    metric_high : {"cosine", "euclidean"}
+        Distance in the high-dimensional space.
+    chunk_size : int
+        Query rows per block (memory ``O(chunk_size * n)``).
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``; 1 means every layout neighbour is a true neighbour.
+    """
+    return _intra(X_high, Y_low, [k], metric_high, chunk_size, cont=False)[k][0]
+
+
+def continuity(
+    X_high: ArrayLike,
+    Y_low: ArrayLike,
+    k: int,
+    metric_high: HighMetric = "cosine",
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> float:
+    r"""Continuity ``C(k)`` of a layout within one set of points.
+
+    ``C = 1 - 2 / (n k (2n - 3k - 1)) * sum_i sum_{j in V_k(i)} (\hat r(i, j) - k)``, with
+    ``V_k(i)`` the high-D k-NN of ``i`` missing from its low-D k-NN and ``\hat r`` the
+    low-D rank. Penalises true neighbours that the layout tears apart.
+    Parameters and return value as in :func:`trustworthiness`.
+    """
+    return _intra(X_high, Y_low, [k], metric_high, chunk_size, trust=False)[k][1]
+
+
+# ----------------------------------------------------------------------- inter-modal
+
+
+def _inter(
+    XA: ArrayLike,
+    XB: ArrayLike,
+    YA: ArrayLike,
+    YB: ArrayLike,
+    ks: Sequence[int],
+    metric_high: str,
+    chunk_size: int,
+    *,
+    trust: bool = True,
+    cont: bool = True,
+    names: tuple[str, str] = ("XA", "XB"),
+) -> dict[int, tuple[float, float]]:
+    """``{k: (T, C)}`` from modality A to modality B; a value not requested is NaN."""
+    A, B = check_modalities(XA, XB, names)
+    LA = check_layout(YA, A.shape[0], "Y" + names[0][1:])
+    LB = check_layout(YB, B.shape[0], "Y" + names[1][1:])
+    if LA.shape[1] != LB.shape[1]:
+        raise ValueError(
+            f"layouts must have the same number of columns: {LA.shape[1]} and {LB.shape[1]}"
+        )
+    n, m = A.shape[0], B.shape[0]
+    for k in ks:
+        check_enough_points(m, k, f"{names[1]} points")
+    hA, hB = _Space.build(A, metric_high, names[0]), _Space.build(B, metric_high, names[1])
+    lA, lB = _Space.build(LA, "euclidean", "YA"), _Space.build(LB, "euclidean", "YB")
+    pen_t, pen_c = _rank_penalties(
+        hA, hB, lA, lB, ks, exclude_self=False, chunk_size=chunk_size, trust=trust, cont=cont
+    )
+    return _scores(pen_t, pen_c, ks, n, m, trust, cont)
+
+
+def intermodal_trustworthiness(
+    XA: ArrayLike,
+    XB: ArrayLike,
+    YA: ArrayLike,
+    YB: ArrayLike,
+    k: int,
+    metric_high: HighMetric = "cosine",
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> float:
+    r"""Inter-modal trustworthiness from modality A to modality B.
+
+    For each point ``i`` of A, neighbours and ranks are taken among the points of B only:
+    ``T_{A->B} = 1 - 2 / (n k (2m - 3k - 1)) * sum_{i in A} sum_{j in U_k(i)} (r(i, j) - k)``
+    with ``n = |A|``, ``m = |B|``, ``U_k(i)`` the 2-D k-NN of ``i`` in B that are not among its
+    high-D k-NN in B, and ``r(i, j)`` the high-D rank of ``j`` among B (nearest = 1).
+
+    Note that with ``m`` candidates (rather than ``n - 1`` within one set) the worst case of
+    the sum is ``n k (2m - 3k + 1) / 2``, so a pathological layout can score slightly below 0.
+
+    Parameters
+    ----------
+    XA : array_like, shape (n, d)
+        High-dimensional points of modality A (queries).
+    XB : array_like, shape (m, d)
+        High-dimensional points of modality B (candidates).
+    YA : array_like, shape (n, p)
+        Layout of A.
+    YB : array_like, shape (m, p)
+        Layout of B.
+    k : int
+        Neighbourhood size; needs ``k < m`` and ``2m - 3k - 1 > 0``.
+    metric_high : {"cosine", "euclidean"}
+        High-dimensional distance; the layout distance is Euclidean.
+    chunk_size : int
+        Query rows per block (memory ``O(chunk_size * m)``).
+
+    Returns
+    -------
+    float
+    """
+    return _inter(XA, XB, YA, YB, [k], metric_high, chunk_size, cont=False)[k][0]
+
+
+def intermodal_continuity(
+    XA: ArrayLike,
+    XB: ArrayLike,
+    YA: ArrayLike,
+    YB: ArrayLike,
+    k: int,
+    metric_high: HighMetric = "cosine",
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> float:
+    r"""Inter-modal continuity from modality A to modality B.
+
+    ``C_{A->B} = 1 - 2 / (n k (2m - 3k - 1)) * sum_{i in A} sum_{j in V_k(i)} (\hat r(i, j) - k)``
+    with ``V_k(i)`` the high-D k-NN of ``i`` in B missing from its 2-D k-NN in B and
+    ``\hat r(i, j)`` the 2-D rank of ``j`` among B. Parameters as in
+    :func:`intermodal_trustworthiness`.
+    """
+    return _inter(XA, XB, YA, YB, [k], metric_high, chunk_size, trust=False)[k][1]
+
+
+def intermodal_scores(
+    X_image: ArrayLike,
+    X_text: ArrayLike,
+    Y_image: ArrayLike,
+    Y_text: ArrayLike,
+    k: int,
+    metric_high: HighMetric = "cosine",
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> dict[str, float]:
+    """Inter-modal trustworthiness and continuity in both directions, and their means.
+
+    ``inter_T = (T_{image->text} + T_{text->image}) / 2`` (unweighted mean of the two
+    directions), likewise ``inter_C``.
+
+    Parameters
+    ----------
+    X_image : array_like, shape (n, d)
+    X_text : array_like, shape (m, d)
+    Y_image : array_like, shape (n, 2)
+    Y_text : array_like, shape (m, 2)
+    k : int
+        Needs ``k < min(n, m)`` and ``2 min(n, m) - 3k - 1 > 0``.
+    metric_high, chunk_size
+        As in :func:`intermodal_trustworthiness`.
+
+    Returns
+    -------
+    dict
+        Keys ``inter_T``, ``inter_C``, ``inter_T_image_to_text``, ``inter_T_text_to_image``,
+        ``inter_C_image_to_text``, ``inter_C_text_to_image``.
+    """
+    return _intermodal_many(X_image, X_text, Y_image, Y_text, [k], metric_high, chunk_size)[k]
+
+
+def _intermodal_many(
+    X_image: ArrayLike,
+    X_text: ArrayLike,
+    Y_image: ArrayLike,
+    Y_text: ArrayLike,
+    ks: Sequence[int],
+    metric_high: str,
+    chunk_size: int,
+) -> dict[int, dict[str, float]]:
+    """:func:`intermodal_scores` for several k sharing one pass per direction."""
+    XI, XT = check_modalities(X_image, X_text)
+    YI = check_layout(Y_image, XI.shape[0], "Y_image")
+    YT = check_layout(Y_text, XT.shape[0], "Y_text")
+    for k in ks:
+        check_enough_points(XT.shape[0], k, "text points")
+        check_enough_points(XI.shape[0], k, "image points")
+    kw = {"metric_high": metric_high, "chunk_size": chunk_size}
+    image_to_text = _inter(XI, XT, YI, YT, ks, names=("X_image", "X_text"), **kw)
+    text_to_image = _inter(XT, XI, YT, YI, ks, names=("X_text", "X_image"), **kw)
+    out = {}
+    for k in ks:
+        (t_it, c_it), (t_ti, c_ti) = image_to_text[k], text_to_image[k]
+        out[k] = {
+            "inter_T": 0.5 * (t_it + t_ti),
+            "inter_C": 0.5 * (c_it + c_ti),
+            "inter_T_image_to_text": t_it,
+            "inter_T_text_to_image": t_ti,
+            "inter_C_image_to_text": c_it,
+            "inter_C_text_to_image": c_ti,
+        }
+    return out
+
+
+INTERMODAL_KEYS = (
+    "inter_T",
+    "inter_C",
+    "inter_T_image_to_text",
+    "inter_T_text_to_image",
+    "inter_C_image_to_text",
+    "inter_C_text_to_image",
+)
+
+
+# -------------------------------------------------------------------------- agreement
+
+
+def nearest_concepts(
+    X_query: ArrayLike,
+    X_concepts: ArrayLike,
+    metric: HighMetric = "cosine",
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> np.ndarray:
+    """Index of the nearest concept of every query point, computed blockwise.
+
+    Parameters
+    ----------
+    X_query : array_like, shape (n, d)
+    X_concepts : array_like, shape (c, d)
+    metric : {"cosine", "euclidean"}
+    chunk_size : int
+        Query rows per block.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), intp
+        ``argmin_c dist(x_i, x_c)``; ties go to the lowest concept index.
+    """
+    XQ, XC = check_modalities(X_query, X_concepts, ("X_query", "X_concepts"))
+    q = _Space.build(XQ, metric, "X_query")
+    c = _Space.build(XC, metric, "X_concepts")
+    rows_per_block = _block_rows(chunk_size, XC.shape[0])
+    out = np.empty(XQ.shape[0], dtype=np.intp)
+    for start in range(0, XQ.shape[0], rows_per_block):
+        rows = slice(start, min(start + rows_per_block, XQ.shape[0]))
+        out[rows] = np.argmin(q.distances(rows, c), axis=1)
+    return out
+
+
+def cross_modal_agreement(
+    X_image: ArrayLike,
+    X_concepts: ArrayLike,
+    Y_image: ArrayLike,
+    Y_concepts: ArrayLike,
+    *,
+    metric_high: HighMetric = "cosine",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> float:
+    """Share of images whose nearest concept is the same in high-D and in the layout.
+
+    ``agreement = (1/n) * #{i : argmin_c d_cos(x_i, x_c) == argmin_c ||y_i - y_c||}``.
+    Reads as "does the map tell the same zero-shot story as the model?". Ties go to the
+    lowest concept index in both spaces.
+
+    Parameters
+    ----------
+    X_image : array_like, shape (n, d)
+    X_concepts : array_like, shape (c, d)
+        Concept (e.g. class-prompt) embeddings.
+    Y_image : array_like, shape (n, p)
+    Y_concepts : array_like, shape (c, p)
+    metric_high : {"cosine", "euclidean"}
+        High-dimensional distance (the layout's is Euclidean).
+    chunk_size : int
+        Query rows per block.
+
+    Returns
+    -------
+    float
+        In ``[0, 1]``.
+    """
+    XI, XC = check_modalities(X_image, X_concepts, ("X_image", "X_concepts"))
+    YI = check_layout(Y_image, XI.shape[0], "Y_image")
+    YC = check_layout(Y_concepts, XC.shape[0], "Y_concepts", n_components=YI.shape[1])
+    high = nearest_concepts(XI, XC, metric_high, chunk_size=chunk_size)
+    low = nearest_concepts(YI, YC, "euclidean", chunk_size=chunk_size)
+    return float(np.mean(high == low))
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _feasible(
+    ks: Sequence[int], sizes: Sequence[int], what: Sequence[str], label: str, skipped: list[str]
+) -> list[int]:
+    """The ks for which every candidate set is large enough; log and record the others."""
+    ok = []
+    for k in ks:
+        try:
+            for size, desc in zip(sizes, what, strict=True):
+                check_enough_points(size, k, desc)
+        except ValueError as exc:
+            logger.warning("projection_report: skipping %s@%d: %s", label, k, exc)
+            skipped.append(f"{label}@{k}: {exc}")
+        else:
+            ok.append(k)
+    return ok
+
+
+def projection_report(
+    X_image: ArrayLike,
+    X_text: ArrayLike,
+    Y_image: ArrayLike,
+    Y_text: ArrayLike,
+    ks: Iterable[int] = (5, 10, 20),
+    concepts: Sequence[int] | np.ndarray | None = None,
+    *,
+    metric_high: HighMetric = "cosine",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> dict[str, float | int | list | None]:
+    """All projection-quality metrics of a two-modality layout, as one flat dict.
+
+    Parameters
+    ----------
+    X_image : array_like, shape (n, d)
+    X_text : array_like, shape (m, d)
+    Y_image : array_like, shape (n, 2)
+    Y_text : array_like, shape (m, 2)
+    ks : iterable of int
+        Neighbourhood sizes.
+    concepts : sequence of int or bool mask over the texts, optional
+        Which text rows are concepts for :func:`cross_modal_agreement` (e.g. the class
+        prompts among captions). ``None``: all texts.
+    metric_high, chunk_size
+        As in :func:`trustworthiness`.
+
+    Returns
+    -------
+    dict
+        ``n_image``, ``n_text``, ``ks``; for each ``k``: ``T_image@k``, ``C_image@k``,
+        ``T_text@k``, ``C_text@k`` (intra-modal), ``inter_T@k``, ``inter_C@k`` and the four
+        directional ``inter_{T,C}_{image_to_text,text_to_image}@k``; ``agreement``; and
+        ``skipped``, a list of the metrics that could not be computed (too few points for
+        ``k``), whose values are ``None``.
+    """
+    XI, XT = check_modalities(X_image, X_text)
+    YI = check_layout(Y_image, XI.shape[0], "Y_image")
+    YT = check_layout(Y_text, XT.shape[0], "Y_text", n_components=YI.shape[1])
+    ks = list(dict.fromkeys(ks))  # unique, in the given order
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"ks must be positive integers, got {k!r}")
+    ks = [int(k) for k in ks]
+    if concepts is None:
+        idx = np.arange(XT.shape[0])
+    else:
+        sel = np.asarray(concepts)
+        idx = np.flatnonzero(sel) if sel.dtype == bool else sel.astype(np.intp).ravel()
+        if sel.dtype == bool and sel.shape != (XT.shape[0],):
+            raise ValueError(f"concepts mask must have shape ({XT.shape[0]},), got {sel.shape}")
+        if idx.size == 0:
+            raise ValueError("concepts selects no text rows")
+        if idx.min() < -XT.shape[0] or idx.max() >= XT.shape[0]:
+            raise ValueError(f"concepts indices out of range for {XT.shape[0]} texts")
+    report: dict[str, float | int | list | None] = {
+        "n_image": XI.shape[0],
+        "n_text": XT.shape[0],
+        "ks": ks,
+    }
+    skipped: list[str] = []
+    kw = {"metric_high": metric_high, "chunk_size": chunk_size}
+    intra: dict[str, dict[int, tuple[float, float]]] = {}
+    for name, X, Y in (("image", XI, YI), ("text", XT, YT)):
+        ok = _feasible(ks, [X.shape[0]], ["points"], f"{{T,C}}_{name}", skipped)
+        intra[name] = _intra(X, Y, ok, names=(f"X_{name}", f"Y_{name}"), **kw) if ok else {}
+    sizes, what = [XT.shape[0], XI.shape[0]], ["text points", "image points"]
+    ok = _feasible(ks, sizes, what, "inter_*", skipped)
+    inter = _intermodal_many(XI, XT, YI, YT, ok, **kw) if ok else {}
+    for k in ks:
+        for name in ("image", "text"):
+            t, c = intra[name].get(k, (None, None))
+            report[f"T_{name}@{k}"], report[f"C_{name}@{k}"] = t, c
+        scores = inter.get(k, dict.fromkeys(INTERMODAL_KEYS))
+        report.update({f"{key}@{k}": value for key, value in scores.items()})
+    report["agreement"] = cross_modal_agreement(XI, XT[idx], YI, YT[idx], **kw)
+    report["skipped"] = skipped
+    return report

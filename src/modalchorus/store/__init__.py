@@ -1,0 +1,53 @@
+"""Workspace persistence: items, thumbnails and embeddings in an embedded store.
+
+A workspace is a directory: LanceDB tables for bulk data (items with thumbnails,
+per-encoder embedding vectors) and a SQLite catalog (``workspace.sqlite``) for small
+transactional state and the commit pointer. Every public write is atomic; see
+:mod:`modalchorus.store.transaction`.
+
+Examples
+--------
+>>> ws = Workspace.open_or_create("my-workspace")            # doctest: +SKIP
+>>> ws.add_dataset(dataset)                                  # doctest: +SKIP
+>>> hits = ws.cached_vectors(encoder.id, hashes)             # doctest: +SKIP
+>>> ws.put_embeddings(encoder.id, ids, hashes, vectors)      # doctest: +SKIP
+>>> ids, vectors = ws.get_embeddings(encoder.id, kind="image")  # doctest: +SKIP
+"""
+
+from modalchorus.store.errors import (
+    IncompatibleWorkspaceError,
+    NotAWorkspaceError,
+    NotFoundError,
+    UnknownDatasetError,
+    UnknownEncoderError,
+    UnknownItemError,
+    WorkspaceError,
+    WorkspaceExistsError,
+    WorkspaceLockedError,
+)
+from modalchorus.store.items import image_item_id, text_hash, text_item_id
+from modalchorus.store.records import AddResult, DatasetInfo, PutResult
+from modalchorus.store.schema import SCHEMA_VERSION
+from modalchorus.store.thumbnails import THUMBNAIL_MIME
+from modalchorus.store.workspace import Workspace
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "THUMBNAIL_MIME",
+    "AddResult",
+    "DatasetInfo",
+    "IncompatibleWorkspaceError",
+    "NotAWorkspaceError",
+    "NotFoundError",
+    "PutResult",
+    "UnknownDatasetError",
+    "UnknownEncoderError",
+    "UnknownItemError",
+    "Workspace",
+    "WorkspaceError",
+    "WorkspaceExistsError",
+    "WorkspaceLockedError",
+    "image_item_id",
+    "text_hash",
+    "text_item_id",
+]

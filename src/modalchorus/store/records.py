@@ -1,0 +1,97 @@
+"""Plain result records returned by the workspace store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modalchorus.data.types import SkippedItem
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Dataset-level metadata of one dataset held in a workspace.
+
+    Attributes
+    ----------
+    name : str
+        Dataset name; item ids of the dataset start with ``f"{name}/"``.
+    classes : tuple[str, ...] | None
+        Ordered class names for classification datasets, else None.
+    n_images : int
+        Image items of the dataset currently in the workspace.
+    n_texts : int
+        Text (caption) items of the dataset currently in the workspace.
+    skipped : tuple[SkippedItem, ...]
+        What the loader skipped on the most recent ``add_dataset``.
+    added_at, updated_at : str
+        ISO-8601 UTC timestamps of the first and the most recent ``add_dataset``.
+    """
+
+    name: str
+    classes: tuple[str, ...] | None
+    n_images: int
+    n_texts: int
+    skipped: tuple[SkippedItem, ...]
+    added_at: str
+    updated_at: str
+
+    @property
+    def n_skipped(self) -> int:
+        """Number of entries the loader skipped."""
+        return len(self.skipped)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """Outcome of ``Workspace.add_dataset``.
+
+    Counts are over all items written for the dataset (images and caption texts).
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset name.
+    added : int
+        Items whose id was not in the workspace before.
+    updated : int
+        Items whose id existed but whose content or metadata changed (rewritten).
+    unchanged : int
+        Items identical to what was stored (not rewritten, images not decoded).
+    n_images, n_texts : int
+        Image and text items of the dataset after the call.
+    n_skipped : int
+        Entries the loader skipped.
+    """
+
+    dataset: str
+    added: int
+    updated: int
+    unchanged: int
+    n_images: int
+    n_texts: int
+    n_skipped: int
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """Outcome of ``Workspace.put_embeddings``.
+
+    Attributes
+    ----------
+    encoder_id : str
+        Encoder the vectors belong to.
+    dim : int
+        Embedding dimension ``d`` of that encoder.
+    n_items : int
+        Item ids in the call.
+    items_written : int
+        Item -> content-hash assignments that were new or changed.
+    vectors_written : int
+        Cache entries (one per distinct content hash) that were new or changed.
+    """
+
+    encoder_id: str
+    dim: int
+    n_items: int
+    items_written: int
+    vectors_written: int

@@ -1,0 +1,144 @@
+"""On-disk schema of a workspace: SQLite catalog tables and Lance table layouts.
+
+A workspace directory holds::
+
+    workspace.sqlite          catalog: marker + schema version, head pointer, commit log,
+                              dataset metadata, encoder registry (SQLite, WAL mode)
+    lance/                    LanceDB database with the bulk tables:
+      items.lance             one row per item (image or caption text), thumbnails inline
+      cache_<key>.lance       per encoder: content_hash -> vector (the embedding cache)
+      embeddings_<key>.lance  per encoder: item_id -> content_hash (which vector an item has)
+
+``<key>`` is the first 16 hex digits of sha256(encoder id), recorded in the ``encoders``
+table, because encoder ids contain characters table names may not (``hf:org/model``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+#: Version of the catalog + table layout below. Bump and migrate on incompatible change.
+SCHEMA_VERSION = 1
+
+#: SQLite ``application_id`` ("MCHO") marking the catalog as a ModalChorus workspace.
+APPLICATION_ID = 0x4D43484F
+
+CATALOG_FILE = "workspace.sqlite"
+LANCE_DIR = "lance"
+
+#: Item kinds the store writes.
+KINDS = ("image", "text")
+
+ITEMS_TABLE = "items"
+
+CATALOG_DDL = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- The commit pointer: the Lance version of every table that readers must see.
+CREATE TABLE head (
+    table_name TEXT PRIMARY KEY,
+    version    INTEGER NOT NULL
+);
+-- Append-only log of committed writes (audit / debugging).
+CREATE TABLE commits (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    op         TEXT NOT NULL,
+    tables     TEXT NOT NULL          -- JSON {table_name: version} written by this commit
+);
+CREATE TABLE datasets (
+    name       TEXT PRIMARY KEY,
+    classes    TEXT,                  -- JSON list of class names, or NULL
+    skipped    TEXT NOT NULL,         -- JSON list of {"id", "reason"}
+    n_images   INTEGER NOT NULL,
+    n_texts    INTEGER NOT NULL,
+    added_at   TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE encoders (
+    encoder_id TEXT PRIMARY KEY,
+    table_key  TEXT NOT NULL UNIQUE,
+    dim        INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"""
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("label", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("image_id", pa.string()),
+        pa.field("content_hash", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("ordinal", pa.int64(), nullable=False),  # image's position in the dataset
+        pa.field("caption_index", pa.int32()),  # j of a caption text, null for images
+        pa.field("fingerprint", pa.string(), nullable=False),  # hash of all fields above
+        pa.field("thumbnail_size", pa.int32()),  # longest side asked for, null for texts
+        pa.field("thumbnail", pa.binary()),  # JPEG bytes for images, null for texts
+    ]
+)
+
+#: Columns ``Workspace.items`` returns (in this order) unless thumbnails are asked for.
+ITEM_PUBLIC_COLUMNS = (
+    "id",
+    "kind",
+    "dataset",
+    "label",
+    "split",
+    "text",
+    "image_id",
+    "content_hash",
+    "source",
+)
+
+EMBEDDINGS_SCHEMA = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("content_hash", pa.string(), nullable=False),
+    ]
+)
+
+
+def cache_schema(dim: int) -> pa.Schema:
+    """Arrow schema of an encoder's vector cache table.
+
+    Parameters
+    ----------
+    dim : int
+        Embedding dimension ``d``.
+
+    Returns
+    -------
+    pa.Schema
+        ``content_hash: string``, ``vector: fixed_size_list<float32, d>``.
+    """
+    return pa.schema(
+        [
+            pa.field("content_hash", pa.string(), nullable=False),
+            pa.field("vector", pa.list_(pa.field("item", pa.float32()), dim), nullable=False),
+        ]
+    )
+
+
+def encoder_table_key(encoder_id: str) -> str:
+    """Table-name-safe key of an encoder id: first 16 hex digits of its sha256."""
+    return hashlib.sha256(encoder_id.encode("utf-8")).hexdigest()[:16]
+
+
+def cache_table(table_key: str) -> str:
+    """Name of the Lance table holding an encoder's content_hash -> vector cache."""
+    return f"cache_{table_key}"
+
+
+def embeddings_table(table_key: str) -> str:
+    """Name of the Lance table holding an encoder's item_id -> content_hash assignments."""
+    return f"embeddings_{table_key}"

@@ -1,0 +1,834 @@
+"""The workspace: a directory holding the user's work (items, embeddings, metadata).
+
+Bulk data (items with thumbnails, embedding vectors) lives in Lance tables; small
+transactional state and the commit pointer (the *head*) live in SQLite. Every public
+write is all-or-nothing across both (see :mod:`modalchorus.store.transaction`), and
+every read sees one committed state (see :mod:`modalchorus.store.head`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from modalchorus.data.types import Dataset, SkippedItem
+from modalchorus.store import transaction
+from modalchorus.store.catalog import check_catalog, initialise, read_transaction, utc_now
+from modalchorus.store.embeddings import (
+    EmbeddingBatch,
+    check_dim,
+    last_occurrence,
+    positions,
+    validate_embeddings,
+)
+from modalchorus.store.errors import (
+    NotAWorkspaceError,
+    UnknownDatasetError,
+    UnknownEncoderError,
+    UnknownItemError,
+    WorkspaceExistsError,
+)
+from modalchorus.store.head import read_head
+from modalchorus.store.items import ItemRows, build_item_rows, diff_rows
+from modalchorus.store.records import AddResult, DatasetInfo, PutResult
+from modalchorus.store.schema import (
+    CATALOG_FILE,
+    EMBEDDINGS_SCHEMA,
+    ITEM_PUBLIC_COLUMNS,
+    ITEMS_SCHEMA,
+    ITEMS_TABLE,
+    KINDS,
+    LANCE_DIR,
+    cache_schema,
+    cache_table,
+    embeddings_table,
+    encoder_table_key,
+)
+from modalchorus.store.tables import (
+    ROWID,
+    LanceTables,
+    numpy_to_fixed_size_list,
+    scan,
+    take,
+    take_vectors,
+)
+from modalchorus.store.thumbnails import check_thumbnail_size
+
+logger = logging.getLogger(__name__)
+
+#: Default seconds a write waits for another process's write to finish.
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+
+
+class _Encoder(NamedTuple):
+    encoder_id: str
+    key: str
+    dim: int
+
+    @property
+    def cache(self) -> str:
+        return cache_table(self.key)
+
+    @property
+    def embeddings(self) -> str:
+        return embeddings_table(self.key)
+
+
+class Workspace:
+    """A ModalChorus workspace on disk. Build one with :meth:`create` or :meth:`open`.
+
+    A ``Workspace`` object holds no open files between calls (each call opens and
+    closes its own SQLite connection; Lance handles are cached read-only views of
+    immutable versions), so it is safe to share between threads, and any number of
+    processes may open the same workspace. Writes from all of them are serialised.
+
+    Parameters
+    ----------
+    path : Path
+        The workspace directory (already validated).
+    lock_timeout : float
+        Seconds a write waits for another writer before ``WorkspaceLockedError``.
+    """
+
+    def __init__(self, path: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> None:
+        self._path = Path(path).resolve()
+        self._catalog = self._path / CATALOG_FILE
+        self._tables = LanceTables(self._path / LANCE_DIR)
+        self.lock_timeout = lock_timeout
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
+    ) -> Workspace:
+        """Create a new, empty workspace at ``path`` (parent directories included).
+
+        Raises
+        ------
+        WorkspaceExistsError
+            A workspace is already there.
+        FileExistsError
+            ``path`` is a file, or a non-empty directory that is not a workspace.
+        """
+        path = Path(path).expanduser()
+        catalog = path / CATALOG_FILE
+        if catalog.exists():
+            raise WorkspaceExistsError(f"a workspace already exists at {path}")
+        if path.exists():
+            if not path.is_dir():
+                raise FileExistsError(f"cannot create a workspace at {path}: it is a file")
+            foreign = sorted(p.name for p in path.iterdir() if not _is_own_entry(p.name))
+            if foreign:
+                raise FileExistsError(
+                    f"cannot create a workspace at {path}: the directory is not empty "
+                    f"(contains {foreign[0]!r}); use an empty or new directory"
+                )
+        path.mkdir(parents=True, exist_ok=True)
+        (path / LANCE_DIR).mkdir(exist_ok=True)
+        tmp = path / f".{CATALOG_FILE}.{uuid.uuid4().hex}.tmp"
+        try:
+            initialise(tmp)
+            _publish(tmp, catalog)
+        finally:
+            tmp.unlink(missing_ok=True)
+        logger.info("created workspace %s", path)
+        return cls(path, lock_timeout=lock_timeout)
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
+    ) -> Workspace:
+        """Open an existing workspace. Never creates anything at ``path``.
+
+        Raises
+        ------
+        NotAWorkspaceError
+            ``path`` does not exist, is not a directory, or holds no workspace catalog.
+        IncompatibleWorkspaceError
+            The workspace was written by a newer schema version.
+        """
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise NotAWorkspaceError(f"{path} is not a workspace: it does not exist")
+        if not path.is_dir():
+            raise NotAWorkspaceError(f"{path} is not a workspace: it is not a directory")
+        catalog = path / CATALOG_FILE
+        if not catalog.is_file():
+            raise NotAWorkspaceError(
+                f"{path} is not a workspace: it has no {CATALOG_FILE} "
+                "(create one with Workspace.create)"
+            )
+        check_catalog(catalog, path)
+        return cls(path, lock_timeout=lock_timeout)
+
+    @classmethod
+    def open_or_create(
+        cls, path: str | os.PathLike[str], *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
+    ) -> Workspace:
+        """Open the workspace at ``path``, creating it when nothing is there yet."""
+        path = Path(path).expanduser()
+        if (path / CATALOG_FILE).exists():
+            return cls.open(path, lock_timeout=lock_timeout)
+        try:
+            return cls.create(path, lock_timeout=lock_timeout)
+        except WorkspaceExistsError:  # another process created it meanwhile
+            return cls.open(path, lock_timeout=lock_timeout)
+
+    @property
+    def path(self) -> Path:
+        """The workspace directory (absolute)."""
+        return self._path
+
+    def close(self) -> None:
+        """Release cached Lance handles. The object stays usable (caches refill)."""
+        self._tables.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self._path)!r})"
+
+    # ------------------------------------------------------------ internals
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[tuple[sqlite3.Connection, dict[str, int]]]:
+        """One committed state: a catalog read transaction and its head."""
+        with read_transaction(self._catalog) as conn:
+            yield conn, read_head(conn)
+
+    def _write(self, op: str) -> Any:
+        return transaction.write(self._catalog, self._tables, op, self.lock_timeout)
+
+    @staticmethod
+    def _encoder(conn: sqlite3.Connection, encoder_id: str) -> _Encoder | None:
+        row = conn.execute(
+            "SELECT encoder_id, table_key, dim FROM encoders WHERE encoder_id = ?", (encoder_id,)
+        ).fetchone()
+        return None if row is None else _Encoder(row[0], row[1], int(row[2]))
+
+    @staticmethod
+    def _dataset_order(conn: sqlite3.Connection) -> list[str]:
+        return [name for (name,) in conn.execute("SELECT name FROM datasets ORDER BY rowid")]
+
+    def _item_rows(
+        self,
+        conn: sqlite3.Connection,
+        head: dict[str, int],
+        columns: Sequence[str],
+        kind: str | None,
+        dataset: str | None,
+    ) -> pa.Table:
+        """Committed items (filtered), in dataset order, images then texts, by position."""
+        version = head.get(ITEMS_TABLE)
+        sort_cols = ["dataset", "kind", "ordinal", "caption_index"]
+        needed = list(dict.fromkeys([*columns, *sort_cols]))
+        if version is None:
+            return ITEMS_SCHEMA.empty_table().select(list(columns))
+        table = self._tables.scan(ITEMS_TABLE, version, needed)
+        if kind is not None:
+            table = table.filter(pc.equal(table["kind"], kind))
+        if dataset is not None:
+            table = table.filter(pc.equal(table["dataset"], dataset))
+        order = pa.array(self._dataset_order(conn), pa.string())
+        table = table.append_column("_ds", pc.index_in(table["dataset"], value_set=order))
+        table = table.append_column(
+            "_kind", pc.index_in(table["kind"], value_set=pa.array(KINDS, pa.string()))
+        )
+        keys = ["_ds", "_kind", "ordinal", "caption_index"]
+        table = table.sort_by([(k, "ascending") for k in keys])
+        return table.select(list(columns))
+
+    # ------------------------------------------------------------ items
+
+    def add_dataset(self, dataset: Dataset, thumbnail_size: int = 96) -> AddResult:
+        """Store a dataset's images and caption texts (upsert by item id), atomically.
+
+        Image item ids are ``f"{dataset.name}/{record.id}"`` (kept as is when the record
+        id already starts with that prefix); caption ``j`` of image item ``i`` is the
+        text item ``f"{i}#{j}"`` with ``content_hash = sha256(text.encode())``. Items of
+        the dataset that are absent from ``dataset`` are kept (use
+        :meth:`remove_dataset` first to replace a dataset). Text items carry their
+        image's dataset, label and split. Only new or changed items are written, and
+        only images whose content or thumbnail size changed are decoded.
+
+        Parameters
+        ----------
+        dataset : Dataset
+            The loaded dataset; its classes and skipped entries are stored too.
+        thumbnail_size : int
+            Longest side of the stored JPEG thumbnails, in pixels (8-1024).
+
+        Returns
+        -------
+        AddResult
+            Counts of added / updated / unchanged items.
+
+        Raises
+        ------
+        ValueError
+            Bad dataset name or thumbnail size, duplicate record ids, or an image that
+            fails to load. Nothing is written.
+        """
+        size = check_thumbnail_size(thumbnail_size)
+        rows = build_item_rows(dataset, size)
+        name = dataset.name
+        classes = None if dataset.classes is None else json.dumps(list(dataset.classes))
+        skipped = json.dumps([{"id": s.id, "reason": s.reason} for s in dataset.skipped])
+        with self._write(f"add_dataset {name}") as tx:
+            table = tx.table(ITEMS_TABLE, ITEMS_SCHEMA)
+            stored = scan(table, ["id", "fingerprint", "content_hash", "thumbnail_size"])
+            added, updated = diff_rows(stored["id"], stored["fingerprint"], rows.table)
+            write_idx = np.flatnonzero(added | updated)
+            if write_idx.size:
+                reuse = _reusable_thumbnails(table, stored, rows, np.flatnonzero(updated))
+                new_rows = rows.with_thumbnails(write_idx, reuse)
+                if updated.any():
+                    (
+                        table.merge_insert("id")
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .execute(new_rows)
+                    )
+                else:
+                    table.add(new_rows)
+            n_images, n_texts = _count_kinds(scan(table, ["dataset", "kind"]), name)
+            now = utc_now()
+            tx.conn.execute(
+                "INSERT INTO datasets(name, classes, skipped, n_images, n_texts, added_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "classes = excluded.classes, skipped = excluded.skipped, "
+                "n_images = excluded.n_images, n_texts = excluded.n_texts, "
+                "updated_at = excluded.updated_at",
+                (name, classes, skipped, n_images, n_texts, now, now),
+            )
+        result = AddResult(
+            dataset=name,
+            added=int(added.sum()),
+            updated=int(updated.sum()),
+            unchanged=int(len(added) - added.sum() - updated.sum()),
+            n_images=n_images,
+            n_texts=n_texts,
+            n_skipped=len(dataset.skipped),
+        )
+        logger.info("add_dataset %s: %s", name, result)
+        return result
+
+    def remove_dataset(self, name: str) -> int:
+        """Delete a dataset's items and metadata, atomically.
+
+        Embeddings and cached vectors are kept: re-adding the same data later does not
+        re-encode it.
+
+        Returns
+        -------
+        int
+            Number of items removed.
+
+        Raises
+        ------
+        UnknownDatasetError
+            The workspace has no dataset ``name``.
+        """
+        with self._write(f"remove_dataset {name}") as tx:
+            if tx.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
+                raise UnknownDatasetError(f"workspace has no dataset {name!r}")
+            table = tx.table(ITEMS_TABLE, ITEMS_SCHEMA)
+            predicate = f"dataset = {_sql_literal(name)}"
+            removed = table.count_rows(predicate)
+            if removed:
+                table.delete(predicate)
+            tx.conn.execute("DELETE FROM datasets WHERE name = ?", (name,))
+        logger.info("remove_dataset %s: %d items removed", name, removed)
+        return int(removed)
+
+    def datasets(self) -> list[DatasetInfo]:
+        """Metadata of every dataset, in the order they were first added."""
+        with self._snapshot() as (conn, _):
+            rows = conn.execute(
+                "SELECT name, classes, skipped, n_images, n_texts, added_at, updated_at "
+                "FROM datasets ORDER BY rowid"
+            ).fetchall()
+        return [_dataset_info(row) for row in rows]
+
+    def dataset(self, name: str) -> DatasetInfo:
+        """Metadata of one dataset; raises ``UnknownDatasetError`` if absent."""
+        for info in self.datasets():
+            if info.name == name:
+                return info
+        raise UnknownDatasetError(f"workspace has no dataset {name!r}")
+
+    def items(
+        self, kind: str | None = None, dataset: str | None = None, *, thumbnails: bool = False
+    ) -> pd.DataFrame:
+        """Items as a table, one row per item.
+
+        Parameters
+        ----------
+        kind : {"image", "text"} | None
+            Only items of this kind.
+        dataset : str | None
+            Only items of this dataset.
+        thumbnails : bool
+            Add the ``thumbnail`` column (JPEG bytes, None for texts).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``id, kind, dataset, label, split, text, image_id, content_hash,
+            source`` (+ ``thumbnail``). Rows: datasets in the order they were added;
+            within one, images then texts, each in dataset order (captions by index).
+        """
+        _check_kind(kind)
+        columns = list(ITEM_PUBLIC_COLUMNS) + (["thumbnail"] if thumbnails else [])
+        with self._snapshot() as (conn, head):
+            table = self._item_rows(conn, head, columns, kind, dataset)
+        return table.to_pandas()
+
+    def thumbnail(self, item_id: str) -> bytes:
+        """JPEG thumbnail bytes of an image item.
+
+        Raises
+        ------
+        UnknownItemError
+            No item ``item_id``.
+        ValueError
+            The item is not an image (text items have no thumbnail).
+        """
+        with self._snapshot() as (_, head):
+            version = head.get(ITEMS_TABLE)
+            row_id = None
+            if version is not None:
+                row_id = self._tables.lookup(ITEMS_TABLE, version, "id").get(item_id)
+            if row_id is None:
+                raise UnknownItemError(f"unknown item id {item_id!r}")
+            row = self._tables.take(ITEMS_TABLE, version, np.array([row_id]), ["kind", "thumbnail"])
+        thumb = row["thumbnail"][0].as_py()
+        if thumb is None:
+            kind = row["kind"][0].as_py()
+            raise ValueError(f"item {item_id!r} is a {kind} item; only images have thumbnails")
+        return thumb
+
+    # ------------------------------------------------------------ embeddings
+
+    def put_embeddings(
+        self,
+        encoder_id: str,
+        item_ids: Sequence[str],
+        content_hashes: Sequence[str],
+        vectors: np.ndarray,
+    ) -> PutResult:
+        """Store embedding vectors of items for one encoder, atomically.
+
+        Each item gets the vector of its content hash; vectors also enter the cache
+        keyed by ``(encoder_id, content_hash)`` (see :meth:`cached_vectors`). Upserts:
+        a later call for the same item or content hash replaces the earlier value.
+        Item ids need not be items of a dataset (e.g. typed concepts).
+
+        Parameters
+        ----------
+        encoder_id : str
+            Encoder id (``Encoder.id``).
+        item_ids : Sequence[str]
+            Length n, unique.
+        content_hashes : Sequence[str]
+            Length n: content hash each vector was computed from.
+        vectors : np.ndarray
+            Shape (n, d), floating point (stored as float32), finite; ``d`` must equal
+            the dimension already stored for ``encoder_id``.
+
+        Returns
+        -------
+        PutResult
+
+        Raises
+        ------
+        ValueError
+            NaN/inf, wrong ndim or dtype, length mismatch, duplicate ids, or a dimension
+            differing from the stored one. Nothing is written.
+        """
+        batch = validate_embeddings(encoder_id, item_ids, content_hashes, vectors)
+        n = len(batch.item_ids)
+        if n == 0:
+            return PutResult(encoder_id, batch.dim, 0, 0, 0)
+        with self._write(f"put_embeddings {encoder_id} n={n}") as tx:
+            encoder = self._encoder(tx.conn, encoder_id)
+            check_dim(encoder_id, None if encoder is None else encoder.dim, batch.dim)
+            now = utc_now()
+            if encoder is None:
+                encoder = _Encoder(encoder_id, encoder_table_key(encoder_id), batch.dim)
+                tx.conn.execute(
+                    "INSERT INTO encoders(encoder_id, table_key, dim, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (encoder_id, encoder.key, batch.dim, now, now),
+                )
+            else:
+                tx.conn.execute(
+                    "UPDATE encoders SET updated_at = ? WHERE encoder_id = ?", (now, encoder_id)
+                )
+            cache = tx.table(encoder.cache, cache_schema(batch.dim))
+            vectors_written = _upsert_vectors(cache, batch)
+            assignments = tx.table(encoder.embeddings, EMBEDDINGS_SCHEMA)
+            items_written = _upsert_assignments(assignments, batch)
+        return PutResult(encoder_id, batch.dim, n, items_written, vectors_written)
+
+    def get_embeddings(
+        self,
+        encoder_id: str,
+        item_ids: Sequence[str] | None = None,
+        *,
+        kind: str | None = None,
+        dataset: str | None = None,
+    ) -> tuple[list[str], np.ndarray]:
+        """Stored embeddings of items for one encoder.
+
+        Parameters
+        ----------
+        encoder_id : str
+            Encoder id.
+        item_ids : Sequence[str] | None
+            Return exactly these items, in this order (repeats allowed). When None,
+            return every item (filtered by ``kind`` / ``dataset``) that has an
+            embedding, in :meth:`items` order.
+        kind, dataset : str | None
+            Filters, only when ``item_ids`` is None.
+
+        Returns
+        -------
+        ids : list[str]
+            Length m.
+        vectors : np.ndarray
+            Shape (m, d), float32; row ``i`` belongs to ``ids[i]``.
+
+        Raises
+        ------
+        UnknownEncoderError
+            No embeddings for ``encoder_id``.
+        UnknownItemError
+            Some requested ids have no embedding for ``encoder_id``.
+        """
+        if item_ids is not None and (kind is not None or dataset is not None):
+            raise ValueError("pass either item_ids or the kind/dataset filters, not both")
+        _check_kind(kind)
+        with self._snapshot() as (conn, head):
+            encoder = self._encoder(conn, encoder_id)
+            if encoder is None:
+                raise UnknownEncoderError(f"workspace has no embeddings for encoder {encoder_id!r}")
+            assigned = self._tables.key_columns(
+                encoder.embeddings, head[encoder.embeddings], ("item_id", "content_hash")
+            )
+            if item_ids is None:
+                ids = self._item_rows(conn, head, ["id"], kind, dataset)["id"].combine_chunks()
+                pos = positions(ids, assigned["item_id"])
+                ids = ids.filter(pa.array(pos >= 0))
+                pos = pos[pos >= 0]
+            else:
+                ids = pa.array(list(item_ids), pa.string())
+                pos = positions(ids, assigned["item_id"])
+                if (pos < 0).any():
+                    missing = np.flatnonzero(pos < 0)
+                    raise UnknownItemError(
+                        f"{missing.size} of {len(ids)} item ids have no embedding for encoder "
+                        f"{encoder_id!r}, e.g. {ids[int(missing[0])].as_py()!r}"
+                    )
+            hashes = assigned["content_hash"].take(pa.array(pos))
+            vectors = self._cached(head, encoder, hashes, require_all=True)[1]
+        return ids.to_pylist(), vectors
+
+    def cached_vectors(
+        self, encoder_id: str, content_hashes: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Cached vectors by content hash, for skipping already-encoded content.
+
+        Parameters
+        ----------
+        encoder_id : str
+            Encoder id.
+        content_hashes : Sequence[str]
+            Hashes to look up (repeats allowed).
+
+        Returns
+        -------
+        dict[str, np.ndarray]
+            ``{content_hash: vector}`` for the hashes with a cached vector (each of
+            shape (d,), float32); misses are absent. Empty for an unknown encoder.
+        """
+        wanted = pa.array(list(dict.fromkeys(content_hashes)), pa.string())
+        with self._snapshot() as (conn, head):
+            encoder = self._encoder(conn, encoder_id)
+            if encoder is None or len(wanted) == 0:
+                return {}
+            found, vectors = self._cached(head, encoder, wanted, require_all=False)
+        return dict(zip(found.to_pylist(), vectors, strict=True))
+
+    def _cached(
+        self, head: dict[str, int], encoder: _Encoder, hashes: pa.Array, require_all: bool
+    ) -> tuple[pa.Array, np.ndarray]:
+        """Look up vectors of ``hashes`` (shape (m,)) in an encoder's committed cache.
+
+        Returns the found hashes (m' <= m) and their vectors, shape (m', d).
+        """
+        version = head[encoder.cache]
+        cached = self._tables.key_columns(encoder.cache, version, ("content_hash",))
+        pos = positions(hashes, cached["content_hash"])
+        if require_all and (pos < 0).any():
+            raise RuntimeError(f"workspace {self._path}: embeddings refer to uncached vectors")
+        found = pos >= 0
+        row_ids = cached[ROWID].to_numpy()[pos[found]]
+        vectors = self._tables.vectors(encoder.cache, version, row_ids, encoder.dim)
+        return hashes.filter(pa.array(found)), vectors
+
+    def embedded_encoders(self) -> list[str]:
+        """Encoder ids that have embeddings in the workspace, oldest first."""
+        with self._snapshot() as (conn, _):
+            rows = conn.execute("SELECT encoder_id FROM encoders ORDER BY rowid").fetchall()
+        return [encoder_id for (encoder_id,) in rows]
+
+    # ------------------------------------------------------------ overview
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and sizes, as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            ``path``; ``schema_version``; ``last_commit`` (``seq``, ``op``,
+            ``created_at``, or None); ``datasets`` ({name: {"image", "text",
+            "skipped"}}); ``items`` ({"image", "text", "total"}); ``encoders``
+            ({encoder_id: {"dim", "items", "vectors"}}); ``disk_bytes`` ({"catalog",
+            "lance", "total"}).
+        """
+        with self._snapshot() as (conn, head):
+            schema_version = int(
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            )
+            last = conn.execute(
+                "SELECT seq, op, created_at FROM commits ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            datasets = {
+                info[0]: len(json.loads(info[1]))
+                for info in conn.execute("SELECT name, skipped FROM datasets ORDER BY rowid")
+            }
+            kinds = self._item_rows(conn, head, ["dataset", "kind"], None, None)
+            encoders = {}
+            for encoder_id, key, dim in conn.execute(
+                "SELECT encoder_id, table_key, dim FROM encoders ORDER BY rowid"
+            ):
+                enc = _Encoder(encoder_id, key, int(dim))
+                encoders[encoder_id] = {
+                    "dim": enc.dim,
+                    "items": self._tables.pinned(enc.embeddings, head[enc.embeddings]).count_rows(),
+                    "vectors": self._tables.pinned(enc.cache, head[enc.cache]).count_rows(),
+                }
+        per_dataset = {}
+        for name, n_skipped in datasets.items():
+            n_images, n_texts = _count_kinds(kinds, name)
+            per_dataset[name] = {"image": n_images, "text": n_texts, "skipped": n_skipped}
+        n_image = int(pc.sum(pc.equal(kinds["kind"], "image")).as_py() or 0)
+        n_text = int(pc.sum(pc.equal(kinds["kind"], "text")).as_py() or 0)
+        catalog_bytes = sum(
+            p.stat().st_size for p in self._path.glob(f"{CATALOG_FILE}*") if p.is_file()
+        )
+        lance_bytes = _dir_bytes(self._path / LANCE_DIR)
+        return {
+            "path": str(self._path),
+            "schema_version": schema_version,
+            "last_commit": None
+            if last is None
+            else {"seq": int(last[0]), "op": last[1], "created_at": last[2]},
+            "datasets": per_dataset,
+            "items": {"image": n_image, "text": n_text, "total": n_image + n_text},
+            "encoders": encoders,
+            "disk_bytes": {
+                "catalog": catalog_bytes,
+                "lance": lance_bytes,
+                "total": catalog_bytes + lance_bytes,
+            },
+        }
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _is_own_entry(name: str) -> bool:
+    """Entries a crashed ``create`` may leave behind (a retry may reuse the directory)."""
+    return (
+        name == LANCE_DIR or name.startswith(f".{CATALOG_FILE}.") or name.startswith(CATALOG_FILE)
+    )
+
+
+def _publish(tmp: Path, catalog: Path) -> None:
+    """Move a fully initialised catalog into place without replacing an existing one."""
+    try:
+        os.link(tmp, catalog)  # atomic, and fails if another process won the race
+    except FileExistsError:
+        raise WorkspaceExistsError(f"a workspace already exists at {catalog.parent}") from None
+    except OSError:  # no hard links on this filesystem
+        if catalog.exists():
+            raise WorkspaceExistsError(f"a workspace already exists at {catalog.parent}") from None
+        os.replace(tmp, catalog)
+
+
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None, got {kind!r}")
+
+
+def _sql_literal(value: str) -> str:
+    """A string as a SQL literal for Lance filter expressions."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _count_kinds(table: pa.Table, dataset: str) -> tuple[int, int]:
+    """(images, texts) of ``dataset`` in a table with ``dataset`` and ``kind`` columns."""
+    kinds = table["kind"].filter(pc.equal(table["dataset"], dataset))
+    n_image = int(pc.sum(pc.equal(kinds, "image")).as_py() or 0)
+    n_text = int(pc.sum(pc.equal(kinds, "text")).as_py() or 0)
+    return n_image, n_text
+
+
+def _dataset_info(row: tuple) -> DatasetInfo:
+    name, classes, skipped, n_images, n_texts, added_at, updated_at = row
+    return DatasetInfo(
+        name=name,
+        classes=None if classes is None else tuple(json.loads(classes)),
+        n_images=int(n_images),
+        n_texts=int(n_texts),
+        skipped=tuple(SkippedItem(s["id"], s["reason"]) for s in json.loads(skipped)),
+        added_at=added_at,
+        updated_at=updated_at,
+    )
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # removed concurrently
+                total += (Path(root) / name).stat().st_size
+    return total
+
+
+def _reusable_thumbnails(
+    table: Any, stored: pa.Table, rows: ItemRows, updated: np.ndarray
+) -> dict[int, bytes]:
+    """Stored thumbnails of updated image rows whose content hash and size are unchanged.
+
+    Parameters
+    ----------
+    table : LanceTable
+        Writable items table (at the committed state).
+    stored : pa.Table
+        Its ``id, content_hash, thumbnail_size, _rowid`` columns.
+    rows : ItemRows
+        The new rows.
+    updated : np.ndarray
+        Shape (k,), positions in ``rows`` of updated rows.
+
+    Returns
+    -------
+    dict[int, bytes]
+        ``{position in rows: thumbnail}``.
+    """
+    new = rows.table.take(pa.array(updated, type=pa.int64()))
+    is_image = pc.equal(new["kind"], "image").to_numpy(zero_copy_only=False)
+    if not is_image.any():
+        return {}
+    pos = positions(new["id"].combine_chunks(), stored["id"].combine_chunks())
+    same_hash = pc.equal(stored["content_hash"].take(pa.array(pos)), new["content_hash"]).to_numpy(
+        zero_copy_only=False
+    )
+    same_size = pc.fill_null(
+        pc.equal(stored["thumbnail_size"].take(pa.array(pos)), new["thumbnail_size"]), False
+    ).to_numpy(zero_copy_only=False)
+    keep = is_image & same_hash & same_size
+    if not keep.any():
+        return {}
+    row_ids = stored[ROWID].to_numpy()[pos[keep]]
+    thumbs = take(table, row_ids, ["thumbnail"])["thumbnail"].to_pylist()
+    return {int(i): t for i, t in zip(updated[keep], thumbs, strict=True) if t is not None}
+
+
+def _upsert(table: Any, key: str, rows: pa.Table, replaces: bool) -> None:
+    """Append ``rows``, or merge them on ``key`` when some replace stored rows."""
+    if replaces:
+        table.merge_insert(key).when_matched_update_all().when_not_matched_insert_all().execute(
+            rows
+        )
+    else:
+        table.add(rows)
+
+
+def _upsert_vectors(table: Any, batch: EmbeddingBatch) -> int:
+    """Write new or changed (content_hash -> vector) cache entries; returns how many."""
+    unique = last_occurrence(batch.content_hashes)
+    if len(unique) == len(batch.content_hashes):  # no repeated hash: keep the arrays as is
+        hashes = pa.array(batch.content_hashes, pa.string())
+        vectors = batch.vectors
+    else:
+        hashes = pa.array([batch.content_hashes[i] for i in unique], pa.string())
+        vectors = batch.vectors[unique]
+    stored = scan(table, ["content_hash"])
+    pos = positions(hashes, stored["content_hash"].combine_chunks())
+    found = pos >= 0
+    changed = np.zeros(len(hashes), dtype=bool)
+    if found.any():
+        old = take_vectors(table, stored[ROWID].to_numpy()[pos[found]], batch.dim)
+        changed[found] = _rows_differ(old, vectors if found.all() else vectors[found])
+    write = ~found | changed
+    if write.any():
+        if not write.all():
+            hashes, vectors = hashes.filter(pa.array(write)), vectors[write]
+        rows = pa.Table.from_arrays(
+            [hashes, numpy_to_fixed_size_list(vectors)], schema=cache_schema(batch.dim)
+        )
+        _upsert(table, "content_hash", rows, replaces=bool(changed.any()))
+    return int(write.sum())
+
+
+def _rows_differ(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise bitwise inequality of two (n, d) float32 arrays, shape (n,) bool."""
+    rows = np.dtype((np.void, a.shape[1] * a.itemsize))
+    a = np.ascontiguousarray(a).view(rows).ravel()
+    b = np.ascontiguousarray(b).view(rows).ravel()
+    return a != b
+
+
+def _upsert_assignments(table: Any, batch: EmbeddingBatch) -> int:
+    """Write new or changed (item_id -> content_hash) rows; returns how many."""
+    ids = pa.array(batch.item_ids, pa.string())
+    hashes = pa.array(batch.content_hashes, pa.string())
+    stored = scan(table, ["item_id", "content_hash"]).combine_chunks()
+    pos = positions(ids, stored["item_id"])
+    found = pos >= 0
+    changed = np.zeros(len(ids), dtype=bool)
+    if found.any():
+        old = stored["content_hash"].take(pa.array(pos[found]))
+        changed[found] = ~pc.equal(old, hashes.filter(pa.array(found))).to_numpy(
+            zero_copy_only=False
+        )
+    write = ~found | changed
+    if write.any():
+        mask = pa.array(write)
+        rows = pa.Table.from_arrays(
+            [ids.filter(mask), hashes.filter(mask)], schema=EMBEDDINGS_SCHEMA
+        )
+        _upsert(table, "item_id", rows, replaces=bool(changed.any()))
+    return int(write.sum())
