@@ -9,6 +9,7 @@ import numpy as np
 
 from modalchorus.data import Dataset
 from modalchorus.encoders import Encoder
+from modalchorus.store import Workspace
 from modalchorus.tasks import class_prompts, retrieval_report, zero_shot_report
 from modalchorus.tasks.classification import DEFAULT_TEMPLATES, class_embeddings
 
@@ -59,3 +60,32 @@ def evaluate_retrieval(encoder: Encoder, dataset: Dataset, split: str | None) ->
         **report,
         "seconds": round(time.perf_counter() - start, 2),
     }
+
+
+def workspace_task_metrics(
+    workspace: Workspace, encoder: Encoder, dataset: str
+) -> dict[str, Any]:
+    """Task metrics of a workspace dataset from its stored embeddings.
+
+    Classification datasets (with classes) get zero-shot accuracy; captioned ones get
+    retrieval Recall@k. Only class prompts are encoded here (a few dozen texts).
+    """
+    info = workspace.dataset(dataset)
+    items = workspace.items(dataset=dataset)
+    images = items[items["kind"] == "image"]
+    _, image_vectors = workspace.get_embeddings(encoder.id, images["id"].tolist())
+    if info.classes:
+        prompts = class_prompts(info.classes)
+        classes = class_embeddings(encoder.encode_texts(prompts), len(info.classes))
+        labels = np.array([info.classes.index(label) for label in images["label"]])
+        report = zero_shot_report(image_vectors, classes, labels, info.classes)
+        report.pop("predictions")
+        return {"task": "zero-shot classification", "dataset": dataset, **report}
+    texts = items[items["kind"] == "text"]
+    if texts.empty:
+        return {"task": None, "dataset": dataset}
+    _, text_vectors = workspace.get_embeddings(encoder.id, texts["id"].tolist())
+    row_of = {item_id: row for row, item_id in enumerate(images["id"])}
+    owner = np.array([row_of[i] for i in texts["image_id"]])
+    return {"task": "cross-modal retrieval", "dataset": dataset,
+            **retrieval_report(image_vectors, text_vectors, owner)}

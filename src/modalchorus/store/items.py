@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,14 +96,12 @@ class ItemRows:
 
 
 def _thumbnail(record: ImageRecord, size: int) -> bytes:
-    load: Callable = record.load
     try:
-        image = load()
+        return make_thumbnail(record.load(), size)
     except Exception as exc:
         raise ValueError(
             f"could not load image {record.id!r} ({record.source or 'no source'}): {exc}"
         ) from exc
-    return make_thumbnail(image, size)
 
 
 def build_item_rows(dataset: Dataset, thumbnail_size: int) -> ItemRows:

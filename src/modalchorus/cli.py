@@ -1,0 +1,250 @@
+"""``modalchorus`` command line: a thin wrapper over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modalchorus.store import WorkspaceError
+
+app = typer.Typer(
+    help="Probe and re-align multi-modal (image-text) embeddings.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_DEMO_WORKSPACE = Path(
+    os.environ.get("MODALCHORUS_HOME", Path.home() / ".cache" / "modalchorus")
+) / "demo-workspace"
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+EncoderOpt = Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `encoders`).")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(help="Folder of the named datasets [default: $MODALCHORUS_DATA_DIR]."),
+]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn expected failures (bad input, missing files) into one line and exit code 2."""
+    try:
+        yield
+    except (ValueError, OSError, KeyError, TypeError, WorkspaceError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def emit(data: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:
+    """Print ``data`` as JSON or through a human renderer."""
+    if as_json:
+        sys.stdout.write(json.dumps(_jsonable(data), indent=2) + "\n")
+    else:
+        render(data)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Probe and re-align multi-modal (image-text) embeddings."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+@app.command("encoders")
+def encoders_cmd(as_json: JsonFlag = False) -> None:
+    """List the available encoder families."""
+    from modalchorus.encoders import list_encoders
+
+    data = list_encoders()
+
+    def render(d: dict[str, Any]) -> None:
+        table = Table("encoder", "description")
+        for name, desc in d.items():
+            table.add_row(name, desc)
+        out.print(table)
+
+    emit(data, as_json, render)
+
+
+def _render_summary(summary: dict[str, Any]) -> None:
+    out.print(f"[bold]workspace[/] {summary['path']}")
+    table = Table("dataset", "images", "texts", "skipped")
+    for name, counts in summary["datasets"].items():
+        table.add_row(name, str(counts["image"]), str(counts["text"]), str(counts["skipped"]))
+    out.print(table)
+    for encoder_id, e in summary["encoders"].items():
+        out.print(f"embeddings: {encoder_id} ({e['items']} items, d={e['dim']})")
+
+
+@app.command("embed")
+def embed_cmd(
+    source: Annotated[str, typer.Argument(help="Dataset name, image folder or manifest file.")],
+    workspace: Annotated[Path, typer.Option("--workspace", "-w", help="Workspace folder.")],
+    encoder: EncoderOpt = "pocket",
+    data_dir: DataDirOpt = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name in the workspace.")] = None,
+    image_column: Annotated[str, typer.Option(help="Manifest: image path column.")] = "image",
+    caption_column: Annotated[str | None, typer.Option(help="Manifest: caption column.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Manifest: label column.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="cifar10: first N images.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    device: DeviceOpt = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Embed a dataset into a workspace (created if missing); cached items are reused."""
+    from modalchorus.data import load_dataset
+    from modalchorus.embedding import embed_dataset
+    from modalchorus.encoders import create_encoder
+    from modalchorus.store import Workspace
+
+    with user_errors():
+        options: dict[str, Any] = {}
+        if Path(source).suffix.lower() in {".csv", ".jsonl", ".ndjson", ".parquet", ".pq"}:
+            options = {"image_column": image_column, "caption_column": caption_column,
+                       "label_column": label_column}
+        if limit is not None:
+            options["limit"] = limit
+        if name:
+            options["name"] = name
+        enc = create_encoder(encoder, device=device)  # fail on a bad name before writing
+        dataset = load_dataset(source, data_dir=data_dir, **options)
+        ws = Workspace.open_or_create(workspace)
+        report = embed_dataset(ws, dataset, enc, batch_size=batch_size)
+        data = {
+            "workspace": str(ws.path),
+            "dataset": report.dataset,
+            "encoder": report.encoder,
+            "images": report.added.n_images,
+            "texts": report.added.n_texts,
+            "skipped": [{"id": s.id, "reason": s.reason} for s in dataset.skipped],
+            "images_encoded": report.images_encoded,
+            "texts_encoded": report.texts_encoded,
+            "cache_hits": report.cache_hits,
+            "seconds": round(report.seconds, 2),
+        }
+
+    def render(d: dict[str, Any]) -> None:
+        out.print(
+            f"{d['dataset']}: {d['images']} images, {d['texts']} texts -> {d['workspace']}\n"
+            f"encoded {d['images_encoded']} images and {d['texts_encoded']} texts with "
+            f"{d['encoder']}; {d['cache_hits']} cache hits; {d['seconds']} s"
+        )
+        if d["skipped"]:
+            ids = ", ".join(s["id"] for s in d["skipped"][:10])
+            more = "" if len(d["skipped"]) <= 10 else f" (+{len(d['skipped']) - 10} more)"
+            err.print(f"[yellow]skipped {len(d['skipped'])}:[/] {ids}{more}", highlight=False)
+
+    emit(data, as_json, render)
+
+
+@app.command("info")
+def info_cmd(workspace: Annotated[Path, typer.Argument()], as_json: JsonFlag = False) -> None:
+    """Summarise a workspace: datasets, item counts, embeddings."""
+    from modalchorus.store import Workspace
+
+    with user_errors():
+        summary = Workspace.open(workspace).summary()
+    emit(summary, as_json, _render_summary)
+
+
+def _render_metrics(metrics: list[dict[str, Any]]) -> None:
+    for m in metrics:
+        if m["task"] == "zero-shot classification":
+            out.print(f"{m['dataset']}: zero-shot accuracy {m['accuracy']:.3f} on {m['n']} images")
+            per_class = ", ".join(f"{c} {a:.2f}" for c, a in m["per_class_accuracy"].items())
+            out.print(f"  per class: {per_class}")
+        elif m["task"] == "cross-modal retrieval":
+            recalls = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if "R@" in k)
+            out.print(f"{m['dataset']}: {recalls}")
+
+
+@app.command("demo")
+def demo_cmd(
+    workspace: Annotated[
+        Path, typer.Option("--workspace", "-w", help="Where to build the demo workspace.")
+    ] = DEFAULT_DEMO_WORKSPACE,
+    device: DeviceOpt = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Build the built-in demo workspace (offline, first run only) and summarise it."""
+    from modalchorus.demo import build_demo_workspace
+    from modalchorus.encoders import create_encoder
+    from modalchorus.evaluation import workspace_task_metrics
+
+    with user_errors():
+        encoder = create_encoder("pocket", device=device)
+        ws, reports = build_demo_workspace(workspace, encoder)
+        metrics = [workspace_task_metrics(ws, encoder, r.dataset) for r in reports]
+        data = {"summary": ws.summary(), "encoder": encoder.id, "metrics": metrics}
+
+    def render(d: dict[str, Any]) -> None:
+        _render_summary(d["summary"])
+        _render_metrics(d["metrics"])
+
+    emit(data, as_json, render)
+
+
+@app.command("eval-encoder")
+def eval_encoder_cmd(
+    dataset: Annotated[str, typer.Option(help="cifar10 (zero-shot) or flickr8k (retrieval).")],
+    encoder: EncoderOpt = "pocket",
+    data_dir: DataDirOpt = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")] = None,
+    split: Annotated[str, typer.Option(help="flickr8k split to evaluate on.")] = "test",
+    device: DeviceOpt = "auto",
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Zero-shot accuracy (cifar10) or Recall@1/5/10 both ways (flickr8k) of an encoder."""
+    from modalchorus.data import load_dataset
+    from modalchorus.encoders import create_encoder
+    from modalchorus.evaluation import evaluate_retrieval, evaluate_zero_shot
+
+    with user_errors():
+        if dataset not in ("cifar10", "flickr8k"):
+            raise ValueError(f"unknown evaluation dataset {dataset!r}; use cifar10 or flickr8k")
+        enc = create_encoder(encoder, device=device)
+        options = {"limit": limit} if dataset == "cifar10" and limit else {}
+        ds = load_dataset(dataset, data_dir=data_dir, **options)
+        if dataset == "cifar10":
+            result = evaluate_zero_shot(enc, ds)
+        else:
+            if limit:
+                ds.images = [r for r in ds.images if r.split == split][:limit]
+            result = evaluate_retrieval(enc, ds, split)
+        if output:
+            output.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
+    emit(result, as_json, lambda d: _render_metrics([d]))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,909 @@
+r"""The Modal Fusion Map (MFM): a parametric joint 2-D map of image and text embeddings.
+
+See :class:`ModalFusionMap` for the formulation and the chosen defaults, and DESIGN §5.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from torch import nn
+
+from modalchorus.projection.baselines import landmark_sample
+from modalchorus.projection.distances import (
+    NORMALISATIONS,
+    BlockNormaliser,
+    fit_block_normaliser,
+)
+from modalchorus.projection.losses import (
+    listwise_kl_loss,
+    pairwise_distances,
+    pearson_loss,
+    row_targets,
+    triplet_hinge_loss,
+)
+from modalchorus.projection.networks import MLPSpec
+from modalchorus.projection.sampling import (
+    BatchSampler,
+    calibrate_bandwidths,
+    knn_cosine,
+    sample_block_pairs,
+)
+from modalchorus.projection.validation import check_modalities, check_nonzero_rows
+
+__all__ = ["MODALITIES", "ModalFusionMap", "NotFittedError"]
+
+logger = logging.getLogger(__name__)
+
+#: Accepted values of ``modality``.
+MODALITIES = ("image", "text")
+#: Accepted values of ``nonmetric``.
+NONMETRIC_FORMS = ("listwise", "triplet")
+#: File names written by :meth:`ModalFusionMap.save` into its folder.
+WEIGHTS_FILE, CONFIG_FILE = "mfm.safetensors", "mfm.json"
+_FORMAT_VERSION = 1
+
+# Block ids of the merged matrix.
+_II, _TT, _IT = 0, 1, 2
+_BLOCK_NAMES = ("II", "TT", "IT")
+
+Callback = Callable[[int, float, "ModalFusionMap"], bool | None]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a :class:`ModalFusionMap` is used before :meth:`~ModalFusionMap.fit`.
+
+    Subclasses ``ValueError`` and ``AttributeError``, like scikit-learn's ``NotFittedError``.
+    """
+
+
+class ModalFusionMap:
+    r"""Parametric joint 2-D projection of image and text embeddings (Modal Fusion Map).
+
+    A network ``f_theta: R^d -> R^2`` (one for both modalities) is trained so that the
+    merged image+text geometry survives in 2-D:
+
+    1. **Merged distances.** Cosine distances between the (L2-normalised) embeddings,
+       normalised per block ``II``, ``TT``, ``IT`` (:mod:`~modalchorus.projection.distances`)
+       with maps fitted on random pairs of each block. This removes the modality gap:
+       "close" means the same for a cross-modal and an intra-modal pair.
+    2. **Metric term** ``L_metric = 1 - pearson(D~, D^)`` over all pairs of a batch
+       (:func:`~modalchorus.projection.losses.pearson_loss`): global arrangement.
+    3. **Nonmetric (cross-modal rank) term**: for every image of a batch, the rank order of
+       its distances to the batch's texts, and for every text, to the batch's images.
+       ``"listwise"``: ``KL(p_i || q_i)`` between ``p_i = softmax(-D~_i / sigma_i)`` and a
+       Student-t layout distribution (:func:`~modalchorus.projection.losses.listwise_kl_loss`);
+       ``"triplet"``: hinge on sampled (anchor, nearer, farther) triples.
+       ``sigma_i`` is calibrated once per point on its cross-modal k-NN list to
+       ``perplexity``.
+    4. **Intra-modal neighbourhood term**: the same listwise loss over the same-modality
+       candidates of each batch point (keeps each modality's own neighbourhoods readable).
+    5. **Total** ``L = w_m L_metric + lambda L_nonmetric + mu L_intra`` with
+       ``w_m = metric_weight``, ``lambda = nonmetric_weight``, ``mu = intra_weight``.
+
+    Training draws mini-batches of ``batch_size`` anchors (half images, half texts), each
+    with one of its cross-modal and one of its intra-modal k nearest neighbours (k-NN lists
+    computed once, blockwise), and computes every distance inside the batch from the
+    embeddings: memory never grows with ``(N + M)^2``. Inputs larger than
+    ``max_fit_points`` are fitted on a stratified sample and then all points are placed by
+    :meth:`transform`. Adam; early stopping when the loss (averaged over ``eval_every``
+    steps) has not improved by a relative ``tol`` for ``patience`` evaluations; the best
+    weights are kept.
+
+    The network sees each modality's embeddings centred on that modality's mean (fitted
+    attribute ``modality_means_``), which moves the two cones onto each other before the
+    first layer; :meth:`transform` needs the ``modality`` for the same reason.
+
+    Defaults (chosen on the benchmark, see ``benchmarks/RESULTS.md`` "Projection quality")
+    ------------------------------------------------------------------------------------
+    ``normalisation="zscore"``, ``nonmetric="listwise"``, ``nonmetric_weight=1.0``,
+    ``intra_weight=1.0``, ``metric_weight=0.1``, ``hidden=(128, 128)``. Reasons: DEFAULTS_NOTE.
+
+    Parameters
+    ----------
+    n_components : int
+        Output dimension (2 for a map).
+    normalisation : {"minmax", "zscore", "quantile"}
+        Per-block normalisation of the merged distance matrix.
+    nonmetric : {"listwise", "triplet"}
+        Form of the cross-modal rank term.
+    nonmetric_weight : float
+        ``lambda``.
+    intra_weight : float
+        ``mu``, weight of the intra-modal neighbourhood term (0 disables it).
+    metric_weight : float
+        ``w_m``, weight of the metric term.
+    n_neighbors : int
+        Length of the k-NN lists (cross- and intra-modal) that batches draw neighbours from
+        and bandwidths are calibrated on. Each modality needs more than ``n_neighbors``
+        points.
+    perplexity : float or "auto"
+        Target perplexity of ``p_i`` over the k-NN list; ``"auto"``: ``n_neighbors / 3``
+        (resolved value in ``perplexity_``).
+    dof : float
+        Degrees of freedom of the layout's Student-t kernel (1 = Cauchy).
+    network : torch.nn.Module, optional
+        Any module mapping ``(b, d)`` float32 to ``(b, n_components)``; a copy is trained
+        (the passed module is left untouched). Default: an MLP built at fit time.
+    hidden : tuple of int
+        Hidden widths of the default MLP.
+    activation : str
+        Activation of the default MLP (see :data:`~modalchorus.projection.networks.ACTIVATIONS`).
+    batch_size : int
+        Anchors per batch (a batch holds up to 3x as many points).
+    learning_rate : float
+        Adam step size.
+    max_iter : int
+        Maximum number of optimisation steps.
+    eval_every : int
+        Steps per loss average (one early-stopping check, one log line, one callback).
+    patience : int
+        Early stopping: evaluations without relative improvement ``> tol``.
+    tol : float
+        Relative improvement of the averaged loss that counts.
+    init : {"pca", "random"}
+        ``"pca"``: first regress the network onto the top two principal components of the
+        modality-centred inputs (a stable, gap-free start); ``"random"``: start from the
+        network's random initialisation.
+    init_steps : int
+        Steps of the ``"pca"`` regression.
+    max_fit_points : int
+        Fit on a stratified sample of this many points when ``N + M`` is larger.
+    n_pairs_normaliser : int
+        Random pairs per block to fit the block normalisation on.
+    transform_chunk_size : int
+        Rows per forward pass in :meth:`transform`.
+    device : str
+        ``"cpu"``, ``"cuda"``, ... or ``"auto"`` (CUDA when available; resolved in
+        ``device_``).
+    random_state : int or None
+        Seed of every random choice (network init, sampling, batches) via local generators;
+        the global seeds are never touched. The same seed gives the same map on the same
+        device and thread count.
+    verbose : bool
+        Log progress at INFO (else DEBUG) on the ``modalchorus.projection.mfm`` logger.
+    callback : callable, optional
+        ``callback(step, mean_loss, estimator)`` after every evaluation; returning ``True``
+        stops training (the best weights so far are kept).
+
+    Attributes
+    ----------
+    embedding_image_ : numpy.ndarray, shape (n, n_components)
+    embedding_text_ : numpy.ndarray, shape (m, n_components)
+    loss_history_ : list of dict
+        One entry per evaluation: ``step``, ``loss`` and the mean of each term.
+    network_ : torch.nn.Module
+        The trained network (best weights).
+    normaliser_ : BlockNormaliser
+    modality_means_ : dict
+        ``{"image": (d,), "text": (d,)}`` float32 centring vectors.
+    perplexity_ : float
+    device_ : torch.device
+    n_features_in_ : int
+    n_iter_ : int
+        Steps run.
+    best_step_ : int
+        Step whose weights were kept.
+    fit_indices_ : dict
+        ``{"image": (n_fit_image,), "text": (n_fit_text,)}`` rows the network was trained on.
+    fit_seconds_ : float
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        normalisation: str = "zscore",
+        nonmetric: str = "listwise",
+        nonmetric_weight: float = 1.0,
+        intra_weight: float = 1.0,
+        metric_weight: float = 0.1,
+        n_neighbors: int = 15,
+        perplexity: float | str = "auto",
+        dof: float = 1.0,
+        network: nn.Module | None = None,
+        hidden: tuple[int, ...] = (128, 128),
+        activation: str = "relu",
+        batch_size: int = 512,
+        learning_rate: float = 3e-3,
+        max_iter: int = 1500,
+        eval_every: int = 50,
+        patience: int = 4,
+        tol: float = 2e-3,
+        init: str = "pca",
+        init_steps: int = 100,
+        max_fit_points: int = 20_000,
+        n_pairs_normaliser: int = 200_000,
+        transform_chunk_size: int = 65_536,
+        device: str = "cpu",
+        random_state: int | None = None,
+        verbose: bool = False,
+        callback: Callback | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.normalisation = normalisation
+        self.nonmetric = nonmetric
+        self.nonmetric_weight = nonmetric_weight
+        self.intra_weight = intra_weight
+        self.metric_weight = metric_weight
+        self.n_neighbors = n_neighbors
+        self.perplexity = perplexity
+        self.dof = dof
+        self.network = network
+        self.hidden = hidden
+        self.activation = activation
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.eval_every = eval_every
+        self.patience = patience
+        self.tol = tol
+        self.init = init
+        self.init_steps = init_steps
+        self.max_fit_points = max_fit_points
+        self.n_pairs_normaliser = n_pairs_normaliser
+        self.transform_chunk_size = transform_chunk_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callback = callback
+
+    # ------------------------------------------------------------------ sklearn-style API
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as scikit-learn's ``get_params``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> ModalFusionMap:
+        """Set constructor parameters; unknown names raise ``ValueError``."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"unknown parameter {name!r}; valid: {sorted(valid)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            n: p.default for n, p in inspect.signature(type(self).__init__).parameters.items()
+        }
+        changed = [
+            f"{n}={v!r}"
+            for n, v in self.get_params().items()
+            if n != "network" and not _same(v, defaults.get(n))
+        ]
+        if self.network is not None:
+            changed.append(f"network={type(self.network).__name__}(...)")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # --------------------------------------------------------------------------- fit
+
+    def fit(self, X_image: ArrayLike, X_text: ArrayLike) -> ModalFusionMap:
+        """Train the map on image and text embeddings.
+
+        Parameters
+        ----------
+        X_image : array_like, shape (n, d)
+            Image embeddings (any scale: rows are L2-normalised).
+        X_text : array_like, shape (m, d)
+            Text embeddings in the same space.
+
+        Returns
+        -------
+        ModalFusionMap
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            On invalid parameters, mismatched dimensions, NaN/inf or all-zero rows, or a
+            modality with fewer than ``n_neighbors + 1`` points.
+        """
+        start_time = time.perf_counter()
+        self._check_params()
+        XI, XT = _prepare_inputs(X_image, X_text)
+        k = int(self.n_neighbors)
+        for name, X in (("X_image", XI), ("X_text", XT)):
+            if X.shape[0] < k + 1:
+                raise ValueError(
+                    f"{name} has {X.shape[0]} points: n_neighbors={k} needs at least "
+                    f"{k + 1} points of each modality"
+                )
+        rng = np.random.default_rng(self.random_state)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        self.device_ = _resolve_device(self.device)
+        self.n_features_in_ = XI.shape[1]
+        self.perplexity_ = (
+            max(2.0, k / 3.0) if self.perplexity == "auto" else float(self.perplexity)
+        )
+
+        # -- training sample ------------------------------------------------------------
+        n, m = XI.shape[0], XT.shape[0]
+        rows = landmark_sample(n, m, int(self.max_fit_points), rng)
+        img_rows, txt_rows = rows[rows < n], rows[rows >= n] - n
+        if img_rows.size < k + 1 or txt_rows.size < k + 1:
+            raise ValueError(
+                f"max_fit_points={self.max_fit_points} leaves too few points of one modality "
+                f"({img_rows.size} images, {txt_rows.size} texts) for n_neighbors={k}"
+            )
+        self.fit_indices_ = {"image": img_rows, "text": txt_rows}
+        FI, FT = XI[img_rows], XT[txt_rows]
+        nf, mf = FI.shape[0], FT.shape[0]
+        log = logger.info if self.verbose else logger.debug
+        log("MFM: fitting on %d images + %d texts (of %d + %d), d=%d", nf, mf, n, m, XI.shape[1])
+
+        # -- normalisation, neighbours, bandwidths ----------------------------------------
+        pairs = sample_block_pairs(FI, FT, int(self.n_pairs_normaliser), rng)
+        self.normaliser_ = fit_block_normaliser(pairs, self.normalisation)
+        self.modality_means_ = {"image": FI.mean(axis=0), "text": FT.mean(axis=0)}
+        centred = np.concatenate([FI - self.modality_means_["image"],
+                                  FT - self.modality_means_["text"]])
+        self.input_scale_ = float(1.0 / max(np.sqrt((centred**2).sum(1).mean()), 1e-12))
+        cross, cross_d = _cross_knn(FI, FT, k)
+        intra, intra_d = _intra_knn(FI, FT, k)
+        cross_dn = np.concatenate([
+            self.normaliser_.transform(cross_d[:nf], "IT"),
+            self.normaliser_.transform(cross_d[nf:], "IT"),
+        ])
+        intra_dn = np.concatenate([
+            self.normaliser_.transform(intra_d[:nf], "II"),
+            self.normaliser_.transform(intra_d[nf:], "TT"),
+        ])
+        sigma_cross = calibrate_bandwidths(cross_dn, self.perplexity_)
+        sigma_intra = calibrate_bandwidths(intra_dn, self.perplexity_)
+
+        # -- network --------------------------------------------------------------------
+        dev = self.device_
+        net = self._build_network(XI.shape[1], gen).to(dev)
+        X_t = torch.as_tensor(np.concatenate([FI, FT]), dtype=torch.float32, device=dev)
+        Z_t = torch.as_tensor(centred * self.input_scale_, dtype=torch.float32, device=dev)
+        del centred
+        state = _TrainState(
+            X=X_t,
+            Z=Z_t,
+            n_image=nf,
+            sigma_cross=torch.as_tensor(sigma_cross, dtype=torch.float32, device=dev),
+            sigma_intra=torch.as_tensor(sigma_intra, dtype=torch.float32, device=dev),
+            normaliser=_TorchNormaliser(self.normaliser_, dev),
+        )
+        self.init_ = self.init
+        if self.init == "pca":
+            _pca_pretrain(net, Z_t, int(self.init_steps), gen, float(self.learning_rate))
+        sampler = BatchSampler(
+            nf, mf, cross, intra if self.intra_weight > 0 else None, int(self.batch_size), gen
+        )
+        self.network_ = net
+        self._train(state, sampler, gen, log)
+
+        # -- place everything ---------------------------------------------------------------
+        self.embedding_image_ = self.transform(XI, "image")
+        self.embedding_text_ = self.transform(XT, "text")
+        self.fit_seconds_ = time.perf_counter() - start_time
+        log("MFM: fitted in %.2f s (%d steps, best at %d)", self.fit_seconds_, self.n_iter_,
+            self.best_step_)
+        return self
+
+    def fit_transform(self, X_image: ArrayLike, X_text: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+        """Fit, then return ``(embedding_image_, embedding_text_)``."""
+        self.fit(X_image, X_text)
+        return self.embedding_image_, self.embedding_text_
+
+    def _check_params(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"unknown normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
+            )
+        if self.nonmetric not in NONMETRIC_FORMS:
+            raise ValueError(f"unknown nonmetric {self.nonmetric!r}: use one of {NONMETRIC_FORMS}")
+        if self.init not in ("pca", "random"):
+            raise ValueError(f"unknown init {self.init!r}: use 'pca' or 'random'")
+        ints = {
+            "n_components": 1, "n_neighbors": 2, "batch_size": 4, "max_iter": 1, "eval_every": 1,
+            "patience": 1, "init_steps": 0, "max_fit_points": 4, "n_pairs_normaliser": 10,
+            "transform_chunk_size": 1,
+        }
+        for name, low in ints.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        for name in ("nonmetric_weight", "intra_weight", "metric_weight", "tol"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.nonmetric_weight + self.intra_weight + self.metric_weight <= 0:
+            raise ValueError("at least one of the loss weights must be > 0")
+        for name in ("learning_rate", "dof"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        if self.perplexity != "auto" and not (
+            isinstance(self.perplexity, int | float) and 1 < self.perplexity < self.n_neighbors
+        ):
+            raise ValueError(
+                f"perplexity must be 'auto' or a number in (1, n_neighbors={self.n_neighbors}),"
+                f" got {self.perplexity!r}"
+            )
+        if self.network is not None and not isinstance(self.network, nn.Module):
+            raise ValueError(f"network must be a torch.nn.Module, got {type(self.network)}")
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError("callback must be callable")
+
+    def _build_network(self, in_dim: int, gen: torch.Generator) -> nn.Module:
+        if self.network is not None:
+            net = copy.deepcopy(self.network).float()
+            self.network_spec_ = None
+        else:
+            spec = MLPSpec(in_dim, tuple(int(h) for h in self.hidden), int(self.n_components),
+                           self.activation)
+            net = spec.build(gen)
+            self.network_spec_ = spec
+        with torch.no_grad():
+            out = net(torch.zeros(2, in_dim))
+        if tuple(out.shape) != (2, self.n_components):
+            raise ValueError(
+                f"network must map (batch, {in_dim}) to (batch, {self.n_components}); "
+                f"it returned shape {tuple(out.shape)} for a batch of 2"
+            )
+        return net
+
+    def _train(
+        self, state: _TrainState, sampler: BatchSampler, gen: torch.Generator,
+        log: Callable[..., None],
+    ) -> None:
+        net = self.network_
+        opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
+        weights = {
+            "metric": float(self.metric_weight),
+            "nonmetric": float(self.nonmetric_weight),
+            "intra": float(self.intra_weight),
+        }
+        history: list[dict[str, float]] = []
+        best_loss, best_step, stale = math.inf, 0, 0
+        best_state = copy.deepcopy(net.state_dict())
+        sums: dict[str, float] = {}
+        net.train()
+        step = 0
+        for step in range(1, int(self.max_iter) + 1):
+            idx = sampler().to(self.device_)
+            terms = _batch_losses(
+                net, state, idx, weights, self.nonmetric, float(self.dof), gen
+            )
+            loss = sum(weights[name] * value for name, value in terms.items())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums["loss"] = sums.get("loss", 0.0) + float(loss)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(value)
+            if step % int(self.eval_every) and step != int(self.max_iter):
+                continue
+            n_avg = step - (history[-1]["step"] if history else 0)
+            entry = {"step": step, **{k: v / n_avg for k, v in sums.items()}}
+            history.append(entry)
+            sums = {}
+            log("MFM step %d: loss %.5f (%s)", step, entry["loss"], ", ".join(
+                f"{k} {entry[k]:.4f}" for k in terms))
+            if entry["loss"] < best_loss - float(self.tol) * abs(best_loss):
+                best_loss, best_step, stale = entry["loss"], step, 0
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                stale += 1
+                if entry["loss"] < best_loss:
+                    best_loss, best_step = entry["loss"], step
+                    best_state = copy.deepcopy(net.state_dict())
+            self.loss_history_ = history
+            stop = stale >= int(self.patience)
+            if self.callback is not None and self.callback(step, entry["loss"], self):
+                log("MFM: stopped by callback at step %d", step)
+                stop = True
+            if stop:
+                break
+        net.load_state_dict(best_state)
+        net.eval()
+        self.loss_history_ = history
+        self.n_iter_ = step
+        self.best_step_ = best_step
+
+    # ---------------------------------------------------------------------- transform
+
+    def transform(self, X: ArrayLike, modality: str = "image") -> np.ndarray:
+        """Place points in the fitted map with one forward pass (streamed in chunks).
+
+        Parameters
+        ----------
+        X : array_like, shape (p, d)
+            Embeddings of one modality (any scale: rows are L2-normalised).
+        modality : {"image", "text"}
+
+        Returns
+        -------
+        numpy.ndarray, shape (p, n_components), float64
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit` (or :meth:`load`).
+        ValueError
+            Unknown modality, wrong number of columns, NaN/inf or all-zero rows.
+        """
+        self._check_fitted()
+        if modality not in MODALITIES:
+            raise ValueError(f"unknown modality {modality!r}: use one of {MODALITIES}")
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise ValueError(f"X must be a 2-D array (n_samples, n_features), got {arr.shape}")
+        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+            raise ValueError(f"X must be a real numeric array, got dtype {arr.dtype}")
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {arr.shape[1]} features, but the map was fitted on "
+                f"{self.n_features_in_}"
+            )
+        out = np.empty((arr.shape[0], self.n_components), dtype=np.float64)
+        if arr.shape[0] == 0:
+            return out
+        net = self.network_
+        net.eval()
+        mean = torch.as_tensor(self.modality_means_[modality], dtype=torch.float32)
+        scale = float(self.input_scale_)
+        step = int(self.transform_chunk_size)
+        with torch.inference_mode():
+            for start in range(0, arr.shape[0], step):
+                chunk = np.asarray(arr[start : start + step], dtype=np.float32)
+                x = torch.from_numpy(np.ascontiguousarray(chunk))
+                norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+                bad = ~torch.isfinite(norms[:, 0]) | (norms[:, 0] == 0)
+                if bool(bad.any()):
+                    first = start + int(torch.nonzero(bad)[0, 0])
+                    what = "NaN or inf" if not np.isfinite(chunk[first - start]).all() else (
+                        "an all-zero row")
+                    raise ValueError(
+                        f"X contains {what} at row {first}; cosine geometry needs finite, "
+                        "non-zero rows"
+                    )
+                z = (x / norms - mean) * scale
+                y = net(z.to(self.device_))
+                out[start : start + chunk.shape[0]] = y.float().cpu().numpy()
+        return out
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "network_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    # ------------------------------------------------------------------- persistence
+
+    def save(self, path: str | Path) -> Path:
+        """Save the fitted map to a folder: ``mfm.safetensors`` (tensors) + ``mfm.json``.
+
+        No pickle: the weights, centring vectors, quantile knots and fitted embeddings are
+        tensors; parameters, the normaliser's affine maps, the network architecture and the
+        loss history are JSON. A custom ``network`` is saved by its ``state_dict`` only; pass
+        an identically built module to :meth:`load`.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder.
+        """
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, torch.Tensor] = {
+            f"network.{k}": v.detach().cpu().contiguous()
+            for k, v in self.network_.state_dict().items()
+        }
+        for mod in MODALITIES:
+            tensors[f"mean.{mod}"] = torch.as_tensor(self.modality_means_[mod]).contiguous()
+        tensors["embedding.image"] = torch.as_tensor(self.embedding_image_)
+        tensors["embedding.text"] = torch.as_tensor(self.embedding_text_)
+        for block, (xp, fp) in self.normaliser_.knots.items():
+            tensors[f"knots.{block}.x"] = torch.as_tensor(np.asarray(xp, dtype=np.float64))
+            tensors[f"knots.{block}.f"] = torch.as_tensor(np.asarray(fp, dtype=np.float64))
+        params = {
+            k: v for k, v in self.get_params().items() if k not in ("network", "callback")
+        }
+        params["hidden"] = list(params["hidden"])
+        config = {
+            "format": "modalchorus.ModalFusionMap",
+            "version": _FORMAT_VERSION,
+            "params": params,
+            "custom_network": self.network_spec_ is None,
+            "network_class": type(self.network_).__name__,
+            "network_spec": None if self.network_spec_ is None else self.network_spec_.to_dict(),
+            "normaliser": {
+                "method": self.normaliser_.method,
+                "affine": {b: list(v) for b, v in self.normaliser_.affine.items()},
+            },
+            "fitted": {
+                "n_features_in": self.n_features_in_,
+                "input_scale": self.input_scale_,
+                "perplexity": self.perplexity_,
+                "init": self.init_,
+                "n_iter": self.n_iter_,
+                "best_step": self.best_step_,
+                "fit_seconds": getattr(self, "fit_seconds_", None),
+                "device": str(self.device_),
+                "loss_history": self.loss_history_,
+            },
+        }
+        save_file(tensors, str(folder / WEIGHTS_FILE))
+        tmp = folder / (CONFIG_FILE + ".tmp")
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.replace(folder / CONFIG_FILE)
+        return folder
+
+    @classmethod
+    def load(
+        cls, path: str | Path, network: nn.Module | None = None, device: str = "cpu"
+    ) -> ModalFusionMap:
+        """Load a map written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The folder.
+        network : torch.nn.Module, optional
+            Required when the map was fitted with a custom network: a module of the same
+            architecture (its weights are replaced by the saved ones).
+        device : str
+            Where to put the network.
+
+        Returns
+        -------
+        ModalFusionMap
+            Fitted: :meth:`transform` gives the same output as the saved map's.
+        """
+        from safetensors.torch import load_file
+
+        folder = Path(path)
+        cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise FileNotFoundError(f"no saved ModalFusionMap in {folder} (needs {CONFIG_FILE}"
+                                    f" and {WEIGHTS_FILE})")
+        config = json.loads(cfg_path.read_text())
+        if config.get("format") != "modalchorus.ModalFusionMap":
+            raise ValueError(f"{cfg_path} is not a saved ModalFusionMap")
+        if int(config.get("version", 0)) > _FORMAT_VERSION:
+            raise ValueError(f"{cfg_path} has format version {config['version']}, newer than "
+                             f"this library's {_FORMAT_VERSION}")
+        tensors = load_file(str(w_path))
+        params = dict(config["params"])
+        params["hidden"] = tuple(params["hidden"])
+        params["device"] = device
+        est = cls(**params)
+        if config["custom_network"]:
+            if network is None:
+                raise ValueError(
+                    f"the map in {folder} was fitted with a custom network "
+                    f"({config['network_class']}); pass network=<module of that architecture>"
+                )
+            net = copy.deepcopy(network).float()
+            est.network = network
+            est.network_spec_ = None
+        else:
+            spec = MLPSpec.from_dict(config["network_spec"])
+            net = spec.build()
+            est.network_spec_ = spec
+        state = {k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")}
+        net.load_state_dict(state)
+        est.device_ = _resolve_device(device)
+        est.network_ = net.to(est.device_).eval()
+        fitted = config["fitted"]
+        est.n_features_in_ = int(fitted["n_features_in"])
+        est.input_scale_ = float(fitted["input_scale"])
+        est.perplexity_ = float(fitted["perplexity"])
+        est.init_ = fitted["init"]
+        est.n_iter_ = int(fitted["n_iter"])
+        est.best_step_ = int(fitted["best_step"])
+        est.fit_seconds_ = fitted["fit_seconds"]
+        est.loss_history_ = fitted["loss_history"]
+        est.modality_means_ = {m: tensors[f"mean.{m}"].numpy() for m in MODALITIES}
+        est.embedding_image_ = tensors["embedding.image"].numpy()
+        est.embedding_text_ = tensors["embedding.text"].numpy()
+        norm = config["normaliser"]
+        knots = {
+            b: (tensors[f"knots.{b}.x"].numpy(), tensors[f"knots.{b}.f"].numpy())
+            for b in _BLOCK_NAMES
+            if f"knots.{b}.x" in tensors
+        }
+        est.normaliser_ = BlockNormaliser(
+            norm["method"], affine={b: tuple(v) for b, v in norm["affine"].items()}, knots=knots
+        )
+        return est
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - arrays and the like
+        return False
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"invalid device {device!r}: {exc}") from exc
+
+
+def _prepare_inputs(X_image: ArrayLike, X_text: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validated, L2-normalised float32 copies of both modalities."""
+    XI, XT = check_modalities(X_image, X_text, dtype=np.float32)
+    out = []
+    for name, X in (("X_image", XI), ("X_text", XT)):
+        check_nonzero_rows(X, name)
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        if not np.isfinite(norms).all():
+            raise ValueError(f"{name} has rows whose norm overflows float32")
+        out.append(X / norms)
+    return out[0], out[1]
+
+
+def _cross_knn(FI: np.ndarray, FT: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked cross-modal k-NN: rows of images point to texts and vice versa (stacked ids)."""
+    nf = FI.shape[0]
+    i2t, d_i2t = knn_cosine(FI, FT, k)
+    t2i, d_t2i = knn_cosine(FT, FI, k)
+    return np.concatenate([i2t + nf, t2i]), np.concatenate([d_i2t, d_t2i])
+
+
+def _intra_knn(FI: np.ndarray, FT: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked intra-modal k-NN (stacked ids)."""
+    nf = FI.shape[0]
+    i2i, d_i2i = knn_cosine(FI, FI, k, exclude_self=True)
+    t2t, d_t2t = knn_cosine(FT, FT, k, exclude_self=True)
+    return np.concatenate([i2i, t2t + nf]), np.concatenate([d_i2i, d_t2t])
+
+
+class _TorchNormaliser:
+    """A :class:`BlockNormaliser` applied to torch tensors of block ids and distances."""
+
+    def __init__(self, norm: BlockNormaliser, device: torch.device) -> None:
+        self.method = norm.method
+        if norm.method == "quantile":
+            self.knots = [
+                tuple(torch.as_tensor(a, dtype=torch.float32, device=device)
+                      for a in norm.knots[b])
+                for b in _BLOCK_NAMES
+            ]
+        else:
+            off, sc = zip(*(norm.affine[b] for b in _BLOCK_NAMES), strict=True)
+            self.offset = torch.tensor(off, dtype=torch.float32, device=device)
+            self.scale = torch.tensor(sc, dtype=torch.float32, device=device)
+
+    def __call__(self, D: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+        if self.method != "quantile":
+            return (D - self.offset[blocks]) / self.scale[blocks]
+        out = torch.empty_like(D)
+        for b, (xp, fp) in enumerate(self.knots):
+            sel = blocks == b
+            if bool(sel.any()):
+                out[sel] = _interp(D[sel], xp, fp)
+        return out
+
+
+def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
+    """``numpy.interp`` for torch (clamped outside ``[xp[0], xp[-1]]``)."""
+    i = torch.searchsorted(xp, x.contiguous()).clamp(1, xp.numel() - 1)
+    x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
+    t = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
+    return f0 + t * (f1 - f0)
+
+
+class _TrainState:
+    """Tensors that every training step reads."""
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        Z: torch.Tensor,
+        n_image: int,
+        sigma_cross: torch.Tensor,
+        sigma_intra: torch.Tensor,
+        normaliser: _TorchNormaliser,
+    ) -> None:
+        self.X, self.Z, self.n_image = X, Z, n_image
+        self.sigma_cross, self.sigma_intra = sigma_cross, sigma_intra
+        self.normaliser = normaliser
+
+
+def _batch_losses(
+    net: nn.Module,
+    state: _TrainState,
+    idx: torch.Tensor,
+    weights: dict[str, float],
+    nonmetric: str,
+    dof: float,
+    gen: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch (stacked training rows ``idx``, sorted)."""
+    X = state.X[idx]
+    Y = net(state.Z[idx])
+    is_img = idx < state.n_image
+    n_img = int(is_img.sum())  # idx is sorted: images first
+    with torch.no_grad():
+        D = (1.0 - X @ X.T).clamp_(0.0, 2.0)
+        blocks = torch.full_like(D, _IT, dtype=torch.int64)
+        blocks[:n_img, :n_img] = _II
+        blocks[n_img:, n_img:] = _TT
+        Dn = state.normaliser(D, blocks)
+    D_low = pairwise_distances(Y)
+    terms: dict[str, torch.Tensor] = {}
+    if weights["metric"] > 0:
+        iu = torch.triu_indices(D.shape[0], D.shape[0], offset=1, device=D.device)
+        terms["metric"] = pearson_loss(Dn[iu[0], iu[1]], D_low[iu[0], iu[1]])
+    if weights["nonmetric"] > 0 and 0 < n_img < idx.numel():
+        img, txt = slice(0, n_img), slice(n_img, None)
+        parts = []
+        for rows, cols in ((img, txt), (txt, img)):
+            Dh, Dl = Dn[rows, cols], D_low[rows, cols]
+            if nonmetric == "listwise":
+                p = row_targets(Dh, state.sigma_cross[idx[rows]])
+                parts.append(listwise_kl_loss(p, Dl, dof=dof))
+            else:
+                parts.append(triplet_hinge_loss(Dh, Dl, 4 * Dh.shape[0], gen))
+        terms["nonmetric"] = 0.5 * (parts[0] + parts[1])
+    if weights["intra"] > 0:
+        parts = []
+        for rows in (slice(0, n_img), slice(n_img, None)):
+            size = D[rows, rows].shape[0]
+            if size < 2:
+                continue
+            mask = ~torch.eye(size, dtype=torch.bool, device=D.device)
+            p = row_targets(Dn[rows, rows], state.sigma_intra[idx[rows]], mask)
+            parts.append(listwise_kl_loss(p, D_low[rows, rows], mask, dof=dof))
+        if parts:
+            terms["intra"] = sum(parts) / len(parts)
+    return terms
+
+
+def _pca_pretrain(
+    net: nn.Module, Z: torch.Tensor, steps: int, gen: torch.Generator, lr: float
+) -> None:
+    """Regress ``net`` onto the top principal components of ``Z`` (mean squared error).
+
+    Targets are scaled so that their first coordinate has standard deviation 1; batches of
+    up to 1024 rows drawn with ``gen``.
+    """
+    if steps <= 0:
+        return
+    sample = Z[torch.randperm(Z.shape[0], generator=gen)[:5000]]
+    mean = sample.mean(0, keepdim=True)
+    _, _, V = torch.linalg.svd(sample - mean, full_matrices=False)
+    n_out = net(Z[:1]).shape[1]
+    comps = V[:n_out].T
+    target_all = (Z - mean) @ comps
+    target_all = target_all / target_all[:, 0].std().clamp_min(1e-12)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    for _ in range(steps):
+        b = torch.randint(Z.shape[0], (min(1024, Z.shape[0]),), generator=gen)
+        loss = (net(Z[b]) - target_all[b]).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
