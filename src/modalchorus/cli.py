@@ -47,7 +47,7 @@ def user_errors() -> Iterator[None]:
         yield
     except (ValueError, OSError, KeyError, TypeError, WorkspaceError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        err.print(f"[bold red]error:[/] {message}", highlight=False)
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 

@@ -1,0 +1,112 @@
+"""The `modalchorus` command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "modalchorus.cli"]
+
+
+def run(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    if data_dir is not None:
+        env["MODALCHORUS_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
+
+
+def tree(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+@pytest.mark.parametrize(
+    "command", ["encoders", "embed", "info", "demo", "eval-encoder"]
+)
+def test_every_command_has_help(command: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_encoders_json() -> None:
+    result = run("encoders", "--json")
+    assert result.returncode == 0
+    assert {"pocket", "hf"} <= set(json.loads(result.stdout))
+
+
+def test_embed_then_info(tmp_path, small_manifest) -> None:
+    ws = tmp_path / "ws"
+    result = run("embed", str(small_manifest), "--workspace", str(ws),
+                 "--caption-column", "caption", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["images"], report["texts"], report["images_encoded"]) == (6, 12, 6)
+    info = json.loads(run("info", str(ws), "--json").stdout)
+    assert info["items"] == {"image": 6, "text": 12, "total": 18}
+    assert [e["items"] for e in info["encoders"].values()] == [18]
+
+
+def test_corrupt_images_are_skipped_and_reported(tmp_path, data_dir) -> None:
+    folder = tmp_path / "photos" / "dog"
+    folder.mkdir(parents=True)
+    source = sorted((data_dir / "coco_mini_captions" / "images").glob("*.jpg"))[:3]
+    for path in source:
+        shutil.copy(path, folder / path.name)
+    (folder / "broken.jpg").write_bytes(source[0].read_bytes()[:400])
+    (folder / "notes.jpg").write_text("not an image")
+    result = run("embed", str(tmp_path / "photos"), "-w", str(tmp_path / "ws"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["images"] == 3
+    assert sorted(s["id"] for s in report["skipped"]) == ["dog/broken.jpg", "dog/notes.jpg"]
+
+
+def test_unknown_encoder_fails_in_one_line_and_writes_nothing(tmp_path, small_manifest) -> None:
+    ws = tmp_path / "ws"
+    result = run("embed", str(small_manifest), "-w", str(ws), "--encoder", "clip-xl")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "unknown encoder 'clip-xl'" in result.stderr
+    assert not ws.exists()
+
+
+def test_empty_dataset_fails_and_writes_nothing(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = run("embed", str(tmp_path / "empty"), "-w", str(tmp_path / "ws"))
+    assert result.returncode == 2 and "no usable images" in result.stderr.lower()
+    assert not (tmp_path / "ws").exists()
+
+
+def test_manifest_missing_column_is_named(tmp_path, small_manifest) -> None:
+    result = run("embed", str(small_manifest), "-w", str(tmp_path / "ws"),
+                 "--caption-column", "description")
+    assert result.returncode == 2 and "'description'" in result.stderr
+    assert not (tmp_path / "ws").exists()
+
+
+def test_info_on_a_folder_that_is_not_a_workspace(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    before = tree(tmp_path)
+    result = run("info", str(tmp_path))
+    assert result.returncode == 2 and "is not a workspace" in result.stderr
+    assert tree(tmp_path) == before
+    assert run("info", str(tmp_path / "missing")).returncode == 2
+    assert not (tmp_path / "missing").exists()
+
+
+def test_eval_encoder_json_on_real_cifar(data_dir) -> None:
+    result = run("eval-encoder", "--dataset", "cifar10", "--limit", "40", "--json",
+                 data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 40 and 0 <= report["accuracy"] <= 1
+    assert set(report["per_class_accuracy"]) == {
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
+    }
+    assert run("eval-encoder", "--dataset", "mnist").returncode == 2

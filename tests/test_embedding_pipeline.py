@@ -1,0 +1,42 @@
+"""Embedding a dataset into a real workspace: cache hits, re-embedding only what changed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from modalchorus.data import load_manifest
+from modalchorus.embedding import embed_dataset
+from modalchorus.store import Workspace
+
+
+def test_second_embed_is_all_cache_hits(tmp_path, pocket, small_manifest) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    dataset = load_manifest(small_manifest, caption_column="caption", name="mini")
+    first = embed_dataset(ws, dataset, pocket)
+    assert (first.images_encoded, first.texts_encoded, first.cache_hits) == (6, 12, 0)
+    ids, vectors = ws.get_embeddings(pocket.id)
+    assert len(ids) == 18 and vectors.shape == (18, 384)
+
+    second = embed_dataset(ws, dataset, pocket)
+    assert (second.images_encoded, second.texts_encoded, second.cache_hits) == (0, 0, 18)
+    _, again = ws.get_embeddings(pocket.id, ids)
+    np.testing.assert_array_equal(vectors, again)
+
+    # The stored vectors are the encoder's: recompute one image and one caption directly.
+    items = ws.items(dataset="mini").set_index("id")
+    text_id = next(i for i in ids if "#" in i)
+    direct = pocket.encode_texts([items.loc[text_id, "text"]])[0]
+    np.testing.assert_allclose(vectors[ids.index(text_id)], direct, atol=1e-5)
+
+
+def test_changed_caption_is_the_only_new_encoding(tmp_path, pocket, small_manifest) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    embed_dataset(ws, load_manifest(small_manifest, caption_column="caption", name="mini"), pocket)
+    rows = [json.loads(line) for line in small_manifest.read_text().splitlines()]
+    rows[0]["caption"] = "An entirely new caption about a red bicycle."
+    edited = small_manifest.with_name("edited.jsonl")
+    edited.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = embed_dataset(ws, load_manifest(edited, caption_column="caption", name="mini"), pocket)
+    assert (report.images_encoded, report.texts_encoded) == (0, 1)
