@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from modalchorus.data import load_dataset
@@ -46,14 +47,29 @@ def imagenet_prompt_embeddings(encoder: PocketEncoder) -> torch.Tensor:
     return F.normalize(vectors, dim=-1)
 
 
-def tower_features(encoder: PocketEncoder, records, cache: Path) -> dict[str, torch.Tensor]:
-    """Image features/logits and caption MiniLM vectors, cached as safetensors."""
+def low_resolution(image: Image.Image, side: int) -> Image.Image:
+    """Downscale so the shorter side is ``side`` px: a CIFAR-like thumbnail of a photo."""
+    w, h = image.size
+    scale = side / min(w, h)
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
+
+
+def tower_features(
+    encoder: PocketEncoder, records, cache: Path, low_res: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Image features/logits and caption MiniLM vectors, cached as safetensors.
+
+    With ``low_res``, images are first shrunk to that many pixels (augmentation).
+    """
     if cache.is_file():
         return load_file(str(cache))
     feats, logits, texts, owner = [], [], [], []
     for start in range(0, len(records), 64):
         chunk = records[start : start + 64]
-        f, lg = encoder.image_tower_outputs([r.load() for r in chunk])
+        images = [r.load() for r in chunk]
+        if low_res:
+            images = [low_resolution(im, low_res) for im in images]
+        f, lg = encoder.image_tower_outputs(images)
         feats.append(f)
         logits.append(lg)
         LOG.info("image features %d/%d", start + len(chunk), len(records))
@@ -146,17 +162,27 @@ def subset(data: dict[str, torch.Tensor], images: np.ndarray) -> dict[str, torch
     }
 
 
+def concatenate(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack several feature sets into one, offsetting caption owners."""
+    offsets = np.cumsum([0] + [p["features"].shape[0] for p in parts[:-1]])
+    out = {k: torch.cat([p[k] for p in parts]) for k in ("features", "logits", "sentences")}
+    out["owner"] = torch.cat([p["owner"] + int(o) for p, o in zip(parts, offsets, strict=True)])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets")
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS_DIR)
     parser.add_argument("--cache", type=Path, default=REPO / ".cache" / "pocket")
-    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--weight-decay", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--low-res", type=int, default=32,
+                        help="also train on copies shrunk to this many px (0: off)")
     parser.add_argument("--check", action="store_true", help="train, compare with --out, write nothing")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -175,13 +201,16 @@ def main() -> None:
     fl_train = subset(fl, np.flatnonzero(splits == "train"))
     dev = subset(fl, np.flatnonzero(splits == "dev"))
     co_all = subset(co, np.arange(len(coco.images)))
-    offset = fl_train["features"].shape[0]
-    train_set = {
-        "features": torch.cat([fl_train["features"], co_all["features"]]),
-        "logits": torch.cat([fl_train["logits"], co_all["logits"]]),
-        "sentences": torch.cat([fl_train["sentences"], co_all["sentences"]]),
-        "owner": torch.cat([fl_train["owner"], co_all["owner"] + offset]),
-    }
+    parts = [fl_train, co_all]
+    if args.low_res:
+        low = f"{tag}_low{args.low_res}"
+        fl_low = tower_features(base, flickr.images, args.cache / f"flickr8k_{low}.safetensors",
+                                args.low_res)
+        co_low = tower_features(base, coco.images, args.cache / f"coco_mini_{low}.safetensors",
+                                args.low_res)
+        parts += [subset(fl_low, np.flatnonzero(splits == "train")),
+                  subset(co_low, np.arange(len(coco.images)))]
+    train_set = concatenate(parts)
     LOG.info("train: %d images, %d captions; dev: %d images", train_set["features"].shape[0],
              train_set["sentences"].shape[0], dev["features"].shape[0])
     bridge_only = evaluate(heads, dev)
@@ -190,7 +219,7 @@ def main() -> None:
     heads.load_state_dict(best_state)
     config |= {
         "trained_on": "flickr8k train split (shared subset) + coco-mini",
-        "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
+        "seed": args.seed, "low_res_augmentation": args.low_res, "epochs": args.epochs, "lr": args.lr,
         "weight_decay": args.weight_decay, "batch_size": args.batch_size,
         "dev_bridge_only": bridge_only, "dev_best": max(log, key=lambda r: r["t2i_R@5"]),
     }

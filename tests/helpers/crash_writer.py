@@ -14,6 +14,9 @@ hook-put
     before the commit point, deterministically.
 hook-add
     Same, for ``add_dataset`` of a new synthetic dataset ``crashset``.
+hook-projection
+    Same, for a ``put_projection`` that replaces projection ``PROJECTION`` (which the
+    workspace must hold) with reversed ids, new coordinates and new model files.
 bulk
     A loop of large ``put_embeddings`` calls (``BULK_BATCH`` vectors each) on ``enc-a``,
     printing ``WRITING i`` before and ``COMMITTED i`` after call ``i``, and
@@ -36,6 +39,7 @@ from modalchorus.store import Workspace, head, workspace
 BULK_BATCH = 100_000
 BULK_BATCHES = 50
 ENCODER = "enc-a"
+PROJECTION = "mfm:crash:enc-a"
 
 
 def bulk_ids(batch: int) -> list[str]:
@@ -116,6 +120,21 @@ def main() -> None:
         hang_before_commit()
         say("STARTED")
         ws.add_dataset(dataset)
+    elif mode == "hook-projection":
+        ids, coords = ws.get_projection(PROJECTION)
+        files = {"mfm.safetensors": b"\x01" * 100_000, "crash.json": b'{"crash": true}'}
+        hang_before_commit()
+        say("STARTED")
+        ws.put_projection(
+            PROJECTION,
+            ENCODER,
+            ids[::-1],
+            coords + 1000.0,
+            method="crash",
+            params={"crash": True},
+            metrics={},
+            model_files=files,
+        )
     elif mode == "bulk":
         dim = ws.summary()["encoders"][ENCODER]["dim"]
         announce_lance_writes()

@@ -26,29 +26,38 @@ __all__ = [
 ]
 
 _EPS = 1e-12
+_LOGIT_RANGE = 60.0
 
 
-def pairwise_distances(A: torch.Tensor, B: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Euclidean distances ``\hat D_{ij} = \|a_i - b_j\|`` with a safe gradient at 0.
+def pairwise_distances(
+    A: torch.Tensor, B: torch.Tensor | None = None, *, squared: bool = False
+) -> torch.Tensor:
+    r"""Euclidean distances ``\hat D_{ij} = \|a_i - b_j\|`` of low-dimensional points.
+
+    Computed as ``|a|^2 + |b|^2 - 2 a.b`` (one small matrix product), clamped at ``1e-12``
+    so that the square root and its gradient stay finite at coincident points.
 
     Parameters
     ----------
     A : torch.Tensor, shape (p, q)
     B : torch.Tensor, shape (r, q), optional
         Defaults to ``A``.
+    squared : bool
+        Return ``\hat D^2`` instead.
 
     Returns
     -------
     torch.Tensor, shape (p, r)
-        ``sqrt(max(\|a_i - b_j\|^2, 1e-12))``: at coincident points the distance reads
-        ``1e-6`` and its gradient stays finite.
     """
     B = A if B is None else B
-    sq = (A[:, None, :] - B[None, :, :]).pow(2).sum(-1)
-    return sq.clamp_min(_EPS).sqrt()
+    sq = A.pow(2).sum(1)[:, None] + B.pow(2).sum(1)[None, :] - 2.0 * (A @ B.T)
+    sq = sq.clamp_min(_EPS)
+    return sq if squared else sq.sqrt()
 
 
-def pearson_loss(d_high: torch.Tensor, d_low: torch.Tensor) -> torch.Tensor:
+def pearson_loss(
+    d_high: torch.Tensor, d_low: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     r"""Metric loss ``1 - \rho(\tilde d, \hat d)`` (Pearson correlation over pairs).
 
     .. math:: \rho = \frac{\sum_p (\tilde d_p - \bar{\tilde d})(\hat d_p - \bar{\hat d})}
@@ -63,21 +72,34 @@ def pearson_loss(d_high: torch.Tensor, d_low: torch.Tensor) -> torch.Tensor:
         Normalised high-dimensional distances of ``P`` pairs (constants).
     d_low : torch.Tensor, shape (P,)
         Layout distances of the same pairs.
+    weights : torch.Tensor, shape (P,), optional
+        Non-negative pair weights (weighted correlation); e.g. a 0/1 mask so that whole
+        distance matrices (shape (a, c) for all three arguments) can be passed without
+        gathering their off-diagonal entries.
 
     Returns
     -------
     torch.Tensor, scalar, in ``[0, 2]``
     """
-    a = d_high - d_high.mean()
-    b = d_low - d_low.mean()
-    denom = (a.pow(2).sum() * b.pow(2).sum()).clamp_min(_EPS).sqrt()
-    return 1.0 - (a * b).sum() / denom
+    if weights is None:
+        a = d_high - d_high.mean()
+        b = d_low - d_low.mean()
+        denom = (a.pow(2).sum() * b.pow(2).sum()).clamp_min(_EPS).sqrt()
+        return 1.0 - (a * b).sum() / denom
+    w = weights / weights.sum().clamp_min(_EPS)
+    a = d_high - (w * d_high).sum()
+    b = d_low - (w * d_low).sum()
+    denom = ((w * a.pow(2)).sum() * (w * b.pow(2)).sum()).clamp_min(_EPS).sqrt()
+    return 1.0 - (w * a * b).sum() / denom
 
 
 def row_targets(
     D_high: torch.Tensor, temperature: torch.Tensor | float, mask: torch.Tensor | None = None
 ) -> torch.Tensor:
-    r"""Target distributions ``p_{ij} = softmax_j(-(\tilde D_{ij} - \min_j \tilde D_{ij}) / \tau_i)``.
+    r"""Target distributions ``p_{ij} = softmax_j(-\tilde D_{ij} / \tau_i)`` over candidates.
+
+    Logits more than 60 below a row's largest are raised to that floor (``p < 10^{-26}``
+    either way), which keeps the arithmetic out of float32's slow denormal range.
 
     Parameters
     ----------
@@ -100,13 +122,18 @@ def row_targets(
     logits = -D_high / tau
     if mask is not None:
         logits = logits.masked_fill(~mask, float("-inf"))
+    # Floor at max - 60: keeps exp() out of float32's denormal range (denormal arithmetic is
+    # ~10x slower on x86); such targets are < 1e-26 anyway.
+    floor = logits.amax(dim=1, keepdim=True) - _LOGIT_RANGE
+    logits = torch.maximum(logits, floor) if mask is None else torch.where(
+        mask, torch.maximum(logits, floor), logits)
     p = torch.softmax(logits, dim=1)
     return torch.nan_to_num(p, nan=0.0)
 
 
 def listwise_kl_loss(
     p: torch.Tensor,
-    D_low: torch.Tensor,
+    D_low_sq: torch.Tensor,
     mask: torch.Tensor | None = None,
     dof: float = 1.0,
 ) -> torch.Tensor:
@@ -127,8 +154,8 @@ def listwise_kl_loss(
     ----------
     p : torch.Tensor, shape (a, c)
         Target distributions from :func:`row_targets` (constants).
-    D_low : torch.Tensor, shape (a, c)
-        Layout distances of the same anchor-candidate pairs.
+    D_low_sq : torch.Tensor, shape (a, c)
+        *Squared* layout distances ``\hat D^2`` of the same anchor-candidate pairs.
     mask : torch.Tensor of bool, shape (a, c), optional
         Candidate mask (as in :func:`row_targets`).
     dof : float
@@ -139,14 +166,17 @@ def listwise_kl_loss(
     torch.Tensor, scalar
         Mean over anchors with at least one candidate.
     """
-    logits = -dof * torch.log1p(D_low.pow(2) / dof)
+    logits = -dof * torch.log1p(D_low_sq / dof)
     if mask is not None:
         logits = logits.masked_fill(~mask, float("-inf"))
     log_q = torch.log_softmax(logits, dim=1)
-    log_q = torch.where(p > 0, log_q, torch.zeros_like(log_q))
-    kl = (p * (torch.log(p.clamp_min(1e-30)) - log_q)).sum(dim=1)
-    valid = p.sum(dim=1) > 0
-    return kl[valid].mean() if bool(valid.any()) else D_low.sum() * 0.0
+    if mask is not None:
+        log_q = log_q.masked_fill(~mask, 0.0)
+    with torch.no_grad():
+        neg_entropy = torch.xlogy(p, p).sum(dim=1)
+        valid = p.sum(dim=1) > 0
+    kl = neg_entropy - (p * log_q).sum(dim=1)
+    return kl[valid].mean() if bool(valid.any()) else D_low_sq.sum() * 0.0
 
 
 def triplet_hinge_loss(

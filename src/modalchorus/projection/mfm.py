@@ -5,13 +5,14 @@ See :class:`ModalFusionMap` for the formulation and the chosen defaults, and DES
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,8 @@ _FORMAT_VERSION = 1
 # Block ids of the merged matrix.
 _II, _TT, _IT = 0, 1, 2
 _BLOCK_NAMES = ("II", "TT", "IT")
+import os
+_IMAGE_FRACTION = float(os.environ["MFM_IMGFRAC"]) if os.environ.get("MFM_IMGFRAC") else None
 
 Callback = Callable[[int, float, "ModalFusionMap"], bool | None]
 
@@ -167,6 +170,11 @@ class ModalFusionMap:
     device : str
         ``"cpu"``, ``"cuda"``, ... or ``"auto"`` (CUDA when available; resolved in
         ``device_``).
+    n_threads : int or "auto"
+        CPU threads torch uses inside :meth:`fit` and :meth:`transform` (set for the call,
+        restored afterwards). ``"auto"``: 1 in ``fit`` (batch tensors are small: with two
+        threads on a busy 2-core machine every elementwise op paid ~100x in synchronisation)
+        and torch's current setting in ``transform``.
     random_state : int or None
         Seed of every random choice (network init, sampling, batches) via local generators;
         the global seeds are never touched. The same seed gives the same map on the same
@@ -227,6 +235,7 @@ class ModalFusionMap:
         n_pairs_normaliser: int = 200_000,
         transform_chunk_size: int = 65_536,
         device: str = "cpu",
+        n_threads: int | str = "auto",
         random_state: int | None = None,
         verbose: bool = False,
         callback: Callback | None = None,
@@ -255,6 +264,7 @@ class ModalFusionMap:
         self.n_pairs_normaliser = n_pairs_normaliser
         self.transform_chunk_size = transform_chunk_size
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
         self.callback = callback
@@ -317,6 +327,16 @@ class ModalFusionMap:
         """
         start_time = time.perf_counter()
         self._check_params()
+        threads = 1 if self.n_threads == "auto" else int(self.n_threads)
+        with _torch_threads(threads):
+            self._fit(X_image, X_text)
+        self.fit_seconds_ = time.perf_counter() - start_time
+        log = logger.info if self.verbose else logger.debug
+        log("MFM: fitted in %.2f s (%d steps, best at %d)", self.fit_seconds_, self.n_iter_,
+            self.best_step_)
+        return self
+
+    def _fit(self, X_image: ArrayLike, X_text: ArrayLike) -> None:
         XI, XT = _prepare_inputs(X_image, X_text)
         k = int(self.n_neighbors)
         for name, X in (("X_image", XI), ("X_text", XT)):
@@ -386,7 +406,8 @@ class ModalFusionMap:
         if self.init == "pca":
             _pca_pretrain(net, Z_t, int(self.init_steps), gen, float(self.learning_rate))
         sampler = BatchSampler(
-            nf, mf, cross, intra if self.intra_weight > 0 else None, int(self.batch_size), gen
+            nf, mf, cross, intra if self.intra_weight > 0 else None, int(self.batch_size), gen,
+            image_fraction=_IMAGE_FRACTION if _IMAGE_FRACTION is not None else nf / (nf + mf),
         )
         self.network_ = net
         self._train(state, sampler, gen, log)
@@ -394,10 +415,6 @@ class ModalFusionMap:
         # -- place everything ---------------------------------------------------------------
         self.embedding_image_ = self.transform(XI, "image")
         self.embedding_text_ = self.transform(XT, "text")
-        self.fit_seconds_ = time.perf_counter() - start_time
-        log("MFM: fitted in %.2f s (%d steps, best at %d)", self.fit_seconds_, self.n_iter_,
-            self.best_step_)
-        return self
 
     def fit_transform(self, X_image: ArrayLike, X_text: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Fit, then return ``(embedding_image_, embedding_text_)``."""
@@ -413,6 +430,11 @@ class ModalFusionMap:
             raise ValueError(f"unknown nonmetric {self.nonmetric!r}: use one of {NONMETRIC_FORMS}")
         if self.init not in ("pca", "random"):
             raise ValueError(f"unknown init {self.init!r}: use 'pca' or 'random'")
+        if self.n_threads != "auto" and (
+            isinstance(self.n_threads, bool) or not isinstance(self.n_threads, int | np.integer)
+            or self.n_threads < 1
+        ):
+            raise ValueError(f"n_threads must be 'auto' or an integer >= 1, got {self.n_threads!r}")
         ints = {
             "n_components": 1, "n_neighbors": 2, "batch_size": 4, "max_iter": 1, "eval_every": 1,
             "patience": 1, "init_steps": 0, "max_fit_points": 4, "n_pairs_normaliser": 10,
@@ -488,9 +510,9 @@ class ModalFusionMap:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums["loss"] = sums.get("loss", 0.0) + float(loss)
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(value)
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
             if step % int(self.eval_every) and step != int(self.max_iter):
                 continue
             n_avg = step - (history[-1]["step"] if history else 0)
@@ -563,7 +585,8 @@ class ModalFusionMap:
         mean = torch.as_tensor(self.modality_means_[modality], dtype=torch.float32)
         scale = float(self.input_scale_)
         step = int(self.transform_chunk_size)
-        with torch.inference_mode():
+        threads = None if self.n_threads == "auto" else int(self.n_threads)
+        with _torch_threads(threads), torch.inference_mode():
             for start in range(0, arr.shape[0], step):
                 chunk = np.asarray(arr[start : start + step], dtype=np.float32)
                 x = torch.from_numpy(np.ascontiguousarray(chunk))
@@ -743,6 +766,22 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``torch.set_num_threads(n)`` and restore the previous count."""
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    if n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != previous:
+            torch.set_num_threads(previous)
+
+
 def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -782,7 +821,7 @@ def _intra_knn(FI: np.ndarray, FT: np.ndarray, k: int) -> tuple[np.ndarray, np.n
 
 
 class _TorchNormaliser:
-    """A :class:`BlockNormaliser` applied to torch tensors of block ids and distances."""
+    """A :class:`BlockNormaliser` applied to torch tensors of one block's distances."""
 
     def __init__(self, norm: BlockNormaliser, device: torch.device) -> None:
         self.method = norm.method
@@ -793,27 +832,24 @@ class _TorchNormaliser:
                 for b in _BLOCK_NAMES
             ]
         else:
-            off, sc = zip(*(norm.affine[b] for b in _BLOCK_NAMES), strict=True)
-            self.offset = torch.tensor(off, dtype=torch.float32, device=device)
-            self.scale = torch.tensor(sc, dtype=torch.float32, device=device)
+            self.affine = [tuple(float(v) for v in norm.affine[b]) for b in _BLOCK_NAMES]
 
-    def __call__(self, D: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
-        if self.method != "quantile":
-            return (D - self.offset[blocks]) / self.scale[blocks]
-        out = torch.empty_like(D)
-        for b, (xp, fp) in enumerate(self.knots):
-            sel = blocks == b
-            if bool(sel.any()):
-                out[sel] = _interp(D[sel], xp, fp)
-        return out
+    def __call__(self, D: torch.Tensor, block: int) -> torch.Tensor:
+        if self.method == "quantile":
+            xp, fp = self.knots[block]
+            return _interp(D, xp, fp)
+        offset, scale = self.affine[block]
+        return (D - offset) / scale
 
 
 def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor:
     """``numpy.interp`` for torch (clamped outside ``[xp[0], xp[-1]]``)."""
-    i = torch.searchsorted(xp, x.contiguous()).clamp(1, xp.numel() - 1)
+    shape = x.shape
+    x = x.reshape(-1).contiguous()
+    i = torch.searchsorted(xp, x).clamp(1, xp.numel() - 1)
     x0, x1, f0, f1 = xp[i - 1], xp[i], fp[i - 1], fp[i]
     t = ((x - x0) / (x1 - x0).clamp_min(1e-12)).clamp(0.0, 1.0)
-    return f0 + t * (f1 - f0)
+    return (f0 + t * (f1 - f0)).reshape(shape)
 
 
 class _TrainState:
@@ -833,6 +869,18 @@ class _TrainState:
         self.normaliser = normaliser
 
 
+_MS = [float(x) for x in os.environ.get("MFM_MS", "").split(",") if x]
+
+
+def _targets(D, sigma, mask):
+    p = row_targets(D, sigma, mask)
+    if not _MS:
+        return p
+    for a in _MS:
+        p = p + row_targets(D, sigma * a, mask)
+    return p / (1 + len(_MS))
+
+
 def _batch_losses(
     net: nn.Module,
     state: _TrainState,
@@ -842,42 +890,41 @@ def _batch_losses(
     dof: float,
     gen: torch.Generator,
 ) -> dict[str, torch.Tensor]:
-    """The loss terms of one batch (stacked training rows ``idx``, sorted)."""
+    """The loss terms of one batch (stacked training rows ``idx``, sorted: images first)."""
     X = state.X[idx]
     Y = net(state.Z[idx])
-    is_img = idx < state.n_image
-    n_img = int(is_img.sum())  # idx is sorted: images first
+    n_img = int((idx < state.n_image).sum())
+    b = idx.numel()
+    img, txt = slice(0, n_img), slice(n_img, b)
     with torch.no_grad():
-        D = (1.0 - X @ X.T).clamp_(0.0, 2.0)
-        blocks = torch.full_like(D, _IT, dtype=torch.int64)
-        blocks[:n_img, :n_img] = _II
-        blocks[n_img:, n_img:] = _TT
-        Dn = state.normaliser(D, blocks)
-    D_low = pairwise_distances(Y)
+        Dn = (1.0 - X @ X.T).clamp_(0.0, 2.0)
+        for rows, cols, block in ((img, img, _II), (txt, txt, _TT), (img, txt, _IT)):
+            Dn[rows, cols] = state.normaliser(Dn[rows, cols], block)
+        Dn[txt, img] = Dn[img, txt].T
+        off_diag = ~torch.eye(b, dtype=torch.bool, device=Dn.device)
+    D_sq = pairwise_distances(Y, squared=True)
     terms: dict[str, torch.Tensor] = {}
     if weights["metric"] > 0:
-        iu = torch.triu_indices(D.shape[0], D.shape[0], offset=1, device=D.device)
-        terms["metric"] = pearson_loss(Dn[iu[0], iu[1]], D_low[iu[0], iu[1]])
-    if weights["nonmetric"] > 0 and 0 < n_img < idx.numel():
-        img, txt = slice(0, n_img), slice(n_img, None)
+        terms["metric"] = pearson_loss(Dn, D_sq.sqrt(), off_diag.to(Dn.dtype))
+    if weights["nonmetric"] > 0 and 0 < n_img < b:
         parts = []
         for rows, cols in ((img, txt), (txt, img)):
-            Dh, Dl = Dn[rows, cols], D_low[rows, cols]
+            Dh = Dn[rows, cols]
             if nonmetric == "listwise":
-                p = row_targets(Dh, state.sigma_cross[idx[rows]])
-                parts.append(listwise_kl_loss(p, Dl, dof=dof))
+                p = _targets(Dh, state.sigma_cross[idx[rows]], None)
+                parts.append(listwise_kl_loss(p, D_sq[rows, cols], dof=dof))
             else:
+                Dl = D_sq[rows, cols].sqrt()
                 parts.append(triplet_hinge_loss(Dh, Dl, 4 * Dh.shape[0], gen))
         terms["nonmetric"] = 0.5 * (parts[0] + parts[1])
     if weights["intra"] > 0:
         parts = []
-        for rows in (slice(0, n_img), slice(n_img, None)):
-            size = D[rows, rows].shape[0]
-            if size < 2:
+        for rows in (img, txt):
+            if rows.stop - rows.start < 2:
                 continue
-            mask = ~torch.eye(size, dtype=torch.bool, device=D.device)
-            p = row_targets(Dn[rows, rows], state.sigma_intra[idx[rows]], mask)
-            parts.append(listwise_kl_loss(p, D_low[rows, rows], mask, dof=dof))
+            mask = off_diag[rows, rows]
+            p = _targets(Dn[rows, rows], state.sigma_intra[idx[rows]], mask)
+            parts.append(listwise_kl_loss(p, D_sq[rows, rows], mask, dof=dof))
         if parts:
             terms["intra"] = sum(parts) / len(parts)
     return terms
@@ -893,11 +940,12 @@ def _pca_pretrain(
     """
     if steps <= 0:
         return
-    sample = Z[torch.randperm(Z.shape[0], generator=gen)[:5000]]
+    sample = Z[torch.randperm(Z.shape[0], generator=gen)[:5000]].double()
     mean = sample.mean(0, keepdim=True)
-    _, _, V = torch.linalg.svd(sample - mean, full_matrices=False)
+    _, vecs = torch.linalg.eigh((sample - mean).T @ (sample - mean))
     n_out = net(Z[:1]).shape[1]
-    comps = V[:n_out].T
+    comps = vecs[:, -n_out:].flip(1).float()  # eigenvalues ascend: last = largest
+    mean = mean.float()
     target_all = (Z - mean) @ comps
     target_all = target_all / target_all[:, 0].std().clamp_min(1e-12)
     opt = torch.optim.Adam(net.parameters(), lr=lr)

@@ -93,8 +93,11 @@ def sample_block_pairs(
             j = rng.integers(nb - 1 if same else nb, size=n_pairs)
             if same:
                 j = j + (j >= i)  # uniform over the others
-        d = 1.0 - np.einsum("ij,ij->i", A[i], B[j], dtype=np.float64)
-        return np.clip(d, 0.0, 2.0)
+        d = np.empty(i.size)
+        step = max(1, _MAX_BLOCK_ELEMENTS // max(A.shape[1], 1))
+        for s in range(0, i.size, step):
+            d[s : s + step] = (A[i[s : s + step]] * B[j[s : s + step]]).sum(axis=1)
+        return np.clip(1.0 - d, 0.0, 2.0)
 
     return {
         "II": pairs(X_image, X_image, True),
@@ -148,7 +151,7 @@ def calibrate_bandwidths(
 class BatchSampler:
     """Draws training batches that mix both modalities and hold each anchor's neighbours.
 
-    A batch is ``n_anchors`` anchors (half images, half texts when both exist), plus, for each
+    A batch is ``n_anchors`` anchors (a share ``image_fraction`` of them images), plus, for each
     anchor, one neighbour drawn uniformly from its cross-modal k-NN list and one from its
     intra-modal k-NN list. Indices refer to the stacked ``[images; texts]`` training rows.
 
@@ -162,6 +165,8 @@ class BatchSampler:
         Stacked indices of each row's intra-modal neighbours.
     n_anchors : int
     generator : torch.Generator
+    image_fraction : float
+        Share of the anchors drawn among the images (the rest among the texts).
     """
 
     def __init__(
@@ -172,21 +177,24 @@ class BatchSampler:
         intra_knn: np.ndarray | None,
         n_anchors: int,
         generator: torch.Generator,
+        image_fraction: float = 0.5,
     ) -> None:
         self.n_image, self.n_text = n_image, n_text
         self.cross = torch.as_tensor(cross_knn, dtype=torch.int64)
         self.intra = None if intra_knn is None else torch.as_tensor(intra_knn, dtype=torch.int64)
         self.n_anchors = int(n_anchors)
         self.generator = generator
+        self.image_fraction = float(image_fraction)
 
     def __call__(self) -> torch.Tensor:
         """Sorted unique stacked row indices of one batch, shape (b,)."""
         g = self.generator
-        half = max(1, self.n_anchors // 2)
+        a_img = min(max(1, round(self.n_anchors * self.image_fraction)), self.n_anchors - 1)
+        a_txt = self.n_anchors - a_img
         anchors = torch.cat(
             [
-                torch.randint(self.n_image, (min(half, self.n_image * 4),), generator=g),
-                self.n_image + torch.randint(self.n_text, (min(half, self.n_text * 4),), generator=g),
+                torch.randint(self.n_image, (a_img,), generator=g),
+                self.n_image + torch.randint(self.n_text, (a_txt,), generator=g),
             ]
         )
         parts = [anchors, self._pick(self.cross, anchors)]

@@ -1,8 +1,9 @@
-"""Workspace persistence: items, thumbnails and embeddings in an embedded store.
+"""Workspace persistence: items, thumbnails, embeddings, projections and sets.
 
 A workspace is a directory: LanceDB tables for bulk data (items with thumbnails,
-per-encoder embedding vectors) and a SQLite catalog (``workspace.sqlite``) for small
-transactional state and the commit pointer. Every public write is atomic; see
+per-encoder embedding vectors, projection coordinates and model files) and a SQLite
+catalog (``workspace.sqlite``) for small transactional state (dataset metadata, encoder
+registry, projection metadata, sets) and the commit pointer. Every public write is atomic; see
 :mod:`modalchorus.store.transaction`.
 
 Examples
@@ -12,6 +13,9 @@ Examples
 >>> hits = ws.cached_vectors(encoder.id, hashes)             # doctest: +SKIP
 >>> ws.put_embeddings(encoder.id, ids, hashes, vectors)      # doctest: +SKIP
 >>> ids, vectors = ws.get_embeddings(encoder.id, kind="image")  # doctest: +SKIP
+>>> ws.put_projection(name, encoder.id, ids, coords, method="mfm",
+...                   params={}, metrics={})                  # doctest: +SKIP
+>>> cats = ws.create_set("cats", ids[:10], color="#e45756")  # doctest: +SKIP
 """
 
 from modalchorus.store.errors import (
@@ -21,12 +25,14 @@ from modalchorus.store.errors import (
     UnknownDatasetError,
     UnknownEncoderError,
     UnknownItemError,
+    UnknownProjectionError,
+    UnknownSetError,
     WorkspaceError,
     WorkspaceExistsError,
     WorkspaceLockedError,
 )
 from modalchorus.store.items import image_item_id, text_hash, text_item_id
-from modalchorus.store.records import AddResult, DatasetInfo, PutResult
+from modalchorus.store.records import AddResult, DatasetInfo, ProjectionInfo, PutResult, SetInfo
 from modalchorus.store.schema import SCHEMA_VERSION
 from modalchorus.store.thumbnails import THUMBNAIL_MIME
 from modalchorus.store.workspace import Workspace
@@ -39,10 +45,14 @@ __all__ = [
     "IncompatibleWorkspaceError",
     "NotAWorkspaceError",
     "NotFoundError",
+    "ProjectionInfo",
     "PutResult",
+    "SetInfo",
     "UnknownDatasetError",
     "UnknownEncoderError",
     "UnknownItemError",
+    "UnknownProjectionError",
+    "UnknownSetError",
     "Workspace",
     "WorkspaceError",
     "WorkspaceExistsError",

@@ -20,7 +20,13 @@ from modalchorus.store.errors import (
     NotAWorkspaceError,
     WorkspaceLockedError,
 )
-from modalchorus.store.schema import APPLICATION_ID, CATALOG_DDL, SCHEMA_VERSION
+from modalchorus.store.schema import (
+    ADDED_DDL,
+    ADDED_TABLES,
+    APPLICATION_ID,
+    CATALOG_DDL,
+    SCHEMA_VERSION,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +90,51 @@ def initialise(path: Path) -> None:
         conn.close()
 
 
-def _run_ddl(conn: sqlite3.Connection) -> None:
-    """Execute the catalog DDL statement by statement inside the open transaction."""
-    for statement in CATALOG_DDL.split(";"):
+def _run_ddl(conn: sqlite3.Connection, ddl: str = CATALOG_DDL + ADDED_DDL) -> None:
+    """Execute DDL statement by statement inside the open transaction."""
+    for statement in ddl.split(";"):
         if statement.strip():
             conn.execute(statement)
+
+
+def _missing_tables(conn: sqlite3.Connection) -> list[str]:
+    """Tables of ``ADDED_TABLES`` the catalog does not have yet."""
+    have = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return [name for name in ADDED_TABLES if name not in have]
+
+
+def upgrade(path: Path, lock_timeout: float) -> list[str]:
+    """Bring a catalog written by older code up to date: create missing added tables.
+
+    A no-op (one cheap read) for an up-to-date catalog. Otherwise takes the write lock,
+    so a concurrent opener or writer never sees half of it, and creates the tables of
+    :data:`~modalchorus.store.schema.ADDED_DDL` that are missing, in one transaction.
+
+    Parameters
+    ----------
+    path : Path
+        The ``workspace.sqlite`` file, already validated by :func:`check_catalog`.
+    lock_timeout : float
+        Seconds to wait for another writer.
+
+    Returns
+    -------
+    list[str]
+        Names of the tables created (empty when none was missing).
+    """
+    conn = connect(path)
+    try:
+        missing = _missing_tables(conn)
+    finally:
+        conn.close()
+    if not missing:
+        return []
+    with write_transaction(path, lock_timeout) as conn:
+        missing = _missing_tables(conn)  # another process may have done it meanwhile
+        _run_ddl(conn, ADDED_DDL)
+    if missing:
+        logger.info("workspace catalog %s upgraded: created tables %s", path, missing)
+    return missing
 
 
 def check_catalog(path: Path, where: Path) -> int:

@@ -36,7 +36,14 @@ class EmbeddingBatch:
         return int(self.vectors.shape[1])
 
 
-def _check_strings(name: str, values: Sequence[str]) -> list[str]:
+def check_strings(name: str, values: Sequence[str]) -> list[str]:
+    """``values`` as a list, after checking every entry is a non-empty string.
+
+    Raises
+    ------
+    ValueError
+        ``values`` is a single string, or an entry is not a non-empty string.
+    """
     if isinstance(values, str):
         raise ValueError(f"{name} must be a sequence of strings, not a single string")
     out = list(values)
@@ -76,8 +83,8 @@ def validate_embeddings(
     """
     if not isinstance(encoder_id, str) or not encoder_id:
         raise ValueError(f"encoder_id must be a non-empty string, got {encoder_id!r}")
-    ids = _check_strings("item_ids", item_ids)
-    hashes = _check_strings("content_hashes", content_hashes)
+    ids = check_strings("item_ids", item_ids)
+    hashes = check_strings("content_hashes", content_hashes)
     try:
         array = np.asarray(vectors)
     except ValueError as exc:  # ragged nested lists
@@ -94,7 +101,7 @@ def validate_embeddings(
     if array.shape[1] < 1:
         raise ValueError(f"vectors must have at least one dimension, got shape {array.shape}")
     if len(set(ids)) != len(ids):
-        dup = _first_duplicate(ids)
+        dup = first_duplicate(ids)
         raise ValueError(f"item_ids must be unique; {dup!r} appears more than once")
     with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
         array = np.ascontiguousarray(array, dtype=np.float32)
@@ -108,7 +115,8 @@ def validate_embeddings(
     return EmbeddingBatch(encoder_id, ids, hashes, array)
 
 
-def _first_duplicate(values: list[str]) -> str:
+def first_duplicate(values: list[str]) -> str:
+    """The first value of ``values`` that repeats an earlier one (there must be one)."""
     seen: set[str] = set()
     for value in values:
         if value in seen:

@@ -44,3 +44,11 @@ class UnknownDatasetError(NotFoundError):
 
 class UnknownEncoderError(NotFoundError):
     """An encoder id the workspace holds no embeddings for."""
+
+
+class UnknownProjectionError(NotFoundError):
+    """A projection name the workspace does not hold."""
+
+
+class UnknownSetError(NotFoundError):
+    """A set id the workspace does not hold."""

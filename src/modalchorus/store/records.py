@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modalchorus.data.types import SkippedItem
 
@@ -95,3 +96,72 @@ class PutResult:
     n_items: int
     items_written: int
     vectors_written: int
+
+
+@dataclass(frozen=True)
+class ProjectionInfo:
+    """Metadata of one stored projection (a 2-D layout of items under one encoder).
+
+    Attributes
+    ----------
+    name : str
+        Unique name chosen by the caller, e.g. ``"mfm:<dataset>:<encoder-id-digest>"``.
+    encoder_id : str
+        Encoder whose embeddings were projected.
+    method : str
+        Projection method, e.g. ``"mfm"``, ``"umap"``.
+    params : dict[str, Any]
+        Method parameters (JSON object, as stored).
+    metrics : dict[str, Any]
+        Quality metrics of the layout (JSON object, as stored).
+    n_items : int
+        Number of projected items ``n`` (rows of the coordinates).
+    model_files : tuple[str, ...]
+        Names of the stored model files, sorted (see ``Workspace.projection_model_files``).
+    created_at, updated_at : str
+        ISO-8601 UTC timestamps of the first and the most recent ``put_projection``.
+    """
+
+    name: str
+    encoder_id: str
+    method: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    n_items: int
+    model_files: tuple[str, ...]
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class SetInfo:
+    """A named selection of items.
+
+    Attributes
+    ----------
+    id : int
+        Set id, assigned by the workspace (never reused after ``delete_set``).
+    name : str
+        Unique name (trimmed, 1-100 characters).
+    item_ids : list[str]
+        Member item ids, unique, in the order given when they were last set.
+    color : str | None
+        Display colour chosen by the caller (e.g. ``"#e45756"``), or None.
+    description : str
+        Free text, possibly empty.
+    created_at, updated_at : str
+        ISO-8601 UTC timestamps of creation and of the most recent change.
+    """
+
+    id: int
+    name: str
+    item_ids: list[str]
+    color: str | None
+    description: str
+    created_at: str
+    updated_at: str
+
+    @property
+    def n_items(self) -> int:
+        """Number of member items."""
+        return len(self.item_ids)

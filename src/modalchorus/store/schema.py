@@ -3,14 +3,26 @@
 A workspace directory holds::
 
     workspace.sqlite          catalog: marker + schema version, head pointer, commit log,
-                              dataset metadata, encoder registry (SQLite, WAL mode)
+                              dataset metadata, encoder registry, projection metadata,
+                              sets and their members (SQLite, WAL mode)
     lance/                    LanceDB database with the bulk tables:
       items.lance             one row per item (image or caption text), thumbnails inline
       cache_<key>.lance       per encoder: content_hash -> vector (the embedding cache)
       embeddings_<key>.lance  per encoder: item_id -> content_hash (which vector an item has)
+      projection_coords.lance every projection's (item_id, x, y) rows, keyed by projection
+      projection_files.lance  model files of projections (e.g. a fitted MFM), keyed likewise
 
 ``<key>`` is the first 16 hex digits of sha256(encoder id), recorded in the ``encoders``
 table, because encoder ids contain characters table names may not (``hf:org/model``).
+Projection rows are keyed by the full sha256 hex of the projection name (recorded in
+the ``projections`` table), so Lance filter expressions never need escaping.
+
+Schema evolution
+----------------
+Tables added to the catalog without changing any existing table (``ADDED_DDL``: projections
+and sets) do not bump :data:`SCHEMA_VERSION`: older code ignores them, and
+:func:`modalchorus.store.catalog.upgrade` creates them when a workspace written before
+they existed is opened. Incompatible changes bump the version and need a migration.
 """
 
 from __future__ import annotations
@@ -32,6 +44,8 @@ LANCE_DIR = "lance"
 KINDS = ("image", "text")
 
 ITEMS_TABLE = "items"
+PROJECTION_COORDS_TABLE = "projection_coords"
+PROJECTION_FILES_TABLE = "projection_files"
 
 CATALOG_DDL = """
 CREATE TABLE meta (
@@ -66,6 +80,38 @@ CREATE TABLE encoders (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+"""
+
+#: Catalog tables added after version 1 shipped (created on open when missing).
+ADDED_TABLES = ("projections", "sets", "set_items")
+
+ADDED_DDL = """
+CREATE TABLE IF NOT EXISTS projections (
+    name        TEXT PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,  -- sha256 hex of name: the rows' key in Lance tables
+    encoder_id  TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    params      TEXT NOT NULL,         -- JSON object
+    metrics     TEXT NOT NULL,         -- JSON object
+    n_items     INTEGER NOT NULL,
+    model_files TEXT NOT NULL,         -- JSON list of file names in projection_files
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sets (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE,
+    color       TEXT,
+    description TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS set_items (
+    set_id   INTEGER NOT NULL REFERENCES sets(id),
+    position INTEGER NOT NULL,
+    item_id  TEXT NOT NULL,
+    PRIMARY KEY (set_id, position)
+) WITHOUT ROWID
 """
 
 ITEMS_SCHEMA = pa.schema(
@@ -107,6 +153,24 @@ EMBEDDINGS_SCHEMA = pa.schema(
     ]
 )
 
+PROJECTION_COORDS_SCHEMA = pa.schema(
+    [
+        pa.field("projection", pa.string(), nullable=False),  # projections.key
+        pa.field("ordinal", pa.int64(), nullable=False),  # row in the stored order
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("x", pa.float32(), nullable=False),
+        pa.field("y", pa.float32(), nullable=False),
+    ]
+)
+
+PROJECTION_FILES_SCHEMA = pa.schema(
+    [
+        pa.field("projection", pa.string(), nullable=False),  # projections.key
+        pa.field("filename", pa.string(), nullable=False),
+        pa.field("data", pa.large_binary(), nullable=False),
+    ]
+)
+
 
 def cache_schema(dim: int) -> pa.Schema:
     """Arrow schema of an encoder's vector cache table.
@@ -142,3 +206,8 @@ def cache_table(table_key: str) -> str:
 def embeddings_table(table_key: str) -> str:
     """Name of the Lance table holding an encoder's item_id -> content_hash assignments."""
     return f"embeddings_{table_key}"
+
+
+def projection_key(name: str) -> str:
+    """Key of a projection's rows in the projection tables: sha256 hex of its name."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()

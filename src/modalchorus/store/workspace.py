@@ -1,7 +1,8 @@
-"""The workspace: a directory holding the user's work (items, embeddings, metadata).
+"""The workspace: a directory holding the user's work (items, embeddings, projections, sets).
 
-Bulk data (items with thumbnails, embedding vectors) lives in Lance tables; small
-transactional state and the commit pointer (the *head*) live in SQLite. Every public
+Bulk data (items with thumbnails, embedding vectors, projection coordinates and model
+files) lives in Lance tables; small transactional state (metadata, sets) and the commit
+pointer (the *head*) live in SQLite. Every public
 write is all-or-nothing across both (see :mod:`modalchorus.store.transaction`), and
 every read sees one committed state (see :mod:`modalchorus.store.head`).
 """
@@ -25,8 +26,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modalchorus.data.types import Dataset, SkippedItem
+from modalchorus.store import projections as proj
+from modalchorus.store import sets as set_rows
 from modalchorus.store import transaction
-from modalchorus.store.catalog import check_catalog, initialise, read_transaction, utc_now
+from modalchorus.store.catalog import (
+    check_catalog,
+    initialise,
+    read_transaction,
+    upgrade,
+    utc_now,
+)
 from modalchorus.store.embeddings import (
     EmbeddingBatch,
     check_dim,
@@ -39,11 +48,18 @@ from modalchorus.store.errors import (
     UnknownDatasetError,
     UnknownEncoderError,
     UnknownItemError,
+    UnknownProjectionError,
     WorkspaceExistsError,
 )
 from modalchorus.store.head import read_head
 from modalchorus.store.items import ItemRows, build_item_rows, diff_rows
-from modalchorus.store.records import AddResult, DatasetInfo, PutResult
+from modalchorus.store.records import (
+    AddResult,
+    DatasetInfo,
+    ProjectionInfo,
+    PutResult,
+    SetInfo,
+)
 from modalchorus.store.schema import (
     CATALOG_FILE,
     EMBEDDINGS_SCHEMA,
@@ -52,10 +68,15 @@ from modalchorus.store.schema import (
     ITEMS_TABLE,
     KINDS,
     LANCE_DIR,
+    PROJECTION_COORDS_SCHEMA,
+    PROJECTION_COORDS_TABLE,
+    PROJECTION_FILES_SCHEMA,
+    PROJECTION_FILES_TABLE,
     cache_schema,
     cache_table,
     embeddings_table,
     encoder_table_key,
+    projection_key,
 )
 from modalchorus.store.tables import (
     ROWID,
@@ -71,6 +92,9 @@ logger = logging.getLogger(__name__)
 
 #: Default seconds a write waits for another process's write to finish.
 DEFAULT_LOCK_TIMEOUT_S = 600.0
+
+#: How many unknown item ids an ``UnknownItemError`` message names.
+_NAMED_IDS = 5
 
 
 class _Encoder(NamedTuple):
@@ -154,12 +178,17 @@ class Workspace:
     ) -> Workspace:
         """Open an existing workspace. Never creates anything at ``path``.
 
+        A workspace written before the projection and set tables existed gets them
+        (created under the write lock, see :func:`~modalchorus.store.catalog.upgrade`).
+
         Raises
         ------
         NotAWorkspaceError
             ``path`` does not exist, is not a directory, or holds no workspace catalog.
         IncompatibleWorkspaceError
             The workspace was written by a newer schema version.
+        WorkspaceLockedError
+            Tables had to be created and another writer held the lock too long.
         """
         path = Path(path).expanduser()
         if not path.exists():
@@ -173,6 +202,7 @@ class Workspace:
                 "(create one with Workspace.create)"
             )
         check_catalog(catalog, path)
+        upgrade(catalog, lock_timeout)
         return cls(path, lock_timeout=lock_timeout)
 
     @classmethod
@@ -227,6 +257,31 @@ class Workspace:
     @staticmethod
     def _dataset_order(conn: sqlite3.Connection) -> list[str]:
         return [name for (name,) in conn.execute("SELECT name FROM datasets ORDER BY rowid")]
+
+    def _require_items(self, head: dict[str, int], item_ids: list[str]) -> None:
+        """Raise ``UnknownItemError`` naming the first few ids that are not committed items.
+
+        Parameters
+        ----------
+        head : dict[str, int]
+            The committed head (of the snapshot or write transaction).
+        item_ids : list[str]
+            Length n, the ids to check.
+        """
+        version = head.get(ITEMS_TABLE)
+        if version is None:
+            pos = np.full(len(item_ids), -1, dtype=np.int64)
+        else:
+            known = self._tables.key_columns(ITEMS_TABLE, version, ("id",))["id"]
+            pos = positions(item_ids, known)
+        missing = np.flatnonzero(pos < 0)
+        if missing.size:
+            named = ", ".join(repr(item_ids[i]) for i in missing[:_NAMED_IDS].tolist())
+            more = ", ..." if missing.size > _NAMED_IDS else ""
+            raise UnknownItemError(
+                f"{missing.size} of {len(item_ids)} item ids are not items of the workspace: "
+                f"{named}{more}"
+            )
 
     def _item_rows(
         self,
@@ -601,6 +656,335 @@ class Workspace:
             rows = conn.execute("SELECT encoder_id FROM encoders ORDER BY rowid").fetchall()
         return [encoder_id for (encoder_id,) in rows]
 
+    # ------------------------------------------------------------ projections
+
+    def put_projection(
+        self,
+        name: str,
+        encoder_id: str,
+        item_ids: Sequence[str],
+        coords: np.ndarray,
+        *,
+        method: str,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+        model_files: dict[str, bytes] | None = None,
+    ) -> ProjectionInfo:
+        """Store a 2-D layout of items (upsert by ``name``), atomically.
+
+        A later call with the same name replaces everything stored under it: ids,
+        coordinates, metadata and model files (``created_at`` is kept).
+
+        Parameters
+        ----------
+        name : str
+            Caller-chosen unique name, e.g. ``"mfm:<dataset>:<encoder-id-digest>"``
+            (non-empty, no surrounding whitespace, at most 255 characters).
+        encoder_id : str
+            Encoder whose embeddings were projected.
+        item_ids : Sequence[str]
+            Length n >= 1, unique; every id must be an item of the workspace.
+        coords : np.ndarray
+            Shape (n, 2), floating point (stored as float32), finite; row ``i`` is the
+            position of ``item_ids[i]``.
+        method : str
+            Projection method, e.g. ``"mfm"``.
+        params, metrics : dict[str, Any]
+            JSON-serialisable dicts (string keys, finite numbers; NumPy scalars and
+            arrays become numbers and lists, tuples become lists).
+        model_files : dict[str, bytes] | None
+            Files needed to ``transform`` new points later, e.g. a fitted MFM's
+            ``mfm.safetensors`` and ``mfm.json``; plain file names (no ``/``). Read them
+            back with :meth:`projection_model_files`.
+
+        Returns
+        -------
+        ProjectionInfo
+
+        Raises
+        ------
+        ValueError
+            Bad name, ids, shape, dtype, NaN/inf, params, metrics or file names; checked
+            before anything is written.
+        UnknownItemError
+            Some ids are not items of the workspace (names the first few). Nothing is
+            written.
+        """
+        batch = proj.validate_projection(
+            name,
+            encoder_id,
+            item_ids,
+            coords,
+            method=method,
+            params=params,
+            metrics=metrics,
+            model_files=model_files,
+        )
+        key = projection_key(name)
+        n = len(batch.item_ids)
+        with self._write(f"put_projection {name} n={n}") as tx:
+            self._require_items(tx.head, batch.item_ids)
+            old = tx.conn.execute(
+                "SELECT model_files FROM projections WHERE name = ?", (name,)
+            ).fetchone()
+            coords_table = tx.table(PROJECTION_COORDS_TABLE, PROJECTION_COORDS_SCHEMA)
+            if old is not None:
+                proj.delete_rows(coords_table, key)
+            coords_table.add(proj.coords_rows(key, batch))
+            had_files = old is not None and bool(json.loads(old[0]))
+            if had_files or batch.model_files:
+                files_table = tx.table(PROJECTION_FILES_TABLE, PROJECTION_FILES_SCHEMA)
+                if had_files:
+                    proj.delete_rows(files_table, key)
+                if batch.model_files:
+                    files_table.add(proj.files_rows(key, batch.model_files))
+            now = utc_now()
+            tx.conn.execute(
+                "INSERT INTO projections(name, key, encoder_id, method, params, metrics, "
+                "n_items, model_files, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "encoder_id = excluded.encoder_id, method = excluded.method, "
+                "params = excluded.params, metrics = excluded.metrics, "
+                "n_items = excluded.n_items, model_files = excluded.model_files, "
+                "updated_at = excluded.updated_at",
+                (
+                    name,
+                    key,
+                    batch.encoder_id,
+                    batch.method,
+                    batch.params_json,
+                    batch.metrics_json,
+                    n,
+                    json.dumps(sorted(batch.model_files)),
+                    now,
+                    now,
+                ),
+            )
+            info = self._projection_info(tx.conn, name)
+        logger.info(
+            "put_projection %s: %d items, encoder %s, %d model file(s)",
+            name,
+            n,
+            batch.encoder_id,
+            len(batch.model_files),
+        )
+        return info
+
+    def get_projection(self, name: str) -> tuple[list[str], np.ndarray]:
+        """Item ids and 2-D coordinates of a projection, in the order they were stored.
+
+        Returns
+        -------
+        ids : list[str]
+            Length n.
+        coords : np.ndarray
+            Shape (n, 2), float32; row ``i`` belongs to ``ids[i]``.
+
+        Raises
+        ------
+        UnknownProjectionError
+            No projection ``name``.
+        """
+        with self._snapshot() as (conn, head):
+            key, n_items = self._projection_key(conn, name)
+            handle = self._tables.pinned(PROJECTION_COORDS_TABLE, head[PROJECTION_COORDS_TABLE])
+            ids, coords = proj.read_coords(handle, key)
+        if len(ids) != n_items:
+            raise RuntimeError(
+                f"workspace {self._path}: projection {name!r} has {len(ids)} stored rows, "
+                f"its catalog entry says {n_items}"
+            )
+        return ids, coords
+
+    def projection_model_files(self, name: str) -> dict[str, bytes]:
+        """Model files stored with a projection (empty when it has none).
+
+        Returns
+        -------
+        dict[str, bytes]
+            ``{file name: content}``, exactly as given to :meth:`put_projection`.
+
+        Raises
+        ------
+        UnknownProjectionError
+            No projection ``name``.
+        """
+        with self._snapshot() as (conn, head):
+            info = self._projection_info(conn, name)
+            if not info.model_files:
+                return {}
+            key = projection_key(name)
+            handle = self._tables.pinned(PROJECTION_FILES_TABLE, head[PROJECTION_FILES_TABLE])
+            files = proj.read_files(handle, key)
+        if sorted(files) != list(info.model_files):
+            raise RuntimeError(
+                f"workspace {self._path}: projection {name!r} has model files "
+                f"{sorted(files)}, its catalog entry says {list(info.model_files)}"
+            )
+        return files
+
+    def projection_info(self, name: str) -> ProjectionInfo:
+        """Metadata of one projection; raises ``UnknownProjectionError`` if absent."""
+        with self._snapshot() as (conn, _):
+            return self._projection_info(conn, name)
+
+    def projections(self, encoder_id: str | None = None) -> list[ProjectionInfo]:
+        """Metadata of every projection (of one encoder), in the order first stored."""
+        query = f"SELECT {proj.INFO_COLUMNS} FROM projections"
+        args: tuple[str, ...] = ()
+        if encoder_id is not None:
+            query, args = query + " WHERE encoder_id = ?", (encoder_id,)
+        with self._snapshot() as (conn, _):
+            rows = conn.execute(query + " ORDER BY rowid", args).fetchall()
+        return [proj.projection_info(row) for row in rows]
+
+    def remove_projection(self, name: str) -> None:
+        """Delete a projection, its coordinates and its model files, atomically.
+
+        Raises
+        ------
+        UnknownProjectionError
+            No projection ``name``.
+        """
+        with self._write(f"remove_projection {name}") as tx:
+            info = self._projection_info(tx.conn, name)
+            key = projection_key(name)
+            proj.delete_rows(tx.table(PROJECTION_COORDS_TABLE, PROJECTION_COORDS_SCHEMA), key)
+            if info.model_files:
+                proj.delete_rows(tx.table(PROJECTION_FILES_TABLE, PROJECTION_FILES_SCHEMA), key)
+            tx.conn.execute("DELETE FROM projections WHERE name = ?", (name,))
+        logger.info("remove_projection %s: %d items removed", name, info.n_items)
+
+    @staticmethod
+    def _projection_info(conn: sqlite3.Connection, name: str) -> ProjectionInfo:
+        row = conn.execute(
+            f"SELECT {proj.INFO_COLUMNS} FROM projections WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise UnknownProjectionError(f"workspace has no projection {name!r}")
+        return proj.projection_info(row)
+
+    @staticmethod
+    def _projection_key(conn: sqlite3.Connection, name: str) -> tuple[str, int]:
+        row = conn.execute(
+            "SELECT key, n_items FROM projections WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise UnknownProjectionError(f"workspace has no projection {name!r}")
+        return row[0], int(row[1])
+
+    # ------------------------------------------------------------ sets
+
+    def create_set(
+        self,
+        name: str,
+        item_ids: Sequence[str],
+        *,
+        color: str | None = None,
+        description: str = "",
+    ) -> SetInfo:
+        """Create a named selection of items, atomically.
+
+        Parameters
+        ----------
+        name : str
+            Unique among sets after trimming surrounding whitespace; 1-100 characters.
+        item_ids : Sequence[str]
+            At least one id; every id must be an item of the workspace. Repeats are
+            dropped (first occurrence kept), the order is kept.
+        color : str | None
+            Display colour (any string up to 64 characters, e.g. ``"#e45756"``), or None.
+        description : str
+            Free text (up to 10 000 characters).
+
+        Returns
+        -------
+        SetInfo
+            With the new set's id.
+
+        Raises
+        ------
+        ValueError
+            Empty ``item_ids`` ("a set needs at least one item"), a bad or taken name,
+            a bad colour or description. Nothing is written.
+        UnknownItemError
+            Some ids are not items of the workspace (names the first few).
+        """
+        name = set_rows.check_set_name(name)
+        color = set_rows.check_color(color)
+        description = set_rows.check_description(description)
+        ids = set_rows.check_members(item_ids)
+        with self._write(f"create_set {name}") as tx:
+            set_rows.require_free_name(tx.conn, name)
+            self._require_items(tx.head, ids)
+            set_id = set_rows.insert_set(tx.conn, name, color, description, utc_now())
+            set_rows.write_members(tx.conn, set_id, ids)
+            info = set_rows.read_set(tx.conn, set_id)
+        logger.info("create_set %s (id %d): %d items", name, set_id, len(ids))
+        return info
+
+    def sets(self) -> list[SetInfo]:
+        """Every set, by id (creation order)."""
+        with self._snapshot() as (conn, _):
+            return set_rows.read_sets(conn)
+
+    def get_set(self, set_id: int) -> SetInfo:
+        """One set; raises ``UnknownSetError`` if there is no set ``set_id``."""
+        set_id = set_rows.check_set_id(set_id)
+        with self._snapshot() as (conn, _):
+            return set_rows.read_set(conn, set_id)
+
+    def rename_set(self, set_id: int, name: str) -> SetInfo:
+        """Rename a set (same rules as :meth:`create_set`), atomically.
+
+        Raises
+        ------
+        UnknownSetError
+            No set ``set_id``.
+        ValueError
+            Bad name, or another set has it.
+        """
+        set_id = set_rows.check_set_id(set_id)
+        name = set_rows.check_set_name(name)
+        with self._write(f"rename_set {set_id} {name}") as tx:
+            set_rows.require_set(tx.conn, set_id)
+            set_rows.require_free_name(tx.conn, name, set_id)
+            set_rows.rename(tx.conn, set_id, name, utc_now())
+            info = set_rows.read_set(tx.conn, set_id)
+        logger.info("rename_set %d: %s", set_id, name)
+        return info
+
+    def update_set_items(self, set_id: int, item_ids: Sequence[str]) -> SetInfo:
+        """Replace the members of a set (same rules as :meth:`create_set`), atomically.
+
+        Raises
+        ------
+        UnknownSetError
+            No set ``set_id``.
+        ValueError
+            Empty or malformed ``item_ids``.
+        UnknownItemError
+            Some ids are not items of the workspace.
+        """
+        set_id = set_rows.check_set_id(set_id)
+        ids = set_rows.check_members(item_ids)
+        with self._write(f"update_set_items {set_id} n={len(ids)}") as tx:
+            set_rows.require_set(tx.conn, set_id)
+            self._require_items(tx.head, ids)
+            set_rows.write_members(tx.conn, set_id, ids)
+            set_rows.touch(tx.conn, set_id, utc_now())
+            info = set_rows.read_set(tx.conn, set_id)
+        logger.info("update_set_items %d: %d items", set_id, len(ids))
+        return info
+
+    def delete_set(self, set_id: int) -> None:
+        """Delete a set, atomically; raises ``UnknownSetError`` if there is none."""
+        set_id = set_rows.check_set_id(set_id)
+        with self._write(f"delete_set {set_id}") as tx:
+            set_rows.require_set(tx.conn, set_id)
+            set_rows.delete_set(tx.conn, set_id)
+        logger.info("delete_set %d", set_id)
+
     # ------------------------------------------------------------ overview
 
     def summary(self) -> dict[str, Any]:
@@ -612,8 +996,9 @@ class Workspace:
             ``path``; ``schema_version``; ``last_commit`` (``seq``, ``op``,
             ``created_at``, or None); ``datasets`` ({name: {"image", "text",
             "skipped"}}); ``items`` ({"image", "text", "total"}); ``encoders``
-            ({encoder_id: {"dim", "items", "vectors"}}); ``disk_bytes`` ({"catalog",
-            "lance", "total"}).
+            ({encoder_id: {"dim", "items", "vectors"}}); ``projections`` ({"total",
+            "by_encoder": {encoder_id: count}}); ``sets`` ({"total"}); ``disk_bytes``
+            ({"catalog", "lance", "total"}).
         """
         with self._snapshot() as (conn, head):
             schema_version = int(
@@ -637,6 +1022,13 @@ class Workspace:
                     "items": self._tables.pinned(enc.embeddings, head[enc.embeddings]).count_rows(),
                     "vectors": self._tables.pinned(enc.cache, head[enc.cache]).count_rows(),
                 }
+            by_encoder = dict(
+                conn.execute(
+                    "SELECT encoder_id, COUNT(*) FROM projections GROUP BY encoder_id "
+                    "ORDER BY MIN(rowid)"
+                ).fetchall()
+            )
+            (n_sets,) = conn.execute("SELECT COUNT(*) FROM sets").fetchone()
         per_dataset = {}
         for name, n_skipped in datasets.items():
             n_images, n_texts = _count_kinds(kinds, name)
@@ -656,6 +1048,8 @@ class Workspace:
             "datasets": per_dataset,
             "items": {"image": n_image, "text": n_text, "total": n_image + n_text},
             "encoders": encoders,
+            "projections": {"total": sum(by_encoder.values()), "by_encoder": by_encoder},
+            "sets": {"total": int(n_sets)},
             "disk_bytes": {
                 "catalog": catalog_bytes,
                 "lance": lance_bytes,

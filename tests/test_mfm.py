@@ -1,0 +1,390 @@
+"""Unit tests of the Modal Fusion Map estimator, its losses, sampling and evaluation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from modalchorus.projection import losses
+from modalchorus.projection.evaluate import compare_methods, format_table
+from modalchorus.projection.mfm import ModalFusionMap, NotFittedError
+from modalchorus.projection.networks import MLPSpec, make_mlp
+from modalchorus.projection.sampling import (
+    BatchSampler,
+    calibrate_bandwidths,
+    knn_cosine,
+    sample_block_pairs,
+)
+
+FAST = {"max_iter": 60, "eval_every": 20, "batch_size": 64, "init_steps": 10}
+
+
+def gapped_clusters(
+    n_image: int = 120, n_text: int = 90, d: int = 16, n_clusters: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered unit vectors; images and texts share the clusters but sit in two cones."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, d))
+    gap = rng.normal(size=d)
+    gap *= 1.5 / np.linalg.norm(gap)
+    XI = centres[rng.integers(n_clusters, size=n_image)] + 0.4 * rng.normal(size=(n_image, d))
+    XT = centres[rng.integers(n_clusters, size=n_text)] + 0.4 * rng.normal(size=(n_text, d))
+    XI, XT = XI + gap, XT - gap
+    return (
+        (XI / np.linalg.norm(XI, axis=1, keepdims=True)).astype(np.float32),
+        (XT / np.linalg.norm(XT, axis=1, keepdims=True)).astype(np.float32),
+    )
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return gapped_clusters()
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> ModalFusionMap:
+    return ModalFusionMap(random_state=0, **FAST).fit(*data)
+
+
+# ------------------------------------------------------------------------- estimator
+
+
+def test_fit_shapes_attributes_and_params(fitted, data):
+    XI, XT = data
+    assert fitted.embedding_image_.shape == (XI.shape[0], 2)
+    assert fitted.embedding_text_.shape == (XT.shape[0], 2)
+    assert np.isfinite(fitted.embedding_image_).all() and np.isfinite(fitted.embedding_text_).all()
+    assert fitted.loss_history_ and {"step", "loss"} <= set(fitted.loss_history_[0])
+    assert 1 <= fitted.best_step_ <= fitted.n_iter_ <= FAST["max_iter"]
+    # "auto" stays "auto"; the resolved value is a fitted attribute.
+    assert fitted.get_params()["perplexity"] == "auto"
+    assert fitted.perplexity_ == pytest.approx(5.0)
+    assert fitted.n_features_in_ == XI.shape[1]
+
+
+def test_fit_returns_self_and_fit_transform(data):
+    est = ModalFusionMap(random_state=3, **FAST)
+    assert est.fit(*data) is est
+    YI, YT = ModalFusionMap(random_state=3, **FAST).fit_transform(*data)
+    np.testing.assert_array_equal(YI, est.embedding_image_)
+    np.testing.assert_array_equal(YT, est.embedding_text_)
+
+
+def test_determinism_under_random_state(fitted, data):
+    again = ModalFusionMap(random_state=0, **FAST).fit(*data)
+    np.testing.assert_array_equal(again.embedding_image_, fitted.embedding_image_)
+    np.testing.assert_array_equal(again.embedding_text_, fitted.embedding_text_)
+    other = ModalFusionMap(random_state=1, **FAST).fit(*data)
+    assert not np.allclose(other.embedding_image_, fitted.embedding_image_)
+
+
+def test_fit_does_not_touch_global_rng(data):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    ModalFusionMap(random_state=0, **FAST).fit(*data)
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())
+
+
+def test_transform_places_training_points_on_their_embedding(fitted, data):
+    XI, XT = data
+    np.testing.assert_allclose(fitted.transform(XI, "image"), fitted.embedding_image_, atol=1e-5)
+    # Scale does not matter (rows are L2-normalised), chunking does not either.
+    fitted_small_chunks = ModalFusionMap.load  # noqa: F841 - keep API surface visible
+    np.testing.assert_allclose(fitted.transform(3.0 * XT, "text"), fitted.embedding_text_,
+                               atol=1e-5)
+
+
+def test_transform_chunking_is_invisible(fitted, data):
+    XI, _ = data
+    whole = fitted.transform(XI, "image")
+    fitted.set_params(transform_chunk_size=7)
+    try:
+        np.testing.assert_allclose(fitted.transform(XI, "image"), whole, atol=1e-5)
+    finally:
+        fitted.set_params(transform_chunk_size=65_536)
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    XI, XT = data
+    folder = fitted.save(tmp_path / "map")
+    assert {p.name for p in folder.iterdir()} == {"mfm.safetensors", "mfm.json"}
+    loaded = ModalFusionMap.load(folder)
+    np.testing.assert_array_equal(loaded.transform(XI, "image"), fitted.transform(XI, "image"))
+    np.testing.assert_array_equal(loaded.transform(XT, "text"), fitted.transform(XT, "text"))
+    np.testing.assert_array_equal(loaded.embedding_image_, fitted.embedding_image_)
+    assert loaded.get_params()["normalisation"] == fitted.normalisation
+    assert loaded.loss_history_ == fitted.loss_history_
+
+
+@pytest.mark.parametrize("normalisation", ["minmax", "quantile"])
+def test_other_normalisations_fit_and_round_trip(data, tmp_path, normalisation):
+    est = ModalFusionMap(normalisation=normalisation, random_state=0, **FAST).fit(*data)
+    loaded = ModalFusionMap.load(est.save(tmp_path / normalisation))
+    assert loaded.normaliser_.method == normalisation
+    np.testing.assert_array_equal(loaded.transform(data[0]), est.transform(data[0]))
+
+
+def test_triplet_form_fits(data):
+    est = ModalFusionMap(nonmetric="triplet", random_state=0, **FAST).fit(*data)
+    assert np.isfinite(est.embedding_text_).all()
+
+
+class TinyNet(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(d, 8), nn.Tanh(), nn.Linear(8, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_custom_network_is_accepted_and_saved(data, tmp_path):
+    XI, XT = data
+    torch.manual_seed(0)
+    net = TinyNet(XI.shape[1])
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    est = ModalFusionMap(network=net, random_state=0, **FAST).fit(XI, XT)
+    assert isinstance(est.network_, TinyNet)
+    for k, v in net.state_dict().items():  # the passed module is left untouched
+        assert torch.equal(v, before[k])
+    folder = est.save(tmp_path / "custom")
+    with pytest.raises(ValueError, match="custom network"):
+        ModalFusionMap.load(folder)
+    loaded = ModalFusionMap.load(folder, network=TinyNet(XI.shape[1]))
+    np.testing.assert_array_equal(loaded.transform(XI), est.transform(XI))
+
+
+def test_custom_network_with_wrong_output_is_rejected(data):
+    bad = nn.Linear(data[0].shape[1], 3)
+    with pytest.raises(ValueError, match="network must map"):
+        ModalFusionMap(network=bad, **FAST).fit(*data)
+
+
+def test_callback_can_stop_training(data):
+    calls = []
+
+    def stop_after_first(step, loss, est):
+        calls.append((step, loss))
+        return True
+
+    est = ModalFusionMap(callback=stop_after_first, random_state=0, **FAST).fit(*data)
+    assert len(calls) == 1 and est.n_iter_ == FAST["eval_every"]
+    assert math.isfinite(calls[0][1])
+
+
+def test_early_stopping_keeps_best(data):
+    est = ModalFusionMap(random_state=0, max_iter=400, eval_every=5, patience=1, tol=0.5,
+                         batch_size=32, init_steps=0).fit(*data)
+    assert est.n_iter_ < 400
+    losses_ = [h["loss"] for h in est.loss_history_]
+    assert est.best_step_ == est.loss_history_[int(np.argmin(losses_))]["step"]
+
+
+def test_large_input_is_fitted_on_a_sample():
+    rng = np.random.default_rng(0)
+    XI = rng.normal(size=(20_000, 8)).astype(np.float32) + 2.0
+    XT = rng.normal(size=(10_000, 8)).astype(np.float32) - 2.0
+    est = ModalFusionMap(max_fit_points=1_000, random_state=0, **FAST).fit(XI, XT)
+    sizes = {m: idx.size for m, idx in est.fit_indices_.items()}
+    assert sum(sizes.values()) == 1_000 and min(sizes.values()) >= 250
+    assert est.embedding_image_.shape == (20_000, 2)
+    assert est.embedding_text_.shape == (10_000, 2)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_mismatched_dimensions(data):
+    XI, XT = data
+    with pytest.raises(ValueError, match="same number of columns"):
+        ModalFusionMap(**FAST).fit(XI, XT[:, :-1])
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_rows(data, bad):
+    XI, XT = data
+    XI = XI.copy()
+    XI[7, 2] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        ModalFusionMap(**FAST).fit(XI, XT)
+
+
+def test_zero_rows(data):
+    XI, XT = data
+    XT = XT.copy()
+    XT[3] = 0
+    with pytest.raises(ValueError, match="all-zero"):
+        ModalFusionMap(**FAST).fit(XI, XT)
+
+
+def test_too_few_points(data):
+    XI, XT = data
+    with pytest.raises(ValueError, match=r"X_text has 10 points: n_neighbors=15 needs at least 16"):
+        ModalFusionMap(**FAST).fit(XI, XT[:10])
+
+
+def test_not_fitted():
+    est = ModalFusionMap()
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        est.transform(np.ones((2, 4)))
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+    with pytest.raises(NotFittedError):
+        est.save("/nonexistent/never-written")
+
+
+def test_transform_errors(fitted, data):
+    XI, _ = data
+    with pytest.raises(ValueError, match="unknown modality 'audio'"):
+        fitted.transform(XI, "audio")
+    with pytest.raises(ValueError, match="features"):
+        fitted.transform(XI[:, :5], "image")
+    bad = XI.copy()
+    bad[4, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf at row 4"):
+        fitted.transform(bad)
+    with pytest.raises(ValueError, match="2-D"):
+        fitted.transform(XI[0])
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"normalisation": "l2"}, "unknown normalisation"),
+        ({"nonmetric": "pairwise"}, "unknown nonmetric"),
+        ({"n_neighbors": 0}, "n_neighbors"),
+        ({"perplexity": 50}, "perplexity"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"network": "mlp"}, "torch.nn.Module"),
+        ({"init": "spectral"}, "unknown init"),
+    ],
+)
+def test_invalid_parameters(data, params, match):
+    with pytest.raises(ValueError, match=match):
+        ModalFusionMap(**params).fit(*data)
+
+
+def test_set_params_rejects_unknown():
+    with pytest.raises(ValueError, match="unknown parameter"):
+        ModalFusionMap().set_params(lambda_=1.0)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_pearson_loss_is_scale_free_and_masked():
+    g = torch.Generator().manual_seed(0)
+    d = torch.rand(50, generator=g)
+    assert losses.pearson_loss(d, 3.0 * d + 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.pearson_loss(d, -d).item() == pytest.approx(2.0, abs=1e-6)
+    A, B = torch.rand(6, 6, generator=g), torch.rand(6, 6, generator=g)
+    mask = ~torch.eye(6, dtype=torch.bool)
+    masked = losses.pearson_loss(A, B, mask.float())
+    assert masked.item() == pytest.approx(losses.pearson_loss(A[mask], B[mask]).item(), abs=1e-6)
+
+
+def test_listwise_kl_is_zero_at_its_optimum_and_positive_elsewhere():
+    g = torch.Generator().manual_seed(0)
+    D_low_sq = torch.rand(4, 7, generator=g) * 4
+    q = torch.softmax(-torch.log1p(D_low_sq), dim=1)
+    assert losses.listwise_kl_loss(q, D_low_sq).item() == pytest.approx(0.0, abs=1e-6)
+    p = losses.row_targets(torch.rand(4, 7, generator=g), 0.1)
+    assert torch.allclose(p.sum(1), torch.ones(4))
+    assert losses.listwise_kl_loss(p, D_low_sq).item() > 0
+
+
+def test_row_targets_mask_and_rank_order():
+    D = torch.tensor([[0.1, 0.5, 0.3, 0.0]])
+    mask = torch.tensor([[True, True, True, False]])
+    p = losses.row_targets(D, torch.tensor([0.1]), mask)
+    assert p[0, 3] == 0 and p[0, 0] > p[0, 2] > p[0, 1]
+
+
+def test_triplet_hinge_zero_for_a_perfectly_ordered_layout():
+    g = torch.Generator().manual_seed(0)
+    D = torch.rand(8, 30, generator=g)
+    assert losses.triplet_hinge_loss(D, 100 * D, 200, g, margin=0.0).item() == 0.0
+    assert losses.triplet_hinge_loss(D, 1.0 - D, 200, g).item() > 0.0
+
+
+def test_pairwise_distances():
+    A = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+    D = losses.pairwise_distances(A)
+    assert D[0, 1].item() == pytest.approx(5.0)
+    assert losses.pairwise_distances(A, squared=True)[0, 1].item() == pytest.approx(25.0)
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+def test_knn_cosine_matches_brute_force(data):
+    XI, XT = data
+    idx, dist = knn_cosine(XI, XT, 5)
+    brute = np.argsort(1.0 - XI @ XT.T, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(idx, brute)
+    assert (np.diff(dist, axis=1) >= 0).all()
+    self_idx, _ = knn_cosine(XI, XI, 3, exclude_self=True)
+    assert not (self_idx == np.arange(XI.shape[0])[:, None]).any()
+
+
+def test_calibrated_bandwidths_hit_the_perplexity():
+    rng = np.random.default_rng(0)
+    d = np.sort(rng.random((20, 15)), axis=1)
+    sigma = calibrate_bandwidths(d, 5.0)
+    p = np.exp(-(d - d[:, :1]) / sigma[:, None])
+    p /= p.sum(1, keepdims=True)
+    perplexity = np.exp(-(p * np.log(p)).sum(1))
+    np.testing.assert_allclose(perplexity, 5.0, rtol=1e-3)
+
+
+def test_block_pairs_exact_when_small_and_sampled_when_large(data):
+    XI, XT = data
+    rng = np.random.default_rng(0)
+    full = sample_block_pairs(XI[:10], XT[:8], 10_000, rng)
+    assert full["II"].size == 45 and full["TT"].size == 28 and full["IT"].size == 80
+    sampled = sample_block_pairs(XI, XT, 100, rng)
+    assert all(v.size == 100 for v in sampled.values())
+    assert sampled["II"].min() >= 0.0
+
+
+def test_batch_sampler_mixes_modalities_and_neighbours():
+    cross = np.array([[5, 6], [6, 7], [7, 5], [0, 1], [1, 2], [2, 0], [0, 1], [1, 2]])
+    intra = np.array([[1, 2], [2, 0], [0, 1], [4, 5], [5, 6], [6, 7], [7, 3], [3, 4]])
+    s = BatchSampler(3, 5, cross, intra, 4, torch.Generator().manual_seed(0))
+    idx = s()
+    assert torch.equal(idx, torch.unique(idx))
+    assert (idx < 3).any() and (idx >= 3).any()
+
+
+def test_make_mlp_is_reproducible_from_a_generator():
+    a = make_mlp(8, (4,), generator=torch.Generator().manual_seed(1))
+    b = MLPSpec(8, (4,)).build(torch.Generator().manual_seed(1))
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    with pytest.raises(ValueError, match="activation"):
+        make_mlp(8, activation="swishy")
+
+
+# -------------------------------------------------------------------------- evaluation
+
+
+def test_compare_methods_and_table(data):
+    XI, XT = data
+    rows = compare_methods(
+        XI, XT, methods=("mfm", "pca"), ks=(5, 10), method_params={"mfm": FAST},
+        throughput_points=5_000,
+    )
+    assert [r["method"] for r in rows] == ["mfm", "pca"]
+    assert rows[0]["transform_points_per_s"] > 0 and rows[1]["transform_points_per_s"] is None
+    for r in rows:
+        assert 0.0 < r["inter_T@10"] <= 1.0 and r["fit_seconds"] >= 0.0
+    table = format_table(rows, ks=(5, 10))
+    assert "| mfm |" in table and "inter T@10" in table
+    plain = format_table(rows, ks=(5, 10), style="plain")
+    assert plain.splitlines()[0].startswith("method")
+    with pytest.raises(ValueError, match="unknown method"):
+        compare_methods(XI, XT, methods=("mfm", "isomap"))
