@@ -33,6 +33,16 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else the platform's machine type."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def best_of(fn, repeats: int) -> float:
     """Smallest wall time of ``repeats`` calls (after one warm-up call)."""
     fn()
@@ -59,24 +69,28 @@ def main() -> None:
     texts = [c for r in flickr.images for c in r.captions][: args.texts]
     batch = 64
 
-    tensors = [images_to_tensor(images[i : i + batch], encoder.image_size)
-               for i in range(0, len(images), batch)]
+    tensors = [
+        images_to_tensor(images[i : i + batch], encoder.image_size)
+        for i in range(0, len(images), batch)
+    ]
 
     def bare_images() -> None:
         with torch.inference_mode():
             for x in tensors:
                 encoder.image_tower(x)
 
-    tokens = [encoder.text_tower.tokenize(texts[i : i + 256], "cpu")
-              for i in range(0, len(texts), 256)]
+    tokens = [
+        encoder.text_tower.tokenize(texts[i : i + 256], "cpu") for i in range(0, len(texts), 256)
+    ]
 
     def bare_texts() -> None:
         with torch.inference_mode():
             for t in tokens:
                 encoder.text_tower(**t)
 
-    t_img_pipe = best_of(lambda: encoder.encode_images(images, batch_size=batch,
-                                                       progress=False), args.repeats)
+    t_img_pipe = best_of(
+        lambda: encoder.encode_images(images, batch_size=batch, progress=False), args.repeats
+    )
     t_img_bare = best_of(bare_images, args.repeats)
     t_txt_pipe = best_of(lambda: encoder.encode_texts(texts, progress=False), args.repeats)
     t_txt_bare = best_of(bare_texts, args.repeats)
@@ -90,7 +104,7 @@ def main() -> None:
 
     result = {
         "date": date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "machine": f"{cpu_model()}, {torch.get_num_threads()} torch threads",
         "encoder": encoder.id,
         "images": len(images),
         "texts": len(texts),

@@ -64,8 +64,13 @@ def build_coco(data_dir: Path, out: Path) -> int:
             name = f"images/{Path(rec['image']).name}"
             (out / name).write_bytes(buffer.getvalue())
             for caption in rec["captions"]:
-                row = {"image": name, "caption": caption, "split": rec["coco_split"],
-                       "license": rec.get("license"), "flickr_url": rec.get("flickr_url")}
+                row = {
+                    "image": name,
+                    "caption": caption,
+                    "split": rec["coco_split"],
+                    "license": rec.get("license"),
+                    "flickr_url": rec.get("flickr_url"),
+                }
                 f.write(json.dumps(row) + "\n")
     shutil.copy(source / "README.md", out / "ATTRIBUTION.md")
     return len(records)

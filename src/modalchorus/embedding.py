@@ -84,7 +84,9 @@ def embed_dataset(
         np.concatenate([image_vectors, text_vectors]),
     )
     hits = len(items) - n_images - n_texts
-    LOG.info("%s: encoded %d images, %d texts; %d cache hits", dataset.name, n_images, n_texts, hits)
+    LOG.info(
+        "%s: encoded %d images, %d texts; %d cache hits", dataset.name, n_images, n_texts, hits
+    )
     return EmbedReport(
         dataset.name, encoder.id, added, n_images, n_texts, hits, time.perf_counter() - start
     )

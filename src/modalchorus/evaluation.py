@@ -62,30 +62,37 @@ def evaluate_retrieval(encoder: Encoder, dataset: Dataset, split: str | None) ->
     }
 
 
-def workspace_task_metrics(
-    workspace: Workspace, encoder: Encoder, dataset: str
-) -> dict[str, Any]:
-    """Task metrics of a workspace dataset from its stored embeddings.
+def workspace_task_metrics(workspace: Workspace, encoder_id: str, dataset: str) -> dict[str, Any]:
+    """Task metrics of a workspace dataset from its stored embeddings (nothing is encoded).
 
-    Classification datasets (with classes) get zero-shot accuracy; captioned ones get
-    retrieval Recall@k. Only class prompts are encoded here (a few dozen texts).
+    Classification datasets (with classes and stored class prompts) get zero-shot accuracy
+    with prompt ensembling; captioned ones get retrieval Recall@k.
     """
     info = workspace.dataset(dataset)
     items = workspace.items(dataset=dataset)
     images = items[items["kind"] == "image"]
-    _, image_vectors = workspace.get_embeddings(encoder.id, images["id"].tolist())
-    if info.classes:
-        prompts = class_prompts(info.classes)
-        classes = class_embeddings(encoder.encode_texts(prompts), len(info.classes))
+    texts = items[items["kind"] == "text"]
+    _, image_vectors = workspace.get_embeddings(encoder_id, images["id"].tolist())
+    prompts = texts[texts["image_id"].isna() & texts["label"].isin(info.classes or [])]
+    if info.classes and len(prompts):
+        _, prompt_vectors = workspace.get_embeddings(encoder_id, prompts["id"].tolist())
+        labels_of_prompts = prompts["label"].to_numpy()
+        classes = np.stack(
+            [prompt_vectors[labels_of_prompts == c].mean(axis=0) for c in info.classes]
+        )
+        classes /= np.linalg.norm(classes, axis=1, keepdims=True)
         labels = np.array([info.classes.index(label) for label in images["label"]])
         report = zero_shot_report(image_vectors, classes, labels, info.classes)
         report.pop("predictions")
         return {"task": "zero-shot classification", "dataset": dataset, **report}
-    texts = items[items["kind"] == "text"]
-    if texts.empty:
+    captions = texts[texts["image_id"].notna()]
+    if captions.empty:
         return {"task": None, "dataset": dataset}
-    _, text_vectors = workspace.get_embeddings(encoder.id, texts["id"].tolist())
+    _, caption_vectors = workspace.get_embeddings(encoder_id, captions["id"].tolist())
     row_of = {item_id: row for row, item_id in enumerate(images["id"])}
-    owner = np.array([row_of[i] for i in texts["image_id"]])
-    return {"task": "cross-modal retrieval", "dataset": dataset,
-            **retrieval_report(image_vectors, text_vectors, owner)}
+    owner = np.array([row_of[i] for i in captions["image_id"]])
+    return {
+        "task": "cross-modal retrieval",
+        "dataset": dataset,
+        **retrieval_report(image_vectors, caption_vectors, owner),
+    }

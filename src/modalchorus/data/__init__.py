@@ -21,7 +21,7 @@ from modalchorus.data.images import (
 )
 from modalchorus.data.manifest import load_manifest
 from modalchorus.data.registry import DATA_DIR_ENV, list_datasets, load_dataset
-from modalchorus.data.types import Dataset, ImageRecord, SkippedItem, sha256_bytes
+from modalchorus.data.types import Dataset, ImageRecord, SkippedItem, TextRecord, sha256_bytes
 
 __all__ = [
     "DATA_DIR_ENV",
@@ -31,6 +31,7 @@ __all__ = [
     "ImageDecodeError",
     "ImageRecord",
     "SkippedItem",
+    "TextRecord",
     "check_image_bytes",
     "decode_image",
     "list_datasets",

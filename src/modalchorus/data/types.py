@@ -43,6 +43,24 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class TextRecord:
+    """A text of a dataset that describes no particular image (a class prompt, a concept).
+
+    Attributes
+    ----------
+    id : str
+        Stable id, unique among the dataset's texts.
+    text : str
+    label : str | None
+        The class the text names, for class prompts.
+    """
+
+    id: str
+    text: str
+    label: str | None = None
+
+
+@dataclass(frozen=True)
 class SkippedItem:
     """An entry a loader could not use, and why."""
 
@@ -62,12 +80,15 @@ class Dataset:
         Ordered class names for classification datasets, else None.
     skipped : list[SkippedItem]
         Unreadable images, empty or undecodable captions, etc.
+    texts : list[TextRecord]
+        Free texts (class prompts, concepts), stored as text items with no image.
     """
 
     name: str
     images: list[ImageRecord]
     classes: list[str] | None = None
     skipped: list[SkippedItem] = field(default_factory=list)
+    texts: list[TextRecord] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.images)

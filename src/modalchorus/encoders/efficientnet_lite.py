@@ -79,7 +79,9 @@ class EfficientNetLite0(nn.Module):
             for r in range(repeats):
                 first = r == 0
                 blocks.append(
-                    MBConvBlock(kernel, stride if first else 1, expand, c_in if first else c_out, c_out)
+                    MBConvBlock(
+                        kernel, stride if first else 1, expand, c_in if first else c_out, c_out
+                    )
                 )
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(320, FEATURE_DIM, 1, bias=False)

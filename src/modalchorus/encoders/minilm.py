@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 MAX_TOKENS = 128  # the sentence-transformers setting for this model
 TEXT_DIM = 384
@@ -22,7 +23,13 @@ class MiniLMTower(nn.Module):
 
         path = str(get_model_path())
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
+        was_disabled = hf_logging.is_progress_bar_enabled() is False
+        hf_logging.disable_progress_bar()  # a bar for loading 90 MB from disk is noise
+        try:
+            self.model = AutoModel.from_pretrained(path, use_safetensors=True).eval()
+        finally:
+            if not was_disabled:
+                hf_logging.enable_progress_bar()
 
     def tokenize(self, texts: list[str], device: str | torch.device) -> dict[str, torch.Tensor]:
         """Pad/truncate ``texts`` to a batch of token tensors on ``device``."""

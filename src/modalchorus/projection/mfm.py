@@ -59,6 +59,7 @@ _FORMAT_VERSION = 1
 _II, _TT, _IT = 0, 1, 2
 _BLOCK_NAMES = ("II", "TT", "IT")
 import os
+
 _IMAGE_FRACTION = float(os.environ["MFM_IMGFRAC"]) if os.environ.get("MFM_IMGFRAC") else None
 
 Callback = Callable[[int, float, "ModalFusionMap"], bool | None]

@@ -157,6 +157,26 @@ def build_item_rows(dataset: Dataset, thumbnail_size: int) -> ItemRows:
             text_row = dict(base, id=text_item_id(item_id, j), kind="text", text=caption)
             text_row.update(image_id=item_id, content_hash=text_hash(caption), caption_index=j)
             add(dict(text_row, thumbnail_size=None), None)
+    for ordinal, text in enumerate(dataset.texts):
+        item_id = f"{name}/text/{text.id}"
+        if item_id in seen:
+            raise ValueError(f"dataset {name!r}: duplicate text id {text.id!r}")
+        seen.add(item_id)
+        row = {
+            "dataset": name,
+            "label": text.label,
+            "split": None,
+            "source": "",
+            "ordinal": len(dataset.images) + ordinal,
+            "id": item_id,
+            "kind": "text",
+            "text": text.text,
+            "image_id": None,
+            "content_hash": text_hash(text.text),
+            "caption_index": None,
+            "thumbnail_size": None,
+        }
+        add(row, None)
     schema = pa.schema([f for f in ITEMS_SCHEMA if f.name != "thumbnail"])
     table = pa.Table.from_pydict(cols, schema=schema)
     return ItemRows(table=table, records=records)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+
+from modalchorus.data.types import Dataset, TextRecord
 
 DEFAULT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
@@ -16,7 +19,9 @@ DEFAULT_TEMPLATES: tuple[str, ...] = (
 )
 
 
-def class_prompts(classes: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES) -> list[str]:
+def class_prompts(
+    classes: Sequence[str], templates: Sequence[str] = DEFAULT_TEMPLATES
+) -> list[str]:
     """Prompts in class-major order: ``[t.format(c) for c in classes for t in templates]``."""
     return [t.format(c.replace("_", " ")) for c in classes for t in templates]
 
@@ -74,9 +79,7 @@ def zero_shot_report(
     confusion = np.zeros((c, c), dtype=np.int64)
     np.add.at(confusion, (labels, predictions), 1)
     support = confusion.sum(axis=1)
-    per_class = np.divide(
-        np.diag(confusion), support, out=np.full(c, np.nan), where=support > 0
-    )
+    per_class = np.divide(np.diag(confusion), support, out=np.full(c, np.nan), where=support > 0)
     return {
         "n": int(labels.shape[0]),
         "accuracy": float((predictions == labels).mean()),
@@ -84,3 +87,19 @@ def zero_shot_report(
         "confusion": confusion.tolist(),
         "predictions": predictions,
     }
+
+
+def with_class_prompts(dataset: Dataset, templates: Sequence[str] = DEFAULT_TEMPLATES) -> Dataset:
+    """``dataset`` plus one free text per (class, template): the zero-shot concepts.
+
+    A dataset without classes, or that already has free texts, is returned unchanged.
+    """
+    if not dataset.classes or dataset.texts:
+        return dataset
+    prompts = class_prompts(dataset.classes, templates)
+    labels = [c for c in dataset.classes for _ in templates]
+    texts = [
+        TextRecord(id=f"prompt/{i:04d}", text=text, label=label)
+        for i, (text, label) in enumerate(zip(prompts, labels, strict=True))
+    ]
+    return replace(dataset, texts=texts)
