@@ -1,0 +1,113 @@
+"""Project a workspace dataset into 2-D and store the layout (``modalchorus project``)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modalchorus.metrics.neighbourhood import projection_report
+from modalchorus.projection.baselines import fit_project, list_methods
+from modalchorus.projection.mfm import ModalFusionMap
+from modalchorus.store import ProjectionInfo, Workspace
+
+METHODS = ("mfm", *list_methods())
+
+
+def resolve_encoder_id(workspace: Workspace, encoder: str | None) -> str:
+    """The stored encoder id meant by ``encoder``: an exact id, a family prefix or ``None``.
+
+    ``None`` works when the workspace has embeddings of exactly one encoder;
+    ``"pocket"`` matches ``"pocket@..."``.
+    """
+    stored = workspace.embedded_encoders()
+    if not stored:
+        raise ValueError(f"workspace {workspace.path} has no embeddings yet: run `embed` first")
+    if encoder in stored:
+        return encoder
+    matches = stored if encoder is None else [s for s in stored if s.startswith(f"{encoder}@")]
+    if len(matches) == 1:
+        return matches[0]
+    what = "several encoders" if encoder is None else f"encoder {encoder!r}"
+    raise ValueError(f"{what}: choose one of the stored encoders {', '.join(stored)}")
+
+
+def projection_name(method: str, dataset: str, encoder_id: str) -> str:
+    """Name under which a projection is stored."""
+    return f"{method}:{dataset}:{encoder_id}"
+
+
+def project_dataset(
+    workspace: Workspace,
+    dataset: str,
+    encoder_id: str,
+    method: str = "mfm",
+    ks: tuple[int, ...] = (5, 10, 20),
+    random_state: int = 0,
+    params: dict[str, Any] | None = None,
+) -> ProjectionInfo:
+    """Fit ``method`` on a dataset's stored image and text embeddings and store the layout.
+
+    The stored metrics are :func:`~modalchorus.metrics.neighbourhood.projection_report`
+    (free texts such as class prompts are the concepts of the cross-modal agreement) plus
+    ``fit_seconds``. An MFM projection also stores its fitted network, so new embeddings can
+    later be placed in the same frame.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
+    items = workspace.items(dataset=dataset)
+    images, texts = items[items["kind"] == "image"], items[items["kind"] == "text"]
+    if images.empty or texts.empty:
+        raise ValueError(
+            f"dataset {dataset!r} needs images and texts for a joint projection "
+            f"(has {len(images)} images, {len(texts)} texts)"
+        )
+    image_ids, X_image = workspace.get_embeddings(encoder_id, images["id"].tolist())
+    text_ids, X_text = workspace.get_embeddings(encoder_id, texts["id"].tolist())
+    params = dict(params or {})
+    model_files: dict[str, bytes] | None = None
+    start = time.perf_counter()
+    if method == "mfm":
+        model = ModalFusionMap(random_state=random_state, **params).fit(X_image, X_text)
+        Y_image, Y_text = model.embedding_image_, model.embedding_text_
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = model.save(Path(tmp) / "mfm")
+            model_files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    else:
+        result = fit_project(method, X_image, X_text, random_state=random_state, **params)
+        Y_image, Y_text = result.Y_image, result.Y_text
+    fit_seconds = time.perf_counter() - start
+    concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
+    usable_ks = tuple(k for k in ks if k < min(len(images), len(texts)))
+    report = projection_report(
+        X_image,
+        X_text,
+        Y_image,
+        Y_text,
+        ks=usable_ks or (1,),
+        concepts=concepts if len(concepts) else None,
+    )
+    return workspace.put_projection(
+        projection_name(method, dataset, encoder_id),
+        encoder_id,
+        image_ids + text_ids,
+        np.concatenate([Y_image, Y_text]).astype(np.float32),
+        method=method,
+        params={"random_state": random_state, **params},
+        metrics={**report, "fit_seconds": round(fit_seconds, 3)},
+        model_files=model_files,
+    )
+
+
+def load_projection_model(workspace: Workspace, name: str) -> ModalFusionMap:
+    """The fitted MFM stored with projection ``name`` (to ``transform`` new embeddings)."""
+    files = workspace.projection_model_files(name)
+    if not files:
+        raise ValueError(f"projection {name!r} has no stored model (only MFM projections do)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for filename, data in files.items():
+            (Path(tmp) / filename).write_bytes(data)
+        return ModalFusionMap.load(tmp)
