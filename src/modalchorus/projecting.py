@@ -71,6 +71,8 @@ def project_dataset(
     model_files: dict[str, bytes] | None = None
     start = time.perf_counter()
     if method == "mfm":
+        # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
+        params.setdefault("n_neighbors", max(1, min(15, len(images) - 1, len(texts) - 1)))
         model = ModalFusionMap(random_state=random_state, **params).fit(X_image, X_text)
         Y_image, Y_text = model.embedding_image_, model.embedding_text_
         with tempfile.TemporaryDirectory() as tmp:
