@@ -126,3 +126,21 @@ def test_eval_encoder_json_on_real_cifar(data_dir) -> None:
         "truck",
     }
     assert run("eval-encoder", "--dataset", "mnist").returncode == 2
+
+
+def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -> None:
+    ws = tmp_path / "ws"
+    assert (
+        run("embed", str(small_manifest), "-w", str(ws), "--caption-column", "caption").returncode
+        == 0
+    )
+    for method in ("pca", "mfm"):
+        result = run("project", str(ws), "--method", method, "--k", "3", "--json")
+        assert result.returncode == 0, result.stderr
+        (projection,) = json.loads(result.stdout)["projections"]
+        assert projection["n_items"] == 18 and projection["method"] == method
+        assert 0 < projection["metrics"]["inter_T@3"] <= 1
+    assert json.loads(run("info", str(ws), "--json").stdout)["projections"]["total"] == 2
+    bad = run("project", str(ws), "--method", "isomap")
+    assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
+    assert run("project", str(ws), "--dataset", "nope").returncode == 2

@@ -20,7 +20,7 @@ from modalchorus.projection.sampling import (
     sample_block_pairs,
 )
 
-FAST = {"max_iter": 60, "eval_every": 20, "batch_size": 64, "init_steps": 10}
+FAST = {"max_iter": 30, "eval_every": 10, "batch_size": 48, "init_steps": 5}
 
 
 def gapped_clusters(
@@ -94,9 +94,9 @@ def test_transform_places_training_points_on_their_embedding(fitted, data):
     XI, XT = data
     np.testing.assert_allclose(fitted.transform(XI, "image"), fitted.embedding_image_, atol=1e-5)
     # Scale does not matter (rows are L2-normalised), chunking does not either.
-    fitted_small_chunks = ModalFusionMap.load  # noqa: F841 - keep API surface visible
-    np.testing.assert_allclose(fitted.transform(3.0 * XT, "text"), fitted.embedding_text_,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        fitted.transform(3.0 * XT, "text"), fitted.embedding_text_, atol=1e-5
+    )
 
 
 def test_transform_chunking_is_invisible(fitted, data):
@@ -178,8 +178,9 @@ def test_callback_can_stop_training(data):
 
 
 def test_early_stopping_keeps_best(data):
-    est = ModalFusionMap(random_state=0, max_iter=400, eval_every=5, patience=1, tol=0.5,
-                         batch_size=32, init_steps=0).fit(*data)
+    est = ModalFusionMap(
+        random_state=0, max_iter=400, eval_every=5, patience=1, tol=0.5, batch_size=32, init_steps=0
+    ).fit(*data)
     assert est.n_iter_ < 400
     losses_ = [h["loss"] for h in est.loss_history_]
     assert est.best_step_ == est.loss_history_[int(np.argmin(losses_))]["step"]
@@ -375,7 +376,11 @@ def test_make_mlp_is_reproducible_from_a_generator():
 def test_compare_methods_and_table(data):
     XI, XT = data
     rows = compare_methods(
-        XI, XT, methods=("mfm", "pca"), ks=(5, 10), method_params={"mfm": FAST},
+        XI,
+        XT,
+        methods=("mfm", "pca"),
+        ks=(5, 10),
+        method_params={"mfm": FAST},
         throughput_points=5_000,
     )
     assert [r["method"] for r in rows] == ["mfm", "pca"]

@@ -125,8 +125,11 @@ def row_targets(
     # Floor at max - 60: keeps exp() out of float32's denormal range (denormal arithmetic is
     # ~10x slower on x86); such targets are < 1e-26 anyway.
     floor = logits.amax(dim=1, keepdim=True) - _LOGIT_RANGE
-    logits = torch.maximum(logits, floor) if mask is None else torch.where(
-        mask, torch.maximum(logits, floor), logits)
+    logits = (
+        torch.maximum(logits, floor)
+        if mask is None
+        else torch.where(mask, torch.maximum(logits, floor), logits)
+    )
     p = torch.softmax(logits, dim=1)
     return torch.nan_to_num(p, nan=0.0)
 
@@ -142,8 +145,10 @@ def listwise_kl_loss(
     The layout's distribution over the candidates of anchor ``i`` uses a Student-t kernel
     with ``\nu`` = ``dof`` degrees of freedom (``\nu = 1``: Cauchy, as in t-SNE):
 
-    .. math:: q_{ij} = \frac{(1 + \hat D_{ij}^2 / \nu)^{-\nu}}{\sum_{l} (1 + \hat D_{il}^2/\nu)^{-\nu}},
-              \qquad \mathrm{KL}(p_i \| q_i) = \sum_j p_{ij} (\log p_{ij} - \log q_{ij})
+    .. math::
+
+        q_{ij} = \frac{(1 + \hat D_{ij}^2 / \nu)^{-\nu}}{\sum_l (1 + \hat D_{il}^2 / \nu)^{-\nu}},
+        \qquad \mathrm{KL}(p_i \| q_i) = \sum_j p_{ij} (\log p_{ij} - \log q_{ij})
 
     Putting a candidate that is near in high-D far away in the layout costs a lot (continuity);
     the normalisation over the candidates pushes away those that are far in high-D
@@ -173,7 +178,8 @@ def listwise_kl_loss(
     if mask is not None:
         log_q = log_q.masked_fill(~mask, 0.0)
     with torch.no_grad():
-        neg_entropy = torch.xlogy(p, p).sum(dim=1)
+        # sum_j p log p; p = 0 entries contribute 0 (log of a clamped p is finite there).
+        neg_entropy = (p * torch.log(p.clamp_min(1e-30))).sum(dim=1)
         valid = p.sum(dim=1) > 0
     kl = neg_entropy - (p * log_q).sum(dim=1)
     return kl[valid].mean() if bool(valid.any()) else D_low_sq.sum() * 0.0

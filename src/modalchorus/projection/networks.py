@@ -56,8 +56,12 @@ class MLPSpec:
     @classmethod
     def from_dict(cls, d: dict) -> MLPSpec:
         """Inverse of :meth:`to_dict`."""
-        return cls(int(d["in_dim"]), tuple(int(h) for h in d["hidden"]), int(d["out_dim"]),
-                   str(d["activation"]))
+        return cls(
+            int(d["in_dim"]),
+            tuple(int(h) for h in d["hidden"]),
+            int(d["out_dim"]),
+            str(d["activation"]),
+        )
 
     def build(self, generator: torch.Generator | None = None) -> nn.Sequential:
         """The module (see :func:`make_mlp`)."""
@@ -73,8 +77,9 @@ def make_mlp(
 ) -> nn.Sequential:
     """A plain MLP ``Linear -> act -> ... -> Linear(out_dim)``.
 
-    Weights use PyTorch's default (Kaiming-uniform) initialisation, but drawn from
-    ``generator`` so that the network is reproducible without touching the global seed.
+    Weights and biases are drawn uniformly from ``(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (the
+    distribution of ``nn.Linear``'s default initialisation), but from ``generator``: the
+    network is reproducible and the global RNG is never touched.
 
     Parameters
     ----------
@@ -100,7 +105,7 @@ def make_mlp(
         raise ValueError(f"layer widths must be positive, got {widths}")
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        lin = nn.Linear(a, b)
+        lin = torch.nn.utils.skip_init(nn.Linear, a, b)  # no draw from the global RNG
         bound = 1.0 / a**0.5
         with torch.no_grad():
             # Same distribution as nn.Linear's default init, from our generator.
