@@ -27,7 +27,9 @@ def tree(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
 
 
-@pytest.mark.parametrize("command", ["encoders", "embed", "info", "demo", "eval-encoder"])
+@pytest.mark.parametrize(
+    "command", ["encoders", "embed", "info", "demo", "eval-encoder", "project", "evaluate"]
+)
 def test_every_command_has_help(command: str) -> None:
     result = run(command, "--help")
     assert result.returncode == 0 and "Usage" in result.stdout

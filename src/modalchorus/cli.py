@@ -27,10 +27,9 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-DEFAULT_DEMO_WORKSPACE = (
-    Path(os.environ.get("MODALCHORUS_HOME", Path.home() / ".cache" / "modalchorus"))
-    / "demo-workspace"
-)
+HOME = Path(os.environ.get("MODALCHORUS_HOME", Path.home() / ".cache" / "modalchorus"))
+DEFAULT_DEMO_WORKSPACE = HOME / "demo-workspace"
+DEFAULT_EVAL_CACHE = HOME / "eval-cache"
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 EncoderOpt = Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `encoders`).")]
@@ -249,6 +248,141 @@ def eval_encoder_cmd(
         if output:
             output.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
     emit(result, as_json, lambda d: _render_metrics([d]))
+
+
+KsOpt = Annotated[str, typer.Option("--k", help="Neighbourhood sizes, comma-separated.")]
+
+
+def _parse_ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"{what} must be positive integers, got {text!r}")
+    return values
+
+
+@app.command("project")
+def project_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset in the workspace [default: every dataset].")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option("--encoder", "-e", help="Stored encoder id or family.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="mfm, tsne, umap, mds, dcm or pca.")] = "mfm",
+    ks: KsOpt = "5,10,20",
+    seed: Annotated[int, typer.Option(help="random_state of the method.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fit a 2-D projection of a workspace dataset and store it with its quality figures."""
+    from modalchorus.projecting import project_dataset, resolve_encoder_id
+    from modalchorus.store import Workspace
+
+    with user_errors():
+        ws = Workspace.open(workspace)
+        encoder_id = resolve_encoder_id(ws, encoder)
+        names = [dataset] if dataset else [d.name for d in ws.datasets()]
+        for name in names:
+            ws.dataset(name)  # unknown dataset: fail before fitting anything
+        k_values = _parse_ints(ks, "--k")
+        infos = [project_dataset(ws, n, encoder_id, method, k_values, seed) for n in names]
+        data = {
+            "projections": [
+                {"name": i.name, "method": i.method, "n_items": i.n_items, "metrics": i.metrics}
+                for i in infos
+            ]
+        }
+
+    def render(d: dict[str, Any]) -> None:
+        for p in d["projections"]:
+            m = p["metrics"]
+            figures = ", ".join(
+                f"{key} {m[key]:.3f}"
+                for key in m
+                if key.startswith("inter_") and "_to_" not in key and m[key] is not None
+            )
+            out.print(
+                f"{p['name']}: {p['n_items']} points, fit {m['fit_seconds']:.1f} s; {figures}"
+            )
+
+    emit(data, as_json, render)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    dataset: Annotated[str, typer.Option(help="cifar10, coco-mini or flickr8k.")],
+    encoder: EncoderOpt = "pocket",
+    methods: Annotated[str, typer.Option(help="Comma-separated methods.")] = (
+        "mfm,tsne,umap,mds,dcm,pca"
+    ),
+    ks: KsOpt = "5,10,20",
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="First N images [cifar10 default: 2000].")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    cache: Annotated[
+        Path, typer.Option(help="Workspace caching the embeddings between runs.")
+    ] = DEFAULT_EVAL_CACHE,
+    output: Annotated[Path | None, typer.Option(help="JSON output file.")] = None,
+    seed: Annotated[int, typer.Option(help="random_state of every method.")] = 0,
+    device: DeviceOpt = "auto",
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare MFM with the baselines on one dataset: one table, plus a JSON file."""
+    from modalchorus.data import load_dataset
+    from modalchorus.embedding import embed_dataset
+    from modalchorus.encoders import create_encoder
+    from modalchorus.projection.evaluate import compare_methods, format_table
+    from modalchorus.store import Workspace, image_item_id
+    from modalchorus.tasks.classification import with_class_prompts
+
+    with user_errors():
+        if dataset not in ("cifar10", "coco-mini", "flickr8k"):
+            raise ValueError(f"unknown dataset {dataset!r}; use cifar10, coco-mini or flickr8k")
+        method_list = [m.strip() for m in methods.split(",") if m.strip()]
+        k_values = _parse_ints(ks, "--k")
+        enc = create_encoder(encoder, device=device)
+        options = {"limit": limit or 2000} if dataset == "cifar10" else {}
+        ds = load_dataset(dataset, data_dir=data_dir, **options)
+        if limit and dataset != "cifar10":
+            ds.images = ds.images[:limit]
+        ds = with_class_prompts(ds)
+        ws = Workspace.open_or_create(cache)
+        embed_dataset(ws, ds, enc)
+        items = ws.items(dataset=ds.name)
+        wanted = {image_item_id(ds.name, r.id) for r in ds.images}
+        images = items[items["id"].isin(wanted)]
+        texts = items[
+            (items["kind"] == "text") & (items["image_id"].isin(wanted) | items["image_id"].isna())
+        ]
+        _, X_image = ws.get_embeddings(enc.id, images["id"].tolist())
+        _, X_text = ws.get_embeddings(enc.id, texts["id"].tolist())
+        concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
+        rows = compare_methods(
+            X_image,
+            X_text,
+            method_list,
+            k_values,
+            concepts=concepts if len(concepts) else None,
+            random_state=seed,
+        )
+        table = format_table(rows, k_values)
+        result = {
+            "dataset": dataset,
+            "encoder": enc.id,
+            "n_images": len(images),
+            "n_texts": len(texts),
+            "ks": list(k_values),
+            "rows": [{k: v for k, v in r.items() if k not in ("Y_image", "Y_text")} for r in rows],
+        }
+        target = output or Path(f"evaluate-{dataset}.json")
+        target.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
+        result["output"] = str(target)
+
+    emit(result, as_json, lambda d: out.print(table, highlight=False, soft_wrap=True))
 
 
 if __name__ == "__main__":
