@@ -191,6 +191,10 @@ def _render_metrics(metrics: list[dict[str, Any]]) -> None:
             out.print(f"{m['dataset']}: {recalls}")
 
 
+HostOpt = Annotated[str, typer.Option(help="Address to listen on (loopback by default).")]
+PortOpt = Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")]
+
+
 @app.command("demo")
 def demo_cmd(
     workspace: Annotated[
@@ -198,8 +202,16 @@ def demo_cmd(
     ] = DEFAULT_DEMO_WORKSPACE,
     device: DeviceOpt = "auto",
     as_json: JsonFlag = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Only build and summarise; do not start the UI.")
+    ] = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8765,
 ) -> None:
-    """Build the built-in demo workspace (offline, first run only) and summarise it."""
+    """Build the built-in demo workspace (offline, first run only), summarise it, serve the UI.
+
+    With --json (or --no-serve) it only prints the summary and exits.
+    """
     from modalchorus.demo import build_demo_workspace
     from modalchorus.encoders import create_encoder
     from modalchorus.evaluation import workspace_task_metrics
@@ -215,6 +227,36 @@ def demo_cmd(
         _render_metrics(d["metrics"])
 
     emit(data, as_json, render)
+    if as_json or no_serve:
+        return
+    _serve(ws.path, host, port, encoder=encoder, warm=[r.dataset for r in reports])
+
+
+def _serve(
+    workspace: Path, host: str, port: int, *, encoder: Any = None, warm: list[str] | None = None
+) -> None:
+    from modalchorus.server import serve
+
+    shown = f"[{host}]" if ":" in host else host
+    out.print(
+        f"[bold]ModalChorus UI[/] at http://{shown}:{port}  (Ctrl+C to stop)", highlight=False
+    )
+    with user_errors():
+        serve(workspace, host, port, encoder=encoder, warm=warm or ())
+
+
+@app.command("serve")
+def serve_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8765,
+) -> None:
+    """Serve the web UI and API for a workspace (http://127.0.0.1:8765 by default)."""
+    from modalchorus.store import Workspace
+
+    with user_errors():
+        Workspace.open(workspace)  # fail with one line before starting anything
+    _serve(workspace, host, port)
 
 
 @app.command("eval-encoder")

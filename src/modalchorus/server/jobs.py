@@ -1,0 +1,143 @@
+"""Background jobs with progress: long work runs off the request threads.
+
+A :class:`JobManager` runs submitted functions one at a time on a worker thread (fits are
+CPU-bound; two at once would only slow both down). A function receives a ``progress``
+callable and returns a short result string. Jobs with the same ``key`` that are still
+queued or running are shared, so a page reload does not start a second fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from modalchorus.server.schemas import JobInfo
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(fraction in [0, 1], message)``.
+Progress = Callable[[float, str], None]
+JobFunction = Callable[[Progress], str]
+
+#: Finished jobs kept for status queries.
+_KEEP_FINISHED = 200
+
+
+@dataclass
+class Job:
+    """One job's mutable state (read it with :meth:`info`)."""
+
+    id: str
+    kind: str
+    key: str
+    status: str = "queued"
+    progress: float = 0.0
+    message: str = "queued"
+    error: str | None = None
+    result: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    version: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        """Done or failed."""
+        return self.status in ("done", "failed")
+
+    def update(self, **changes: object) -> None:
+        """Set fields, bump :attr:`version` and the timestamp."""
+        with self._lock:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            self.updated_at = time.time()
+            self.version += 1
+
+    def info(self) -> JobInfo:
+        """A consistent snapshot."""
+        with self._lock:
+            return JobInfo(
+                id=self.id,
+                kind=self.kind,
+                status=self.status,  # type: ignore[arg-type]
+                progress=min(max(self.progress, 0.0), 1.0),
+                message=self.message,
+                error=self.error,
+                result=self.result,
+                created_at=self.created_at,
+                updated_at=self.updated_at,
+            )
+
+
+class JobManager:
+    """Runs jobs on one worker thread and keeps their state."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modalchorus-job")
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, kind: str, key: str, function: JobFunction) -> Job:
+        """Queue ``function`` unless a job with the same ``key`` is queued or running.
+
+        Parameters
+        ----------
+        kind : str
+            E.g. ``"fit_projection"``.
+        key : str
+            Identity of the work (e.g. the projection name).
+        function : JobFunction
+            Called with a progress callable; its return value becomes ``result``.
+
+        Returns
+        -------
+        Job
+            The new job, or the unfinished one with the same key.
+        """
+        with self._lock:
+            for job in self._jobs.values():
+                if job.key == key and not job.finished:
+                    return job
+            job = Job(id=uuid.uuid4().hex, kind=kind, key=key)
+            self._jobs[job.id] = job
+            self._forget_old()
+        self._executor.submit(self._run, job, function)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """The job ``job_id``; raises ``KeyError`` when there is none."""
+        with self._lock:
+            return self._jobs[job_id]
+
+    def jobs(self) -> list[Job]:
+        """Every kept job, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def shutdown(self) -> None:
+        """Stop accepting jobs; queued ones are dropped, a running one finishes."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, job: Job, function: JobFunction) -> None:
+        job.update(status="running", message="started")
+
+        def progress(fraction: float, message: str) -> None:
+            job.update(progress=float(fraction), message=message)
+
+        try:
+            result = function(progress)
+        except Exception as exc:  # reported to the client; the server keeps running
+            logger.exception("job %s (%s) failed", job.id, job.key)
+            job.update(status="failed", error=f"{type(exc).__name__}: {exc}", message="failed")
+        else:
+            job.update(status="done", progress=1.0, result=result, message="done")
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.finished]
+        for job in finished[: max(0, len(finished) - _KEEP_FINISHED)]:
+            del self._jobs[job.id]

@@ -1,0 +1,182 @@
+"""Fitting, scoring and storing the projection a view shows (run as a background job).
+
+A projection of a dataset under an encoder is stored in the workspace under
+``f"{method}:{dataset}:{encoder_id}"`` (the name ``modalchorus project`` uses too) with the
+layout's :func:`~modalchorus.metrics.neighbourhood.projection_report` at k = 10 as its
+metrics, so reopening the page reads it back at once. Unlike ``project``, the fit reports
+progress (the MFM's training callback) for the page's progress bar.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modalchorus.metrics.neighbourhood import projection_report
+from modalchorus.projection import fit_project, list_methods
+from modalchorus.projection.mfm import ModalFusionMap
+from modalchorus.server.jobs import Progress
+from modalchorus.server.views import KIND_CONCEPT, DatasetView
+from modalchorus.store import ProjectionInfo, UnknownProjectionError, Workspace
+
+#: The default method (first in :func:`methods`).
+DEFAULT_METHOD = "mfm"
+#: Neighbourhood size of the stored quality metrics.
+METRICS_K = 10
+#: Seed of every fit (the same data gives the same map).
+RANDOM_STATE = 0
+
+
+def methods() -> list[str]:
+    """Projection methods the server offers, the Modal Fusion Map first."""
+    return [DEFAULT_METHOD, *list_methods()]
+
+
+def check_method(method: str) -> str:
+    """Raise ``ValueError`` naming the known methods unless ``method`` is one."""
+    if method not in methods():
+        raise ValueError(f"unknown projection method {method!r}; known: {methods()}")
+    return method
+
+
+def projection_name(method: str, dataset: str, encoder_id: str) -> str:
+    """The workspace name of a view's projection."""
+    return f"{method}:{dataset}:{encoder_id}"
+
+
+def stored_layout(
+    workspace: Workspace, view: DatasetView, method: str
+) -> tuple[ProjectionInfo, np.ndarray] | None:
+    """The stored projection of ``view`` with ``method``, in view row order.
+
+    Returns
+    -------
+    (ProjectionInfo, numpy.ndarray of shape (n, 2), float32) or None
+        None when nothing is stored, or when the stored layout does not cover exactly the
+        view's items (the dataset changed since the fit).
+    """
+    name = projection_name(method, view.dataset, view.encoder_id)
+    try:
+        info = workspace.projection_info(name)
+        ids, coords = workspace.get_projection(name)
+    except UnknownProjectionError:
+        return None
+    if len(ids) != view.n:
+        return None
+    rows = np.array([view.row.get(item_id, -1) for item_id in ids], dtype=np.int64)
+    if (rows < 0).any():
+        return None
+    ordered = np.empty_like(coords)
+    ordered[rows] = coords
+    return info, ordered
+
+
+def _fit_mfm(
+    X_image: np.ndarray, X_text: np.ndarray, progress: Progress
+) -> tuple[np.ndarray, dict[str, Any], dict[str, bytes]]:
+    model = ModalFusionMap(random_state=RANDOM_STATE)
+    max_iter = int(model.max_iter)
+
+    def callback(step: int, loss: float, _: object) -> bool:
+        progress(0.05 + 0.8 * step / max_iter, f"mfm: step {step}, loss {loss:.4f}")
+        return False
+
+    model.set_params(callback=callback).fit(X_image, X_text)
+    with tempfile.TemporaryDirectory(prefix="modalchorus-mfm-") as tmp:
+        folder = model.save(Path(tmp) / "mfm")
+        files = {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+    params = {k: v for k, v in model.get_params().items() if k not in ("network", "callback")}
+    params |= {"n_iter": int(model.n_iter_), "fit_seconds": float(model.fit_seconds_)}
+    layout = np.vstack([model.embedding_image_, model.embedding_text_])
+    return layout, params, files
+
+
+def _fit_baseline(
+    method: str, X_image: np.ndarray, X_text: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any], dict[str, bytes]]:
+    result = fit_project(method, X_image, X_text, random_state=RANDOM_STATE)
+    params = {**result.params, "fit_seconds": float(result.fit_seconds)}
+    return np.vstack([result.Y_image, result.Y_text]), params, {}
+
+
+def layout_metrics(view: DatasetView, coords: np.ndarray) -> dict[str, Any]:
+    """Quality of a layout: :func:`~modalchorus.metrics.neighbourhood.projection_report` at k=10.
+
+    The same report (and keys) as ``modalchorus project`` stores: ``inter_T@10``,
+    ``inter_C@10`` and their two directions, intra-modal ``T_image@10`` ..., and
+    ``agreement`` (nearest free text, e.g. class prompt, where the view has some).
+
+    Parameters
+    ----------
+    view : DatasetView
+    coords : numpy.ndarray, shape (n, 2)
+        The layout in view row order.
+
+    Returns
+    -------
+    dict
+        JSON-ready; metrics that need more points than the view has are None and named in
+        ``skipped``.
+    """
+    images, texts = view.image_rows, view.text_rows
+    concepts = np.flatnonzero(view.kind[texts] == KIND_CONCEPT)
+    return projection_report(
+        view.vectors[images],
+        view.vectors[texts],
+        coords[images],
+        coords[texts],
+        ks=(METRICS_K,),
+        concepts=concepts if concepts.size else None,
+    )
+
+
+def fit_and_store(
+    workspace: Workspace, view: DatasetView, method: str, progress: Progress
+) -> ProjectionInfo:
+    """Fit ``method`` on the view's images and texts, score the layout, store it.
+
+    Parameters
+    ----------
+    workspace : Workspace
+    view : DatasetView
+    method : str
+        One of :func:`methods`.
+    progress : Progress
+        Receives fractions in [0, 1] and a message.
+
+    Returns
+    -------
+    ProjectionInfo
+        Of the stored projection.
+    """
+    check_method(method)
+    images, texts = view.image_rows, view.text_rows
+    if not images.size or not texts.size:
+        raise ValueError(
+            f"dataset {view.dataset!r} needs images and texts to project together "
+            f"({images.size} images, {texts.size} texts)"
+        )
+    progress(0.02, f"{method}: fitting {images.size} images + {texts.size} texts")
+    X_image, X_text = view.vectors[images], view.vectors[texts]
+    if method == DEFAULT_METHOD:
+        layout, params, files = _fit_mfm(X_image, X_text, progress)
+    else:
+        layout, params, files = _fit_baseline(method, X_image, X_text)
+    coords = np.empty((view.n, 2), dtype=np.float32)
+    coords[np.concatenate([images, texts])] = layout
+    progress(0.88, "scoring the layout (inter-modal trustworthiness / continuity)")
+    metrics = layout_metrics(view, coords)
+    progress(0.96, "storing the projection")
+    return workspace.put_projection(
+        projection_name(method, view.dataset, view.encoder_id),
+        view.encoder_id,
+        view.ids,
+        coords,
+        method=method,
+        params={**params, "dataset": view.dataset, "n_images": int(images.size)},
+        metrics=metrics,
+        model_files=files,
+    )

@@ -1,0 +1,61 @@
+"""Concept axis: two typed concepts define an axis; items are placed by relative similarity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from modalchorus.server.analysis import concept_axis
+from modalchorus.server.errors import conflict, invalid
+from modalchorus.server.frames import MEDIA_TYPE, encode_frame
+from modalchorus.server.schemas import ConceptAxisRequest, Problem
+from modalchorus.server.state import ServerState, get_state
+
+router = APIRouter(tags=["concept axis"])
+State = Annotated[ServerState, Depends(get_state)]
+
+
+@router.post(
+    "/concept-axis",
+    response_class=Response,
+    responses={
+        200: {"content": {MEDIA_TYPE: {}}, "description": "An axis frame."},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "The view's encoder cannot encode text here."},
+    },
+)
+def post_concept_axis(request: ConceptAxisRequest, state: State) -> Response:
+    """Place the dataset's items on ``cos(x, c_b) - cos(x, c_a)`` (and ``c_d`` vs ``c_c``).
+
+    The concepts are encoded by the server's encoder, which must be the view's encoder.
+    The answer is a frame (see ``modalchorus.server.frames``) with float32 columns ``x``
+    and, when ``concept_c`` and ``concept_d`` are given, ``y``, one row per item in the
+    order of ``/api/projection/points``.
+    """
+    if request.concept_a == request.concept_b:
+        raise invalid("concept_b", "concept_b must differ from concept_a")
+    second = (request.concept_c, request.concept_d)
+    if (second[0] is None) != (second[1] is None):
+        field = "concept_d" if second[1] is None else "concept_c"
+        raise invalid(field, "a second axis needs both concept_c and concept_d")
+    view = state.views.get(request.dataset, request.encoder)
+    encoder = state.encoder.get()
+    if encoder.id != view.encoder_id:
+        raise conflict(
+            f"concepts are encoded with {encoder.id!r}, but this view shows "
+            f"{view.encoder_id!r} embeddings; choose that encoder"
+        )
+    texts = [request.concept_a, request.concept_b]
+    if second[0] is not None and second[1] is not None:
+        texts += [second[0], second[1]]
+    concepts = encoder.encode_texts(texts)
+    columns = {"x": concept_axis(view.vectors, concepts[0], concepts[1])}
+    if len(texts) == 4:
+        columns["y"] = concept_axis(view.vectors, concepts[2], concepts[3])
+    frame = encode_frame(
+        columns,
+        dict.fromkeys(columns, "float32"),
+        meta={"dataset": view.dataset, "encoder": view.encoder_id, "concepts": texts},
+    )
+    return Response(frame, media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,164 @@
+"""Projection view: fit (as a job) or read the stored 2-D layout of a dataset's items."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from modalchorus.server.errors import invalid, not_found
+from modalchorus.server.frames import MEDIA_TYPE, encode_frame
+from modalchorus.server.projections import check_method
+from modalchorus.server.schemas import (
+    Problem,
+    ProjectionMeta,
+    ProjectionRequest,
+    ProjectionStatus,
+)
+from modalchorus.server.state import ServerState, get_state
+from modalchorus.server.views import KIND_NAMES, DatasetView
+from modalchorus.store import ProjectionInfo
+
+router = APIRouter(tags=["projection"])
+State = Annotated[ServerState, Depends(get_state)]
+DatasetQ = Annotated[str, Query(min_length=1, description="Dataset name.")]
+EncoderQ = Annotated[str, Query(min_length=1, description="Encoder id.")]
+MethodQ = Annotated[str, Query(min_length=1, description="Projection method.")]
+NOT_FOUND = {404: {"model": Problem}}
+
+
+def _meta(info: ProjectionInfo) -> ProjectionMeta:
+    # Names are f"{method}:{dataset}:{encoder_id}" (also those ``modalchorus project`` stores).
+    dataset = info.params.get("dataset")
+    if not isinstance(dataset, str):
+        prefix = f"{info.method}:"
+        rest = info.name[len(prefix) :] if info.name.startswith(prefix) else info.name
+        dataset = rest.removesuffix(f":{info.encoder_id}")
+    return ProjectionMeta(
+        name=info.name,
+        dataset=dataset,
+        encoder=info.encoder_id,
+        method=info.method,
+        n_items=info.n_items,
+        params=info.params,
+        metrics=info.metrics,
+        created_at=info.created_at,
+        updated_at=info.updated_at,
+    )
+
+
+def _view(state: ServerState, dataset: str, encoder: str, method: str, where: str) -> DatasetView:
+    try:
+        check_method(method)
+    except ValueError as exc:
+        raise invalid("method", str(exc), where) from None
+    return state.views.get(dataset, encoder)
+
+
+def _stored(
+    state: ServerState, view: DatasetView, method: str
+) -> tuple[ProjectionInfo, np.ndarray]:
+    found = state.layout(view, method)
+    if found is None:
+        raise not_found(
+            f"no {method} projection of {view.dataset!r} under {view.encoder_id!r} is stored "
+            "yet; POST /api/projection fits one"
+        )
+    return found
+
+
+@router.post("/projection", response_model=ProjectionStatus, responses=NOT_FOUND)
+def ensure_projection(body: ProjectionRequest, state: State) -> ProjectionStatus:
+    """The stored projection, or a background job fitting it (follow ``/api/jobs/{id}``)."""
+    view = _view(state, body.dataset, body.encoder, body.method, "body")
+    if not body.refit:
+        found = state.layout(view, body.method)
+        if found is not None:
+            return ProjectionStatus(status="ready", projection=_meta(found[0]))
+    job = state.submit_fit(view, body.method)
+    return ProjectionStatus(status="fitting", job=job.info())
+
+
+@router.get("/projection", response_model=ProjectionMeta, responses=NOT_FOUND)
+def get_projection(
+    dataset: DatasetQ, encoder: EncoderQ, state: State, method: MethodQ = "mfm"
+) -> ProjectionMeta:
+    """A stored projection's metadata and quality metrics; 404 when none is stored."""
+    view = _view(state, dataset, encoder, method, "query")
+    return _meta(_stored(state, view, method)[0])
+
+
+@router.get("/projections", response_model=list[ProjectionMeta])
+def list_projections(state: State) -> list[ProjectionMeta]:
+    """Every stored projection."""
+    return [_meta(info) for info in state.workspace.projections()]
+
+
+@router.get(
+    "/projection/points",
+    response_class=Response,
+    responses={200: {"content": {MEDIA_TYPE: {}}, "description": "A points frame."}, **NOT_FOUND},
+)
+def get_points(
+    dataset: DatasetQ,
+    encoder: EncoderQ,
+    state: State,
+    request: Request,
+    method: MethodQ = "mfm",
+) -> Response:
+    """The projection's points as a binary frame (see ``modalchorus.server.frames``).
+
+    Columns, one row per item in view order: ``x``, ``y`` (float32, layout coordinates),
+    ``kind`` (uint8: 0 image, 1 caption, 2 concept text), ``label`` and ``predicted``
+    (int16 index into ``meta.label_names``, -1 for none), ``pair`` (int32, the row of a
+    caption's image, -1 otherwise) and ``id`` (utf8). ``meta`` also names the projection.
+    """
+    view = _view(state, dataset, encoder, method, "query")
+    info, coords = _stored(state, view, method)
+
+    def encode() -> tuple[bytes, bytes]:
+        frame = _points_frame(view, info, coords, method)
+        return frame, gzip.compress(frame, compresslevel=5, mtime=0)
+
+    frame, packed = state.memo.get(("frame", info.name), (info.updated_at, view.stamp), encode)
+    headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(packed, media_type=MEDIA_TYPE, headers=headers)
+    return Response(frame, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _points_frame(
+    view: DatasetView, info: ProjectionInfo, coords: np.ndarray, method: str
+) -> bytes:
+    return encode_frame(
+        {
+            "x": coords[:, 0],
+            "y": coords[:, 1],
+            "kind": view.kind,
+            "label": view.label_codes,
+            "predicted": view.predicted,
+            "pair": view.pair,
+            "id": view.ids,
+        },
+        {
+            "x": "float32",
+            "y": "float32",
+            "kind": "uint8",
+            "label": "int16",
+            "predicted": "int16",
+            "pair": "int32",
+            "id": "utf8",
+        },
+        meta={
+            "projection": info.name,
+            "dataset": view.dataset,
+            "encoder": view.encoder_id,
+            "method": method,
+            "label_names": view.label_names,
+            "kind_names": list(KIND_NAMES),
+            "tasks": view.tasks,
+        },
+    )

@@ -1,0 +1,65 @@
+"""Settings: what the workspace holds and what the views can be set to."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from modalchorus.server.projections import DEFAULT_METHOD, methods
+from modalchorus.server.schemas import DatasetSummary, Problem, Settings
+from modalchorus.server.state import ServerState, get_state
+from modalchorus.server.views import KIND_CONCEPT
+
+router = APIRouter(tags=["settings"])
+State = Annotated[ServerState, Depends(get_state)]
+
+
+def dataset_summary(state: ServerState, name: str) -> DatasetSummary:
+    """A dataset's counts, classes and supported tasks (from the first encoder's view).
+
+    Raises
+    ------
+    UnknownDatasetError
+        No dataset ``name`` (answered with 404).
+    """
+    info = state.workspace.dataset(name)
+    encoders = state.workspace.embedded_encoders()
+    tasks: list = []
+    n_concepts = 0
+    if encoders:
+        view = state.views.get(name, encoders[0])
+        tasks = list(view.tasks)
+        n_concepts = int((view.kind == KIND_CONCEPT).sum())
+    return DatasetSummary(
+        name=info.name,
+        n_images=info.n_images,
+        n_texts=info.n_texts,
+        classes=None if info.classes is None else list(info.classes),
+        tasks=tasks,
+        n_concepts=n_concepts,
+    )
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    """Liveness probe."""
+    return {"status": "ok"}
+
+
+@router.get("/settings", response_model=Settings)
+def get_settings(state: State) -> Settings:
+    """Datasets, encoders and projection methods to choose from."""
+    return Settings(
+        workspace=str(state.workspace.path),
+        datasets=[dataset_summary(state, d.name) for d in state.workspace.datasets()],
+        encoders=state.workspace.embedded_encoders(),
+        methods=methods(),
+        default_method=DEFAULT_METHOD,
+    )
+
+
+@router.get("/datasets/{name}", response_model=DatasetSummary, responses={404: {"model": Problem}})
+def get_dataset(name: str, state: State) -> DatasetSummary:
+    """One dataset; 404 when the workspace has no such dataset."""
+    return dataset_summary(state, name)

@@ -1,0 +1,234 @@
+"""Request and response models of the HTTP API: the contract the front end codes against.
+
+Point data (coordinates, kinds, labels, axis values) does not travel as JSON: see
+:mod:`modalchorus.server.frames` for the binary frame those endpoints return.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+#: Longest concept text the concept axis accepts, in characters.
+MAX_CONCEPT_LENGTH = 200
+#: Most neighbours an instance detail may ask for.
+MAX_NEIGHBOURS = 100
+
+Task = Literal["zero-shot classification", "retrieval"]
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+ConceptText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONCEPT_LENGTH),
+]
+SetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- settings
+
+
+class DatasetSummary(_Model):
+    """One dataset of the workspace, as the settings view lists it."""
+
+    name: str
+    n_images: int
+    n_texts: int
+    classes: list[str] | None = Field(description="Class names, for labelled datasets.")
+    tasks: list[Task] = Field(description="Tasks the dataset supports, preferred first.")
+    n_concepts: int = Field(description="Free texts (e.g. class prompts) without an image.")
+
+
+class Settings(_Model):
+    """What the settings view can choose from."""
+
+    workspace: str
+    datasets: list[DatasetSummary]
+    encoders: list[str] = Field(description="Encoder ids with embeddings in the workspace.")
+    methods: list[str] = Field(description="Projection methods; the first is the default.")
+    default_method: str
+    max_concept_length: int = MAX_CONCEPT_LENGTH
+
+
+# ---------------------------------------------------------------- jobs
+
+
+class JobInfo(_Model):
+    """A background job (e.g. fitting a projection) and its progress."""
+
+    id: str
+    kind: str
+    status: JobStatus
+    progress: float = Field(ge=0.0, le=1.0)
+    message: str
+    error: str | None = None
+    result: str | None = Field(None, description="E.g. the name of the stored projection.")
+    created_at: float
+    updated_at: float
+
+
+# ---------------------------------------------------------------- projections
+
+
+class ProjectionRequest(_Model):
+    """Which projection to show (fitted in the background when none is stored)."""
+
+    dataset: str = Field(min_length=1)
+    encoder: str = Field(min_length=1)
+    method: str = Field("mfm", min_length=1)
+    refit: bool = Field(False, description="Fit again even when one is stored.")
+
+
+class ProjectionMeta(_Model):
+    """A stored projection's metadata and quality metrics."""
+
+    name: str
+    dataset: str
+    encoder: str
+    method: str
+    n_items: int
+    params: dict[str, object]
+    metrics: dict[str, object] = Field(
+        description="projection_report: ks, inter_T@k / inter_C@k (means and the two "
+        "directions), intra-modal T_image@k ..., agreement, skipped."
+    )
+    created_at: str
+    updated_at: str
+
+
+class ProjectionStatus(_Model):
+    """Answer of ``POST /api/projection``: ready to read, or a job to follow."""
+
+    status: Literal["ready", "fitting"]
+    projection: ProjectionMeta | None = None
+    job: JobInfo | None = None
+
+
+# ---------------------------------------------------------------- items
+
+
+class ItemRef(_Model):
+    """A short reference to an item."""
+
+    id: str
+    kind: Literal["image", "text"]
+    label: str | None = None
+    text: str | None = None
+
+
+class ItemDetail(_Model):
+    """One item, with its prediction and its related items."""
+
+    id: str
+    kind: Literal["image", "text"]
+    dataset: str
+    label: str | None
+    split: str | None
+    text: str | None
+    image_id: str | None = Field(description="For a caption: the image it describes.")
+    is_concept: bool = Field(description="A free text without an image (e.g. a class prompt).")
+    thumbnail_url: str | None
+    predicted: str | None = Field(
+        description="Zero-shot prediction (nearest class) of an image of a labelled dataset."
+    )
+    related: list[ItemRef] = Field(
+        description="An image's captions, or a caption's image (ground-truth pairs)."
+    )
+
+
+class Neighbour(_Model):
+    """A cross-modal neighbour of an item and its cosine similarity."""
+
+    id: str
+    kind: Literal["image", "text"]
+    label: str | None
+    text: str | None
+    similarity: float
+    is_pair: bool = Field(description="Ground-truth pair (caption of the image, or its image).")
+
+
+class Neighbours(_Model):
+    """The top-k cross-modal neighbours of an item under one encoder."""
+
+    item_id: str
+    encoder: str
+    k: int
+    neighbours: list[Neighbour]
+
+
+# ---------------------------------------------------------------- concept axis
+
+
+class ConceptAxisRequest(_Model):
+    """Two concepts (and optionally two more for a second axis) to place items by."""
+
+    dataset: str = Field(min_length=1)
+    encoder: str = Field(min_length=1)
+    concept_a: ConceptText
+    concept_b: ConceptText
+    concept_c: ConceptText | None = None
+    concept_d: ConceptText | None = None
+
+
+# ---------------------------------------------------------------- metrics
+
+
+class TaskMetrics(_Model):
+    """Task metrics of a dataset from its stored embeddings."""
+
+    task: Task | None
+    dataset: str
+    encoder: str
+    n: int | None = None
+    accuracy: float | None = None
+    classes: list[str] | None = None
+    per_class_accuracy: dict[str, float | None] | None = None
+    confusion: list[list[int]] | None = Field(
+        None, description="Rows: true class, columns: predicted class."
+    )
+    recall: dict[str, float] | None = Field(
+        None, description='Retrieval Recall@k, keys like "t2i_R@1" and "i2t_R@5".'
+    )
+
+
+# ---------------------------------------------------------------- sets
+
+
+class SetCreate(_Model):
+    """A new named set of items (e.g. from a lasso)."""
+
+    name: SetName
+    item_ids: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
+        min_length=1, description="At least one item id; every id must be an item."
+    )
+    color: str | None = Field(None, max_length=64)
+    description: str = Field("", max_length=10_000)
+
+
+class SetRename(_Model):
+    """A set's new name."""
+
+    name: SetName
+
+
+class SetOut(_Model):
+    """A stored set."""
+
+    id: int
+    name: str
+    item_ids: list[str]
+    n_items: int
+    color: str | None
+    description: str
+    created_at: str
+    updated_at: str
+
+
+class Problem(_Model):
+    """An error: ``detail`` says what went wrong."""
+
+    detail: str

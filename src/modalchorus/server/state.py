@@ -1,0 +1,115 @@
+"""What the routers share: the workspace, cached views, the concept encoder and the jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from fastapi import Request
+
+from modalchorus.encoders import Encoder, create_encoder
+from modalchorus.server.cache import Memo
+from modalchorus.server.jobs import Job, JobManager, Progress
+from modalchorus.server.projections import fit_and_store, projection_name, stored_layout
+from modalchorus.server.views import DatasetView, ViewCache
+from modalchorus.store import ProjectionInfo, UnknownProjectionError, Workspace
+
+logger = logging.getLogger(__name__)
+
+#: Encoder the server loads for typed concepts when none is given.
+DEFAULT_ENCODER = "pocket"
+
+
+class EncoderProvider:
+    """The encoder for typed concepts, loaded on first use (loading takes seconds).
+
+    Parameters
+    ----------
+    encoder : Encoder | None
+        Use this one; None loads :data:`DEFAULT_ENCODER` on CPU when first needed.
+    """
+
+    def __init__(self, encoder: Encoder | None = None) -> None:
+        self._encoder = encoder
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the encoder is in memory."""
+        return self._encoder is not None
+
+    def get(self) -> Encoder:
+        """The encoder (loading it if needed)."""
+        with self._lock:
+            if self._encoder is None:
+                logger.info("loading the %s encoder for concepts", DEFAULT_ENCODER)
+                self._encoder = create_encoder(DEFAULT_ENCODER, device="cpu")
+            return self._encoder
+
+
+@dataclass
+class ServerState:
+    """Shared state of one app.
+
+    Attributes
+    ----------
+    workspace : Workspace
+    views : ViewCache
+    encoder : EncoderProvider
+    jobs : JobManager
+    memo : Memo
+        Derived values (layouts, encoded point frames, task metrics) keyed by what they
+        were computed from, so reloading a page costs no recomputation.
+    """
+
+    workspace: Workspace
+    views: ViewCache
+    encoder: EncoderProvider
+    jobs: JobManager
+    memo: Memo = field(default_factory=lambda: Memo(size=32))
+
+    def layout(self, view: DatasetView, method: str) -> tuple[ProjectionInfo, np.ndarray] | None:
+        """The stored projection of ``view`` with ``method`` in view row order, or None.
+
+        See :func:`~modalchorus.server.projections.stored_layout`; cached until the
+        projection or the view changes.
+        """
+        name = projection_name(method, view.dataset, view.encoder_id)
+        try:
+            info = self.workspace.projection_info(name)
+        except UnknownProjectionError:
+            return None
+        return self.memo.get(
+            ("layout", name),
+            (info.updated_at, view.stamp),
+            lambda: stored_layout(self.workspace, view, method),
+        )
+
+    def submit_fit(self, view: DatasetView, method: str) -> Job:
+        """Fit and store ``method``'s projection of ``view`` as a background job.
+
+        A job for the same projection that is still queued or running is returned instead.
+        """
+        workspace = self.workspace
+
+        def fit(progress: Progress) -> str:  # runs on the job thread
+            return fit_and_store(workspace, view, method, progress).name
+
+        name = projection_name(method, view.dataset, view.encoder_id)
+        return self.jobs.submit("fit_projection", name, fit)
+
+    def warm(self, datasets: list[str], encoder_id: str, method: str) -> list[Job]:
+        """Start fitting the projections of ``datasets`` that are not stored yet."""
+        jobs = []
+        for dataset in datasets:
+            view = self.views.get(dataset, encoder_id)
+            if self.layout(view, method) is None:
+                jobs.append(self.submit_fit(view, method))
+        return jobs
+
+
+def get_state(request: Request) -> ServerState:
+    """FastAPI dependency: the app's :class:`ServerState`."""
+    return request.app.state.modalchorus

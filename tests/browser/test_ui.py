@@ -1,0 +1,164 @@
+"""The web UI in headless Chromium against the real server and workspace."""
+
+from __future__ import annotations
+
+import io
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from browser.support import CIFAR, COCO, COCO_IMAGES, IMAGES_PER_CLASS, click_point
+
+N_CIFAR = 10 * IMAGES_PER_CLASS + 50
+N_COCO = COCO_IMAGES * 6
+
+
+def pixel_std(png: bytes) -> float:
+    """Standard deviation of the grey levels of a screenshot (0 for a blank one)."""
+    return float(np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32).std())
+
+
+def sets_named(server, name: str) -> list[dict]:
+    return [s for s in httpx.get(f"{server.url}/api/sets").json() if s["name"] == name]
+
+
+def test_page_loads_without_errors_and_draws_every_item(app, server) -> None:
+    app.open()
+    settings = httpx.get(f"{server.url}/api/settings").json()
+    first = settings["datasets"][0]
+    assert app.probe("choice.dataset") == first["name"] == CIFAR
+    assert app.probe("itemCount") == first["n_images"] + first["n_texts"] == N_CIFAR
+    assert app.probe("pointCount") == N_CIFAR
+    assert app.page.locator(".concept-label").count() == 10  # one label per class
+    assert app.page.locator("[data-metric=accuracy]").inner_text() != "–"
+    assert app.page.locator("[data-metric=inter_T]").first.inner_text() != "–"
+    assert app.errors == []
+
+
+def test_projection_screenshot_is_not_blank(app) -> None:
+    app.open()
+    png = app.page.locator(".projection-view .stage").screenshot()
+    assert pixel_std(png) > 5.0
+    app.page.evaluate("window.__modalchorus.lasso([[-2, -2], [2, -2], [2, 2], [-2, 2]])")
+    assert app.probe("pointCount") == N_CIFAR
+
+
+def test_switching_dataset_draws_its_items_and_retrieval_metrics(app) -> None:
+    app.open()
+    app.page.select_option("select[name=dataset]", COCO)
+    app.page.wait_for_function(
+        f"window.__modalchorus.ready && window.__modalchorus.choice.dataset === '{COCO}'"
+    )
+    assert app.probe("pointCount") == N_COCO
+    assert app.page.locator("[data-metric='t2i_R@1']").inner_text() != "–"
+    assert f"dataset={COCO}" in app.page.url
+    app.page.reload()
+    app.wait_ready()
+    assert app.probe("choice.dataset") == COCO  # the URL keeps the settings
+    assert app.errors == []
+
+
+def test_lasso_creates_a_set_that_survives_a_reload(app, server) -> None:
+    app.open()
+    app.page.evaluate("window.__modalchorus.lasso([[-2, -2], [0, -2], [0, 2], [-2, 2]])")
+    form = app.page.locator(".save-set")
+    count = int(form.locator(".selection-count").get_attribute("data-count"))
+    assert 0 < count < N_CIFAR
+    form.locator("input[name=set_name]").fill("left half")
+    form.locator("button[type=submit]").click()
+    app.page.locator(".set", has_text="left half").wait_for()
+    assert sets_named(server, "left half")[0]["n_items"] == count
+
+    app.page.reload()
+    app.wait_ready()
+    row = app.page.locator(".set", has_text="left half")
+    assert row.locator(".set-count").inner_text() == str(count)
+    app.page.select_option("select[name=colorBy]", "set")
+    app.page.locator(".legend-entry", has_text="left half").wait_for()
+
+    row.locator("button", has_text="rename").click()
+    app.page.locator(".rename-input").fill("west")
+    app.page.locator(".rename-input").press("Enter")
+    app.page.locator(".set", has_text="west").wait_for()
+    app.page.locator(".set", has_text="west").locator("button", has_text="delete").click()
+    app.page.locator(".set", has_text="west").wait_for(state="detached")
+    assert not sets_named(server, "west") and not sets_named(server, "left half")
+    assert app.errors == []
+
+
+def test_drawn_lasso_with_the_mouse_selects_points(app) -> None:
+    app.open()
+    box = app.page.locator(".projection-view canvas").bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    path = [(0.2, 0.2), (0.8, 0.2), (0.8, 0.8), (0.2, 0.8), (0.2, 0.25)]
+    app.page.keyboard.down("Shift")
+    app.page.mouse.move(x0 + w * path[0][0], y0 + h * path[0][1])
+    app.page.mouse.down()
+    for fx, fy in path[1:]:
+        app.page.mouse.move(x0 + w * fx, y0 + h * fy, steps=8)
+    app.page.mouse.up()
+    app.page.keyboard.up("Shift")
+    count = app.page.locator(".selection-count").get_attribute("data-count")
+    assert int(count) > 0
+
+
+def test_empty_lasso_creates_no_set_and_says_so(app, server) -> None:
+    app.open()
+    before = len(httpx.get(f"{server.url}/api/sets").json())
+    app.page.evaluate("window.__modalchorus.lasso([[5, 5], [5.1, 5], [5.1, 5.1]])")
+    notice = app.page.locator(".notice", has_text="no points")
+    notice.wait_for()
+    assert "no set was created" in notice.inner_text()
+    assert app.page.locator(".save-set").count() == 0
+    assert len(httpx.get(f"{server.url}/api/sets").json()) == before
+
+
+def test_clicking_a_point_shows_its_neighbours(app) -> None:
+    app.open()
+    box = app.page.locator(".projection-view canvas").bounding_box()
+    x, y = app.probe("screenPosition(0)")  # an image (images come first)
+    app.page.mouse.move(box["x"] + x, box["y"] + y)
+    app.page.locator(".tooltip img").wait_for()  # thumbnail on hover
+    clicked = click_point(app.page, 0)
+    assert app.probe(f"indexOf({clicked!r})") >= 0
+    neighbours = app.page.locator(".neighbour")
+    assert neighbours.count() == 10
+    sims = [float(s) for s in app.page.locator(".neighbour .sim").all_inner_texts()]
+    assert sims == sorted(sims, reverse=True)
+    assert app.page.locator(".detail-body dd", has_text=clicked).count() == 1
+    neighbours.first.click()  # a neighbour opens in turn
+    app.page.wait_for_function(f"window.__modalchorus.detailId !== {clicked!r}")
+    assert app.errors == []
+
+
+def test_concept_axis_renders_for_two_typed_concepts(app) -> None:
+    app.open("?view=axis")
+    app.page.fill("input[name=concept_a]", "a photo of a cat")
+    app.page.fill("input[name=concept_b]", "a photo of a truck")
+    app.page.click(".axis-form button[type=submit]")
+    app.page.wait_for_function("window.__modalchorus.axis.rendered", timeout=60_000)
+    assert app.probe("axis.pointCount") == N_CIFAR
+    assert app.page.locator(".dist-row").count() >= 10  # one distribution per class
+    assert app.page.locator(".axis-end.right").inner_text().startswith("a photo of a truck")
+    png = app.page.locator(".axis-view .stage").screenshot()
+    assert pixel_std(png) > 5.0
+    app.page.check("input[name=second_axis]")
+    app.page.fill("input[name=concept_c]", "daytime")
+    app.page.fill("input[name=concept_d]", "night")
+    app.page.click(".axis-form button[type=submit]")
+    app.page.locator(".axis-end.top").wait_for()
+    assert app.errors == []
+
+
+def test_bad_concepts_get_a_visible_message(app) -> None:
+    app.open("?view=axis")
+    submit = app.page.locator(".axis-form button[type=submit]")
+    message = app.page.locator(".form-message")
+    app.page.fill("input[name=concept_b]", "a dog")
+    submit.click()
+    assert "Concept A is empty" in message.inner_text()
+    app.page.fill("input[name=concept_a]", "x" * 201)
+    submit.click()
+    assert "at most 200" in message.inner_text()
+    assert not app.probe("axis.rendered")

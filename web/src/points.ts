@@ -1,0 +1,146 @@
+// The projection's points as the front end keeps them, and their colour encodings.
+import type { SetOut } from './api';
+import type { Frame } from './frame';
+import { CORRECT, NONE, WRONG, categoryColor, palette } from './palette';
+
+export const KIND_IMAGE = 0;
+export const KIND_CAPTION = 1;
+export const KIND_CONCEPT = 2;
+export const KIND_LABELS = ['image', 'caption', 'concept text'];
+
+export type ColorBy = 'label' | 'predicted' | 'correct' | 'set' | 'modality';
+export const COLOR_BY_LABELS: Record<ColorBy, string> = {
+  label: 'label',
+  predicted: 'predicted class',
+  correct: 'prediction correct?',
+  set: 'set',
+  modality: 'modality',
+};
+
+export interface Points {
+  n: number;
+  x: Float32Array;
+  y: Float32Array;
+  kind: Uint8Array;
+  label: Int16Array;
+  predicted: Int16Array;
+  pair: Int32Array;
+  ids: string[];
+  labelNames: string[];
+  index: Map<string, number>;
+  tasks: string[];
+}
+
+export function pointsFromFrame(frame: Frame): Points {
+  const c = frame.columns;
+  const ids = c.id as string[];
+  return {
+    n: frame.n,
+    x: c.x as Float32Array,
+    y: c.y as Float32Array,
+    kind: c.kind as Uint8Array,
+    label: c.label as Int16Array,
+    predicted: c.predicted as Int16Array,
+    pair: c.pair as Int32Array,
+    ids,
+    labelNames: (frame.meta.label_names as string[]) ?? [],
+    index: new Map(ids.map((id, i) => [id, i])),
+    tasks: (frame.meta.tasks as string[]) ?? [],
+  };
+}
+
+export interface LegendEntry {
+  label: string;
+  color: string;
+  code: number;
+}
+
+export interface Coloring {
+  codes: Float32Array;
+  colors: string[];
+  legend: LegendEntry[];
+}
+
+/** Which colourings make sense for these points. */
+export function colorChoices(points: Points): ColorBy[] {
+  const out: ColorBy[] = [];
+  if (points.labelNames.length) out.push('label');
+  if (points.predicted.some((p) => p >= 0)) out.push('predicted', 'correct');
+  out.push('set', 'modality');
+  return out;
+}
+
+function byLabel(points: Points, codeOf: (i: number) => number): Coloring {
+  const codes = new Float32Array(points.n);
+  for (let i = 0; i < points.n; i++) codes[i] = codeOf(i) + 1;
+  const legend = points.labelNames.map((label, i) => ({ label, color: categoryColor(i + 1), code: i + 1 }));
+  return { codes, colors: palette(points.labelNames.length), legend };
+}
+
+/** Colour category (0 = none) of every point, the colour table, and the legend. */
+export function coloring(points: Points, by: ColorBy, sets: SetOut[]): Coloring {
+  switch (by) {
+    case 'label':
+      return byLabel(points, (i) => points.label[i]);
+    case 'predicted':
+      // Images by their prediction; concept texts by the class they name.
+      return byLabel(points, (i) => (points.kind[i] === KIND_IMAGE ? points.predicted[i] : points.label[i]));
+    case 'correct': {
+      const codes = new Float32Array(points.n);
+      for (let i = 0; i < points.n; i++) {
+        if (points.predicted[i] >= 0 && points.label[i] >= 0) {
+          codes[i] = points.predicted[i] === points.label[i] ? 1 : 2;
+        }
+      }
+      return {
+        codes,
+        colors: [NONE, CORRECT, WRONG],
+        legend: [
+          { label: 'correct', color: CORRECT, code: 1 },
+          { label: 'wrong', color: WRONG, code: 2 },
+        ],
+      };
+    }
+    case 'set': {
+      const codes = new Float32Array(points.n);
+      const colors = [NONE];
+      const legend: LegendEntry[] = [];
+      sets.forEach((set, s) => {
+        const color = set.color ?? categoryColor(s + 1);
+        colors.push(color);
+        legend.push({ label: set.name, color, code: s + 1 });
+        for (const id of set.item_ids) {
+          const i = points.index.get(id);
+          if (i !== undefined) codes[i] = s + 1;
+        }
+      });
+      return { codes, colors, legend };
+    }
+    case 'modality': {
+      const codes = new Float32Array(points.n);
+      for (let i = 0; i < points.n; i++) codes[i] = points.kind[i] + 1;
+      const present = new Set(points.kind);
+      const legend = KIND_LABELS.map((label, k) => ({ label, color: categoryColor(k + 1), code: k + 1 }))
+        .filter((_, k) => present.has(k));
+      return { codes, colors: palette(3), legend };
+    }
+  }
+}
+
+/** Glyph category (the kind) of every point, as the scatter plot wants it. */
+export function glyphs(points: Points): Float32Array {
+  return Float32Array.from(points.kind);
+}
+
+/** Concept texts grouped by the class they name: where class labels go on the map. */
+export function conceptGroups(points: Points): { label: string; rows: number[] }[] {
+  const groups = new Map<number, number[]>();
+  for (let i = 0; i < points.n; i++) {
+    if (points.kind[i] === KIND_CONCEPT && points.label[i] >= 0) {
+      const rows = groups.get(points.label[i]) ?? [];
+      rows.push(i);
+      groups.set(points.label[i], rows);
+    }
+  }
+  return [...groups.entries()].map(([code, rows]) => ({ label: points.labelNames[code], rows }));
+}

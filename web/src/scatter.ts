@@ -1,0 +1,198 @@
+// A WebGL scatter plot (regl-scatterplot) with categorical colours, per-kind glyphs
+// (size and opacity by kind), hover/click/lasso events and data -> screen mapping.
+import createScatterplot, { createRenderer } from 'regl-scatterplot';
+
+export type Renderer = ReturnType<typeof createRenderer>;
+type Plot = ReturnType<typeof createScatterplot>;
+
+/** Points in normalised coordinates ([-1, 1]) with integer colour and glyph categories. */
+export interface ScatterPoints {
+  x: Float32Array;
+  y: Float32Array;
+  color: Float32Array;
+  glyph: Float32Array;
+}
+
+/** Size (px) and opacity of each glyph category. */
+export interface Glyphs {
+  size: number[];
+  opacity: number[];
+}
+
+export interface ScatterEvents {
+  click?: (index: number) => void;
+  lasso?: (indices: number[]) => void;
+  emptyLasso?: () => void;
+  hover?: (index: number) => void;
+  hoverEnd?: () => void;
+  view?: () => void;
+}
+
+export function sharedRenderer(): Renderer {
+  return createRenderer();
+}
+
+/** Scale coordinates into [-margin, margin], keeping the aspect ratio when asked. */
+export function normalise(
+  xs: ArrayLike<number>,
+  ys: ArrayLike<number>,
+  keepAspect = true,
+  margin = 0.92,
+): { x: Float32Array; y: Float32Array } {
+  const n = xs.length;
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (let i = 0; i < n; i++) {
+    x0 = Math.min(x0, xs[i]);
+    x1 = Math.max(x1, xs[i]);
+    y0 = Math.min(y0, ys[i]);
+    y1 = Math.max(y1, ys[i]);
+  }
+  let sx = (x1 - x0) / 2 || 1;
+  let sy = (y1 - y0) / 2 || 1;
+  if (keepAspect) sx = sy = Math.max(sx, sy);
+  const [cx, cy] = [(x0 + x1) / 2, (y0 + y1) / 2];
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    x[i] = ((xs[i] - cx) / sx) * margin;
+    y[i] = ((ys[i] - cy) / sy) * margin;
+  }
+  return { x, y };
+}
+
+export class Scatter {
+  readonly canvas: HTMLCanvasElement;
+  readonly plot: Plot;
+  count = 0;
+  private points?: ScatterPoints;
+  private spatialIndex?: ArrayBuffer;
+  private readonly resizer: ResizeObserver;
+
+  constructor(
+    private readonly container: HTMLElement,
+    renderer: Renderer,
+    glyphs: Glyphs,
+    events: ScatterEvents,
+    private readonly fillWidth = false,
+  ) {
+    this.canvas = document.createElement('canvas');
+    this.canvas.className = 'scatter-canvas';
+    container.append(this.canvas);
+    const { width, height } = this.size();
+    this.plot = createScatterplot({
+      canvas: this.canvas,
+      renderer,
+      width,
+      height,
+      aspectRatio: fillWidth ? width / height : 1,
+      backgroundColor: '#14171c',
+      pointSize: glyphs.size,
+      opacity: glyphs.opacity,
+      sizeBy: 'valueB',
+      opacityBy: 'valueB',
+      colorBy: 'valueA',
+      pointColorHover: '#ffffff',
+      pointColorActive: '#ffffff',
+      pointSizeSelected: 2,
+      pointOutlineWidth: 2,
+      lassoColor: '#7fb2ff',
+      lassoMinDelay: 10,
+      lassoClearEvent: 'lassoEnd',
+      deselectOnDblClick: true,
+      deselectOnEscape: true,
+    });
+    this.plot.subscribe('select', ({ points }) => {
+      if (points.length === 1) events.click?.(points[0]);
+    });
+    this.plot.subscribe('lassoEnd', () => {
+      const selected = this.plot.get('selectedPoints') as number[];
+      if (selected.length) events.lasso?.([...selected]);
+      else events.emptyLasso?.();
+    });
+    this.plot.subscribe('pointOver', (i) => events.hover?.(i));
+    this.plot.subscribe('pointOut', () => events.hoverEnd?.());
+    this.plot.subscribe('view', () => events.view?.());
+    this.resizer = new ResizeObserver(() => this.resize());
+    this.resizer.observe(container);
+  }
+
+  private size(): { width: number; height: number } {
+    const rect = this.container.getBoundingClientRect();
+    return { width: Math.max(1, Math.floor(rect.width)), height: Math.max(1, Math.floor(rect.height)) };
+  }
+
+  resize(): void {
+    const { width, height } = this.size();
+    const props: Record<string, number> = { width, height };
+    if (this.fillWidth) props.aspectRatio = width / height;
+    this.plot.set(props);
+  }
+
+  /** Draw new points (a new spatial index is built). */
+  async draw(points: ScatterPoints, colors: string[]): Promise<void> {
+    this.points = points;
+    this.plot.set({ pointColor: colors });
+    this.plot.deselect({ preventEvent: true });
+    await this.plot.draw(
+      { x: points.x, y: points.y, valueA: points.color, valueB: points.glyph },
+      { zDataType: 'categorical', wDataType: 'categorical' },
+    );
+    this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
+    this.count = points.x.length;
+    this.plot.reset();
+  }
+
+  /** New colour categories for the same points (the spatial index is reused). */
+  async recolor(color: Float32Array, colors: string[]): Promise<void> {
+    if (!this.points) return;
+    this.points = { ...this.points, color };
+    this.plot.set({ pointColor: colors });
+    await this.plot.draw(
+      { x: this.points.x, y: this.points.y, valueA: color, valueB: this.points.glyph },
+      {
+        zDataType: 'categorical',
+        wDataType: 'categorical',
+        spatialIndex: this.spatialIndex,
+        preventFilterReset: true,
+      },
+    );
+  }
+
+  clear(): void {
+    this.plot.clear();
+    this.points = undefined;
+    this.count = 0;
+  }
+
+  select(indices: number[]): void {
+    this.plot.select(indices, { preventEvent: true });
+  }
+
+  /** Lasso a polygon given in normalised (GL) coordinates: same path as a drawn lasso. */
+  lasso(vertices: [number, number][]): void {
+    this.plot.lassoSelect(vertices, { isGl: true });
+  }
+
+  setLassoMode(on: boolean): void {
+    this.plot.set({ mouseMode: on ? 'lasso' : 'panZoom' });
+  }
+
+  screenPosition(index: number): [number, number] | undefined {
+    return this.count ? this.plot.getScreenPosition(index) : undefined;
+  }
+
+  /** Canvas pixel position of a point given in normalised coordinates. */
+  toScreen(x: number, y: number): [number, number] {
+    const view = this.plot.get('cameraView') as Float32Array;
+    const { width, height } = this.size();
+    const dataAspect = this.fillWidth ? width / height : 1;
+    const mx = x * dataAspect;
+    const cx = (view[0] * mx + view[4] * y + view[12]) / (width / height);
+    const cy = view[1] * mx + view[5] * y + view[13];
+    return [(width * (cx + 1)) / 2, height * (0.5 - cy / 2)];
+  }
+
+  annotate(annotations: Parameters<Plot['drawAnnotations']>[0]): void {
+    void this.plot.drawAnnotations(annotations);
+  }
+}

@@ -1,0 +1,92 @@
+// Metrics panel: task metrics (zero-shot accuracy + confusion matrix, or Recall@k) and the
+// current projection's inter-modal trustworthiness / continuity.
+import type { ProjectionMeta, TaskMetrics } from '../api';
+import { clear, fmt, h } from '../dom';
+
+export class MetricsPanel {
+  readonly el = h('section', { class: 'panel metrics' }, h('h2', {}, 'Metrics'));
+  private readonly task = h('div', { class: 'task-metrics' });
+  private readonly projection = h('div', { class: 'projection-metrics' });
+
+  constructor() {
+    this.el.append(this.task, this.projection);
+  }
+
+  renderTask(metrics: TaskMetrics | null, task: string): void {
+    if (!metrics || !metrics.task) {
+      clear(this.task, h('p', { class: 'hint' }, `no ${task || 'task'} metrics for this dataset`));
+      return;
+    }
+    if (metrics.task === 'zero-shot classification' && metrics.confusion && metrics.classes) {
+      clear(
+        this.task,
+        h('div', { class: 'big-number' }, h('span', { class: 'value', 'data-metric': 'accuracy' }, fmt(metrics.accuracy)),
+          h('span', { class: 'caption' }, `zero-shot accuracy on ${metrics.n} images`)),
+        confusionTable(metrics.classes, metrics.confusion),
+      );
+    } else if (metrics.recall) {
+      const ks = [...new Set(Object.keys(metrics.recall).map((k) => k.split('@')[1]))];
+      const table = h('table', { class: 'recall' },
+        h('thead', {}, h('tr', {}, h('th', {}, ''), ...ks.map((k) => h('th', {}, `R@${k}`)))),
+        h('tbody', {}, ...[['t2i', 'text → image'], ['i2t', 'image → text']].map(([d, name]) =>
+          h('tr', {}, h('th', {}, name), ...ks.map((k) => h('td', { 'data-metric': `${d}_R@${k}` }, fmt(metrics.recall![`${d}_R@${k}`])))))),
+      );
+      clear(this.task, h('h3', {}, 'Retrieval recall'), table);
+    }
+  }
+
+  renderProjection(meta: ProjectionMeta | null): void {
+    if (!meta) {
+      clear(this.projection);
+      return;
+    }
+    const m = meta.metrics as Record<string, unknown>;
+    const ks = (m.ks as number[] | undefined) ?? [10];
+    const k = ks.includes(10) ? 10 : ks[0];
+    const cell = (key: string) => {
+      const value = m[`${key}@${k}`];
+      return h('td', { 'data-metric': key }, typeof value === 'number' ? fmt(value) : '–');
+    };
+    const row = (name: string, suffix: string) =>
+      h('tr', {}, h('th', {}, name), cell(`inter_T${suffix}`), cell(`inter_C${suffix}`));
+    clear(
+      this.projection,
+      h('h3', {}, `Projection quality (${meta.method}, k = ${k})`),
+      h('table', { class: 'quality' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'inter-modal'), h('th', {}, 'trust.'), h('th', {}, 'contin.'))),
+        h('tbody', {},
+          row('mean', ''),
+          row('image → text', '_image_to_text'),
+          row('text → image', '_text_to_image'),
+        ),
+      ),
+      typeof m.agreement === 'number'
+        ? h('p', { class: 'agreement', title: 'share of images whose nearest text is the same in 2-D and in the embedding space' },
+            'cross-modal agreement ', h('strong', { 'data-metric': 'agreement' }, fmt(m.agreement)))
+        : null,
+      Array.isArray(m.skipped) && m.skipped.length
+        ? h('p', { class: 'hint' }, `not computed (too few points): ${m.skipped.join(', ')}`)
+        : null,
+    );
+  }
+}
+
+function confusionTable(classes: string[], confusion: number[][]): HTMLElement {
+  const table = h('table', { class: 'confusion', title: 'rows: true class, columns: predicted class' });
+  table.append(h('thead', {}, h('tr', {}, h('th', {}, 'true \\ pred'), ...classes.map((c) => h('th', { class: 'col' }, h('span', {}, c))))));
+  const body = h('tbody');
+  confusion.forEach((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0) || 1;
+    body.append(
+      h('tr', {}, h('th', {}, classes[i]),
+        ...row.map((count, j) => {
+          const share = count / total;
+          const hue = i === j ? '89,161,79' : '225,87,89';
+          return h('td', { style: `background:rgba(${hue},${Math.min(1, share * 1.5)})`, title: `${classes[i]} → ${classes[j]}: ${count}` }, count ? String(count) : '');
+        }),
+      ),
+    );
+  });
+  table.append(body);
+  return table;
+}

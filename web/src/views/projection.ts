@@ -1,0 +1,127 @@
+// Projection view: the joint image+text map, with class labels, hover previews and a lasso.
+import { api } from '../api';
+import { clear, h } from '../dom';
+import { type Coloring, conceptGroups, glyphs, KIND_IMAGE, type Points } from '../points';
+import { normalise, type Renderer, Scatter } from '../scatter';
+
+export interface ProjectionHandlers {
+  click: (index: number) => void;
+  lasso: (indices: number[]) => void;
+  emptyLasso: () => void;
+}
+
+/** Image dots, caption halos (bigger, faint), concept texts as big discs. */
+const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1] };
+
+export class ProjectionView {
+  readonly el = h('section', { class: 'view projection-view' });
+  readonly scatter: Scatter;
+  private readonly labels = h('div', { class: 'overlay labels' });
+  private readonly tooltip = h('div', { class: 'tooltip', hidden: true });
+  private readonly legend = h('div', { class: 'legend' });
+  private readonly lassoButton: HTMLButtonElement;
+  private points?: Points;
+  private groups: { label: string; rows: number[]; el: HTMLElement }[] = [];
+  private readonly texts = new Map<string, string>();
+  private encoder = '';
+
+  constructor(renderer: Renderer, handlers: ProjectionHandlers) {
+    const stage = h('div', { class: 'stage' });
+    this.el.append(stage);
+    this.scatter = new Scatter(stage, renderer, GLYPHS, {
+      click: handlers.click,
+      lasso: handlers.lasso,
+      emptyLasso: handlers.emptyLasso,
+      hover: (i) => this.hover(i),
+      hoverEnd: () => (this.tooltip.hidden = true),
+      view: () => this.placeLabels(),
+    });
+    this.lassoButton = h('button', { class: 'tool', title: 'Lasso (or hold Shift and drag)' }, 'lasso');
+    let lassoOn = false;
+    this.lassoButton.addEventListener('click', () => {
+      lassoOn = !lassoOn;
+      this.lassoButton.classList.toggle('active', lassoOn);
+      this.scatter.setLassoMode(lassoOn);
+    });
+    const reset = h('button', { class: 'tool', title: 'Reset the view', onclick: () => this.scatter.plot.reset() }, 'reset view');
+    stage.append(
+      this.labels,
+      this.tooltip,
+      h('div', { class: 'toolbar' }, this.lassoButton, reset),
+      this.legend,
+    );
+  }
+
+  async show(points: Points, coloring: Coloring, encoder: string): Promise<void> {
+    this.points = points;
+    this.encoder = encoder;
+    const { x, y } = normalise(points.x, points.y);
+    await this.scatter.draw({ x, y, color: coloring.codes, glyph: glyphs(points) }, coloring.colors);
+    this.groups = conceptGroups(points).map((g) => ({ ...g, el: h('div', { class: 'concept-label' }, g.label) }));
+    clear(this.labels, ...this.groups.map((g) => g.el));
+    this.renderLegend(coloring);
+    this.placeLabels();
+  }
+
+  async recolor(coloring: Coloring): Promise<void> {
+    await this.scatter.recolor(coloring.codes, coloring.colors);
+    this.renderLegend(coloring);
+  }
+
+  clear(): void {
+    this.scatter.clear();
+    this.points = undefined;
+    clear(this.labels);
+    this.groups = [];
+  }
+
+  private renderLegend(coloring: Coloring): void {
+    const swatch = (color: string) => h('span', { class: 'swatch', style: `background:${color}` });
+    clear(
+      this.legend,
+      ...coloring.legend.map((e) => h('span', { class: 'legend-entry' }, swatch(e.color), e.label)),
+      h('span', { class: 'legend-entry glyphs' },
+        h('span', { class: 'glyph glyph-image' }), 'image ',
+        h('span', { class: 'glyph glyph-caption' }), 'caption ',
+        h('span', { class: 'glyph glyph-concept' }), 'concept'),
+    );
+  }
+
+  private placeLabels(): void {
+    for (const group of this.groups) {
+      let [sx, sy] = [0, 0];
+      for (const i of group.rows) {
+        const p = this.scatter.screenPosition(i);
+        if (p) {
+          sx += p[0];
+          sy += p[1];
+        }
+      }
+      group.el.style.transform = `translate(${sx / group.rows.length}px, ${sy / group.rows.length}px)`;
+    }
+  }
+
+  private async hover(index: number): Promise<void> {
+    const points = this.points;
+    const pos = this.scatter.screenPosition(index);
+    if (!points || !pos) return;
+    const id = points.ids[index];
+    const label = points.label[index] >= 0 ? points.labelNames[points.label[index]] : '';
+    this.tooltip.style.transform = `translate(${pos[0] + 12}px, ${pos[1] + 12}px)`;
+    this.tooltip.hidden = false;
+    if (points.kind[index] === KIND_IMAGE) {
+      clear(this.tooltip, h('img', { src: api.thumbnailUrl(id), alt: id }), h('div', {}, label || id));
+      return;
+    }
+    const text = h('div', { class: 'tooltip-text' }, this.texts.get(id) ?? '…');
+    clear(this.tooltip, text);
+    if (!this.texts.has(id)) {
+      try {
+        this.texts.set(id, (await api.item(id, this.encoder)).text ?? id);
+      } catch {
+        this.texts.set(id, id); // the map works without the text
+      }
+      text.textContent = this.texts.get(id)!;
+    }
+  }
+}

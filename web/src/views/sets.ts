@@ -1,0 +1,83 @@
+// Sets: the current lasso selection (save it as a named set) and the stored sets
+// (show, rename, delete). Sets live in the workspace, so they survive a reload.
+import type { SetOut } from '../api';
+import { clear, h } from '../dom';
+import { categoryColor } from '../palette';
+
+export interface SetHandlers {
+  save: (name: string) => Promise<boolean>;
+  clearSelection: () => void;
+  show: (set: SetOut) => void;
+  rename: (set: SetOut, name: string) => Promise<void>;
+  remove: (set: SetOut) => Promise<void>;
+}
+
+export class SetsPanel {
+  readonly el = h('section', { class: 'panel sets' }, h('h2', {}, 'Sets'));
+  private readonly selection = h('div', { class: 'selection', hidden: true });
+  private readonly list = h('ul', { class: 'set-list' });
+
+  constructor(private readonly handlers: SetHandlers) {
+    this.el.append(this.selection, this.list);
+  }
+
+  showSelection(count: number, images: number, suggested: string): void {
+    const name = h('input', { type: 'text', name: 'set_name', value: suggested, maxLength: 100 });
+    const form = h('form', { class: 'save-set' },
+      h('span', { class: 'selection-count', 'data-count': count }, `${count} selected (${images} images, ${count - images} texts)`),
+      name,
+      h('button', { type: 'submit' }, 'save as set'),
+      h('button', { type: 'button', onclick: () => this.handlers.clearSelection() }, 'clear'),
+    );
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (await this.handlers.save(name.value)) this.hideSelection();
+    });
+    clear(this.selection, form);
+    this.selection.hidden = false;
+  }
+
+  hideSelection(): void {
+    this.selection.hidden = true;
+    clear(this.selection);
+  }
+
+  render(sets: SetOut[]): void {
+    if (!sets.length) {
+      clear(this.list, h('li', { class: 'hint' }, 'No sets yet: lasso points (Shift + drag) to make one.'));
+      return;
+    }
+    clear(this.list, ...sets.map((set, i) => this.row(set, set.color ?? categoryColor(i + 1))));
+  }
+
+  private row(set: SetOut, color: string): HTMLElement {
+    const name = h('button', { class: 'set-name', title: 'show on the map', onclick: () => this.handlers.show(set) }, set.name);
+    const li = h('li', { class: 'set', 'data-set-id': set.id },
+      h('span', { class: 'swatch', style: `background:${color}` }),
+      name,
+      h('span', { class: 'set-count' }, String(set.n_items)),
+    );
+    const rename = h('button', { class: 'small', title: 'rename' }, 'rename');
+    rename.addEventListener('click', () => {
+      const input = h('input', { type: 'text', value: set.name, maxLength: 100, class: 'rename-input' });
+      const done = async (commit: boolean) => {
+        if (commit && input.value.trim() && input.value.trim() !== set.name) {
+          await this.handlers.rename(set, input.value);
+        } else {
+          input.replaceWith(name);
+        }
+      };
+      input.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter') void done(true);
+        if (e.key === 'Escape') void done(false);
+      });
+      input.addEventListener('blur', () => void done(true), { once: true });
+      name.replaceWith(input);
+      input.focus();
+      input.select();
+    });
+    const remove = h('button', { class: 'small danger', title: 'delete', onclick: () => void this.handlers.remove(set) }, 'delete');
+    li.append(rename, remove);
+    return li;
+  }
+}
