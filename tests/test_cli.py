@@ -28,7 +28,8 @@ def tree(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "command", ["encoders", "embed", "info", "demo", "eval-encoder", "project", "evaluate"]
+    "command",
+    ["encoders", "embed", "info", "demo", "eval-encoder", "project", "evaluate", "align"],
 )
 def test_every_command_has_help(command: str) -> None:
     result = run(command, "--help")

@@ -353,6 +353,113 @@ def project_cmd(
     emit(data, as_json, render)
 
 
+def _read_intents(path: Path) -> list[Any]:
+    """Intents from a JSON file: a list of intent objects or ``{"intents": [...]}``."""
+    from modalchorus.align import IntentError, intent_from_dict
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IntentError(f"{path} is not valid JSON: {e}") from e
+    if isinstance(data, dict) and "intents" in data:
+        data = data["intents"]
+    if not isinstance(data, list):
+        raise IntentError(f"{path} must hold a list of intents or an object with 'intents'")
+    intents = []
+    for n, spec in enumerate(data, start=1):
+        try:
+            intents.append(intent_from_dict(spec))
+        except IntentError as e:
+            raise IntentError(f"{path}: intent {n}: {e}") from e
+    return intents
+
+
+def _metric_line(metrics: dict[str, Any]) -> str:
+    if metrics.get("task") == "zero-shot classification":
+        return f"accuracy {metrics['accuracy']:.4f}"
+    if metrics.get("task") == "cross-modal retrieval":
+        keys = ("t2i_R@1", "t2i_R@5", "t2i_R@10")
+        return ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
+    return "no task metrics"
+
+
+@app.command("align")
+def align_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    intents: Annotated[
+        Path | None, typer.Option(help="JSON file of intents (see README: Alignment).")
+    ] = None,
+    scope: Annotated[str, typer.Option(help="adapter, lora or last-blocks.")] = "adapter",
+    encoder: Annotated[
+        str | None, typer.Option("--encoder", "-e", help="Stored encoder id or family.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Tuning steps [default: per scope].")] = None,
+    export: Annotated[
+        Path | None, typer.Option(help="Also export the run's weights into this folder.")
+    ] = None,
+    undo: Annotated[bool, typer.Option("--undo", help="Undo the active run instead.")] = False,
+    redo: Annotated[bool, typer.Option("--redo", help="Redo the last undone run.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Tune the encoder toward intents, re-embed, re-project in the same frame, record the run.
+
+    Prints task metrics before and after. Nothing changes in the workspace unless the
+    whole run succeeds.
+    """
+    from modalchorus.align import export_run, redo_alignment, run_alignment, undo_alignment
+    from modalchorus.align.state import infer_base_spec
+    from modalchorus.encoders import create_encoder
+    from modalchorus.projecting import resolve_encoder_id
+    from modalchorus.store import Workspace
+
+    with user_errors():
+        if sum([intents is not None, undo, redo]) != 1:
+            raise ValueError("give exactly one of --intents FILE, --undo or --redo")
+        ws = Workspace.open(workspace)
+        encoder_id = resolve_encoder_id(ws, encoder)
+        if undo or redo:
+            run = (undo_alignment if undo else redo_alignment)(ws, encoder_id)
+            data = {"action": "undo" if undo else "redo", "run": _jsonable(run and run.__dict__)}
+            data["active_version"] = resolve_encoder_id(ws, ws.encoder_family(encoder_id))
+        else:
+            parsed = _read_intents(intents)
+            base_encoder = None
+            if scope != "adapter":
+                base = ws.encoder_family(encoder_id)
+                spec = infer_base_spec(base)
+                if spec is None:
+                    raise ValueError(f"cannot tell how to load base encoder {base!r} for {scope}")
+                base_encoder = create_encoder(spec, device="cpu")
+            run = run_alignment(
+                ws,
+                parsed,
+                encoder_id=encoder_id,
+                scope=scope,
+                params=None if steps is None else {"steps": steps},
+                encoder=base_encoder,
+            )
+            data = {"action": "align", "run": _jsonable(run.__dict__)}
+            if export is not None:
+                data["exported_to"] = str(export_run(ws, run.id, export))
+
+    def render(d: dict[str, Any]) -> None:
+        run = d["run"]
+        if d["action"] != "align":
+            what = "nothing to " + d["action"] if run is None else f"{d['action']} run {run['id']}"
+            out.print(f"{what}; active version {d['active_version']}")
+            return
+        out.print(
+            f"run {run['id']} ({run['scope']}, {run['seconds']:.1f} s) -> {run['encoder_id']}"
+        )
+        for name, before in run["metrics_before"].items():
+            after = run["metrics_after"][name]
+            out.print(f"  {name}: before {_metric_line(before)}; after {_metric_line(after)}")
+        if "exported_to" in d:
+            out.print(f"  weights exported to {d['exported_to']}")
+
+    emit(data, as_json, render)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     dataset: Annotated[str, typer.Option(help="cifar10, coco-mini or flickr8k.")],

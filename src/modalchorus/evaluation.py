@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,14 +69,39 @@ def workspace_task_metrics(workspace: Workspace, encoder_id: str, dataset: str) 
     Classification datasets (with classes and stored class prompts) get zero-shot accuracy
     with prompt ensembling; captioned ones get retrieval Recall@k.
     """
+    return task_metrics(
+        workspace, dataset, lambda ids: workspace.get_embeddings(encoder_id, ids)[1]
+    )
+
+
+def task_metrics(
+    workspace: Workspace, dataset: str, vectors_of: Callable[[list[str]], np.ndarray]
+) -> dict[str, Any]:
+    """Task metrics of a workspace dataset with embeddings from ``vectors_of``.
+
+    Parameters
+    ----------
+    workspace : Workspace
+        Supplies the dataset's items, labels, classes and caption-image pairs.
+    dataset : str
+    vectors_of : callable
+        ``vectors_of(item_ids)`` returns their unit embeddings, shape (len(item_ids), d)
+        (e.g. an embedding version not stored yet).
+
+    Returns
+    -------
+    dict
+        ``task`` (``"zero-shot classification"``, ``"cross-modal retrieval"`` or None),
+        ``dataset`` and the task's report.
+    """
     info = workspace.dataset(dataset)
     items = workspace.items(dataset=dataset)
     images = items[items["kind"] == "image"]
     texts = items[items["kind"] == "text"]
-    _, image_vectors = workspace.get_embeddings(encoder_id, images["id"].tolist())
+    image_vectors = vectors_of(images["id"].tolist())
     prompts = texts[texts["image_id"].isna() & texts["label"].isin(info.classes or [])]
     if info.classes and len(prompts):
-        _, prompt_vectors = workspace.get_embeddings(encoder_id, prompts["id"].tolist())
+        prompt_vectors = vectors_of(prompts["id"].tolist())
         labels_of_prompts = prompts["label"].to_numpy()
         classes = np.stack(
             [prompt_vectors[labels_of_prompts == c].mean(axis=0) for c in info.classes]
@@ -88,7 +114,7 @@ def workspace_task_metrics(workspace: Workspace, encoder_id: str, dataset: str) 
     captions = texts[texts["image_id"].notna()]
     if captions.empty:
         return {"task": None, "dataset": dataset}
-    _, caption_vectors = workspace.get_embeddings(encoder_id, captions["id"].tolist())
+    caption_vectors = vectors_of(captions["id"].tolist())
     row_of = {item_id: row for row, item_id in enumerate(images["id"])}
     owner = np.array([row_of[i] for i in captions["image_id"]])
     return {

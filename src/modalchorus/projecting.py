@@ -18,21 +18,24 @@ METHODS = ("mfm", *list_methods())
 
 
 def resolve_encoder_id(workspace: Workspace, encoder: str | None) -> str:
-    """The stored encoder id meant by ``encoder``: an exact id, a family prefix or ``None``.
+    """The current embedding version meant by ``encoder``: an id, a family prefix or ``None``.
 
-    ``None`` works when the workspace has embeddings of exactly one encoder;
-    ``"pocket"`` matches ``"pocket@..."``.
+    ``None`` works when the workspace holds one encoder family; ``"pocket"`` matches
+    ``"pocket@..."``. A family resolves to its active version (the newest alignment run
+    not undone, else the base encoder); an exact version id is returned as is.
     """
     stored = workspace.embedded_encoders()
     if not stored:
         raise ValueError(f"workspace {workspace.path} has no embeddings yet: run `embed` first")
     if encoder in stored:
         return encoder
-    matches = stored if encoder is None else [s for s in stored if s.startswith(f"{encoder}@")]
+    bases = [s for s in stored if workspace.encoder_family(s) == s]
+    matches = bases if encoder is None else [s for s in bases if s.startswith(f"{encoder}@")]
     if len(matches) == 1:
-        return matches[0]
+        run = workspace.active_run(matches[0])
+        return matches[0] if run is None else run.encoder_id
     what = "several encoders" if encoder is None else f"encoder {encoder!r}"
-    raise ValueError(f"{what}: choose one of the stored encoders {', '.join(stored)}")
+    raise ValueError(f"{what}: choose one of the stored encoders {', '.join(bases)}")
 
 
 def projection_name(method: str, dataset: str, encoder_id: str) -> str:

@@ -14,6 +14,9 @@ hook-put
     before the commit point, deterministically.
 hook-add
     Same, for ``add_dataset`` of a new synthetic dataset ``crashset``.
+hook-align
+    Same, for an adapter ``run_alignment`` with the intents in the JSON file given as a
+    third argument (the run's single commit is where it hangs).
 hook-projection
     Same, for a ``put_projection`` that replaces projection ``PROJECTION`` (which the
     workspace must hold) with reversed ids, new coordinates and new model files.
@@ -29,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -143,6 +147,15 @@ def main() -> None:
             say(f"WRITING {batch}")
             ws.put_embeddings(ENCODER, ids, hashes, vectors)
             say(f"COMMITTED {batch}")
+    elif mode == "hook-align":
+        import json
+
+        from modalchorus.align import intent_from_dict, run_alignment
+
+        intents = [intent_from_dict(spec) for spec in json.loads(Path(sys.argv[3]).read_text())]
+        hang_before_commit()
+        say("STARTED")
+        run_alignment(ws, intents, encoder_id=ws.embedded_encoders()[0])
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     say("FINISHED")

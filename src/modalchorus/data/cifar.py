@@ -12,7 +12,7 @@ opened.
 from __future__ import annotations
 
 import pickle
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +167,19 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     # Official rows are channel-major (R plane, G plane, B plane); store HWC.
     hwc = data.reshape(-1, 3, _SIDE, _SIDE).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(hwc), labels
+
+
+@lru_cache(maxsize=2)
+def _cached_batch(path: str) -> tuple[np.ndarray, list[int]]:
+    return _read_batch(Path(path))
+
+
+def load_cifar_source(source: str) -> Image.Image:
+    """The image an item's ``source`` (``"<batch file>#<row>"``) points to, as RGB."""
+    path, sep, row = source.rpartition("#")
+    if not sep or not row.isdigit():
+        raise ValueError(f"not a CIFAR-10 source (expected '<batch file>#<row>'): {source!r}")
+    pixels, _ = _cached_batch(path)
+    if int(row) >= len(pixels):
+        raise ValueError(f"{source!r}: row {row} outside the batch's {len(pixels)} images")
+    return _pixels_to_image(pixels[int(row)])

@@ -23,6 +23,12 @@ def _create_hf(spec: str, device: str | None) -> Encoder:
     return HFClipEncoder(spec, device=device)
 
 
+def _create_aligned(spec: str, device: str | None) -> Encoder:
+    from modalchorus.align.state import load_aligned_encoder
+
+    return load_aligned_encoder(spec, device=device)
+
+
 # name or prefix -> (factory(spec, device), one-line description)
 _FACTORIES: dict[str, tuple[Callable[[str, str | None], Encoder], str]] = {
     "pocket": (
@@ -31,6 +37,11 @@ _FACTORIES: dict[str, tuple[Callable[[str, str | None], Encoder], str]] = {
         "'pocket:<export dir>' loads an exported aligned variant",
     ),
     "hf": (_create_hf, "'hf:<model id or local dir>': transformers CLIPModel + processor"),
+    "aligned": (
+        _create_aligned,
+        "'aligned:<dir>': an alignment run exported by `modalchorus align --export` "
+        "(its base encoder + tuned weights)",
+    ),
 }
 
 
@@ -61,7 +72,8 @@ def create_encoder(name: str, device: str | None = None) -> Encoder:
     if family not in _FACTORIES:
         known = ", ".join(sorted(_FACTORIES))
         raise UnknownEncoderError(f"unknown encoder {name!r}; known encoders: {known}")
-    if family == "hf" and not spec:
-        raise UnknownEncoderError("encoder 'hf' needs a model: use 'hf:<model id or local dir>'")
+    if family in ("hf", "aligned") and not spec:
+        what = "a model: use 'hf:<model id or local dir>'" if family == "hf" else "a folder"
+        raise UnknownEncoderError(f"encoder {family!r} needs {what}")
     factory, _ = _FACTORIES[family]
     return factory(spec, device)

@@ -24,15 +24,25 @@ from modalchorus.store.errors import (
     NotFoundError,
     UnknownDatasetError,
     UnknownEncoderError,
+    UnknownIntentError,
     UnknownItemError,
     UnknownProjectionError,
+    UnknownRunError,
     UnknownSetError,
     WorkspaceError,
     WorkspaceExistsError,
     WorkspaceLockedError,
 )
 from modalchorus.store.items import image_item_id, text_hash, text_item_id
-from modalchorus.store.records import AddResult, DatasetInfo, ProjectionInfo, PutResult, SetInfo
+from modalchorus.store.records import (
+    AddResult,
+    DatasetInfo,
+    IntentInfo,
+    ProjectionInfo,
+    PutResult,
+    RunInfo,
+    SetInfo,
+)
 from modalchorus.store.schema import SCHEMA_VERSION
 from modalchorus.store.thumbnails import THUMBNAIL_MIME
 from modalchorus.store.workspace import Workspace
@@ -42,16 +52,20 @@ __all__ = [
     "THUMBNAIL_MIME",
     "AddResult",
     "DatasetInfo",
+    "IntentInfo",
     "IncompatibleWorkspaceError",
     "NotAWorkspaceError",
     "NotFoundError",
     "ProjectionInfo",
     "PutResult",
+    "RunInfo",
     "SetInfo",
     "UnknownDatasetError",
     "UnknownEncoderError",
+    "UnknownIntentError",
     "UnknownItemError",
     "UnknownProjectionError",
+    "UnknownRunError",
     "UnknownSetError",
     "Workspace",
     "WorkspaceError",

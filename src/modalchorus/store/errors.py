@@ -52,3 +52,11 @@ class UnknownProjectionError(NotFoundError):
 
 class UnknownSetError(NotFoundError):
     """A set id the workspace does not hold."""
+
+
+class UnknownIntentError(NotFoundError):
+    """An intent id the workspace does not hold."""
+
+
+class UnknownRunError(NotFoundError):
+    """An alignment run id the workspace does not hold."""

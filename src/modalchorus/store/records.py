@@ -165,3 +165,70 @@ class SetInfo:
     def n_items(self) -> int:
         """Number of member items."""
         return len(self.item_ids)
+
+
+@dataclass(frozen=True)
+class IntentInfo:
+    """A stored alignment intent.
+
+    Attributes
+    ----------
+    id : int
+        Intent id, assigned by the workspace.
+    spec : dict[str, Any]
+        The intent as a JSON object (see ``modalchorus.align.intent_to_dict``).
+    created_at : str
+        ISO-8601 UTC timestamp.
+    """
+
+    id: int
+    spec: dict[str, Any]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A recorded alignment run: the embedding version it produced and how.
+
+    Attributes
+    ----------
+    id : int
+        Run id, assigned by the workspace.
+    parent_run_id : int | None
+        Run whose version this one was tuned from; None when tuned from the base encoder.
+    base_encoder_id : str
+        The encoder family's base id (an encoder the registry can create).
+    parent_encoder_id, encoder_id : str
+        Embedding version before and after the run.
+    scope : str
+        What was tuned: ``"adapter"``, ``"lora"`` or ``"last-blocks"``.
+    intents : list[dict[str, Any]]
+        The intents as JSON objects, with set references resolved to item ids.
+    params : dict[str, Any]
+        Tuner hyper-parameters.
+    metrics_before, metrics_after : dict[str, Any]
+        ``{dataset: task metrics}`` of the parent and the new version.
+    moved : list[dict[str, Any]]
+        Points that moved most in 2-D (``item_id``, ``dataset``, ``distance``), largest first.
+    seconds : float
+        Wall time of the run.
+    created_at : str
+        ISO-8601 UTC timestamp.
+    active : bool
+        Whether this run's version is the family's current one.
+    """
+
+    id: int
+    parent_run_id: int | None
+    base_encoder_id: str
+    parent_encoder_id: str
+    encoder_id: str
+    scope: str
+    intents: list[dict[str, Any]]
+    params: dict[str, Any]
+    metrics_before: dict[str, Any]
+    metrics_after: dict[str, Any]
+    moved: list[dict[str, Any]]
+    seconds: float
+    created_at: str
+    active: bool

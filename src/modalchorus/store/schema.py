@@ -4,7 +4,9 @@ A workspace directory holds::
 
     workspace.sqlite          catalog: marker + schema version, head pointer, commit log,
                               dataset metadata, encoder registry, projection metadata,
-                              sets and their members (SQLite, WAL mode)
+                              sets and their members, intents, alignment runs with
+                              their weights and the active run per encoder family
+                              (SQLite, WAL mode)
     lance/                    LanceDB database with the bulk tables:
       items.lance             one row per item (image or caption text), thumbnails inline
       cache_<key>.lance       per encoder: content_hash -> vector (the embedding cache)
@@ -19,8 +21,8 @@ the ``projections`` table), so Lance filter expressions never need escaping.
 
 Schema evolution
 ----------------
-Tables added to the catalog without changing any existing table (``ADDED_DDL``: projections
-and sets) do not bump :data:`SCHEMA_VERSION`: older code ignores them, and
+Tables added to the catalog without changing any existing table (``ADDED_DDL``: projections,
+sets, intents and alignment runs) do not bump :data:`SCHEMA_VERSION`: older code ignores them, and
 :func:`modalchorus.store.catalog.upgrade` creates them when a workspace written before
 they existed is opened. Incompatible changes bump the version and need a migration.
 """
@@ -83,7 +85,15 @@ CREATE TABLE encoders (
 """
 
 #: Catalog tables added after version 1 shipped (created on open when missing).
-ADDED_TABLES = ("projections", "sets", "set_items")
+ADDED_TABLES = (
+    "projections",
+    "sets",
+    "set_items",
+    "intents",
+    "alignment_runs",
+    "alignment_run_files",
+    "alignment_active",
+)
 
 ADDED_DDL = """
 CREATE TABLE IF NOT EXISTS projections (
@@ -111,7 +121,38 @@ CREATE TABLE IF NOT EXISTS set_items (
     position INTEGER NOT NULL,
     item_id  TEXT NOT NULL,
     PRIMARY KEY (set_id, position)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS intents (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    spec       TEXT NOT NULL,          -- JSON object (see modalchorus.align.intents)
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alignment_runs (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent_run_id     INTEGER REFERENCES alignment_runs(id),  -- NULL: tuned from the base
+    base_encoder_id   TEXT NOT NULL,
+    parent_encoder_id TEXT NOT NULL,
+    encoder_id        TEXT NOT NULL UNIQUE,  -- the embedding version this run produced
+    scope             TEXT NOT NULL,
+    intents           TEXT NOT NULL,         -- JSON list of intent objects
+    params            TEXT NOT NULL,         -- JSON object
+    metrics_before    TEXT NOT NULL,         -- JSON {dataset: task metrics}
+    metrics_after     TEXT NOT NULL,
+    moved             TEXT NOT NULL,         -- JSON list of {item_id, dataset, distance}
+    seconds           REAL NOT NULL,
+    created_at        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alignment_run_files (
+    run_id   INTEGER NOT NULL REFERENCES alignment_runs(id),
+    filename TEXT NOT NULL,
+    data     BLOB NOT NULL,
+    PRIMARY KEY (run_id, filename)
+) WITHOUT ROWID;
+-- Which run's version is current, per encoder family (no row: the base encoder).
+CREATE TABLE IF NOT EXISTS alignment_active (
+    base_encoder_id TEXT PRIMARY KEY,
+    run_id          INTEGER REFERENCES alignment_runs(id)
+)
 """
 
 ITEMS_SCHEMA = pa.schema(

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from modalchorus.data.types import Dataset, SkippedItem
+from modalchorus.store import alignment_runs as runs
 from modalchorus.store import projections as proj
 from modalchorus.store import sets as set_rows
 from modalchorus.store import transaction
@@ -56,8 +57,10 @@ from modalchorus.store.items import ItemRows, build_item_rows, diff_rows
 from modalchorus.store.records import (
     AddResult,
     DatasetInfo,
+    IntentInfo,
     ProjectionInfo,
     PutResult,
+    RunInfo,
     SetInfo,
 )
 from modalchorus.store.schema import (
@@ -524,25 +527,30 @@ class Workspace:
         if n == 0:
             return PutResult(encoder_id, batch.dim, 0, 0, 0)
         with self._write(f"put_embeddings {encoder_id} n={n}") as tx:
-            encoder = self._encoder(tx.conn, encoder_id)
-            check_dim(encoder_id, None if encoder is None else encoder.dim, batch.dim)
-            now = utc_now()
-            if encoder is None:
-                encoder = _Encoder(encoder_id, encoder_table_key(encoder_id), batch.dim)
-                tx.conn.execute(
-                    "INSERT INTO encoders(encoder_id, table_key, dim, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (encoder_id, encoder.key, batch.dim, now, now),
-                )
-            else:
-                tx.conn.execute(
-                    "UPDATE encoders SET updated_at = ? WHERE encoder_id = ?", (now, encoder_id)
-                )
-            cache = tx.table(encoder.cache, cache_schema(batch.dim))
-            vectors_written = _upsert_vectors(cache, batch)
-            assignments = tx.table(encoder.embeddings, EMBEDDINGS_SCHEMA)
-            items_written = _upsert_assignments(assignments, batch)
-        return PutResult(encoder_id, batch.dim, n, items_written, vectors_written)
+            return self._put_embeddings(tx, batch)
+
+    def _put_embeddings(self, tx: transaction.WriteTransaction, batch: EmbeddingBatch) -> PutResult:
+        """Write a validated, non-empty batch inside an open write."""
+        encoder_id = batch.encoder_id
+        encoder = self._encoder(tx.conn, encoder_id)
+        check_dim(encoder_id, None if encoder is None else encoder.dim, batch.dim)
+        now = utc_now()
+        if encoder is None:
+            encoder = _Encoder(encoder_id, encoder_table_key(encoder_id), batch.dim)
+            tx.conn.execute(
+                "INSERT INTO encoders(encoder_id, table_key, dim, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (encoder_id, encoder.key, batch.dim, now, now),
+            )
+        else:
+            tx.conn.execute(
+                "UPDATE encoders SET updated_at = ? WHERE encoder_id = ?", (now, encoder_id)
+            )
+        cache = tx.table(encoder.cache, cache_schema(batch.dim))
+        vectors_written = _upsert_vectors(cache, batch)
+        assignments = tx.table(encoder.embeddings, EMBEDDINGS_SCHEMA)
+        items_written = _upsert_assignments(assignments, batch)
+        return PutResult(encoder_id, batch.dim, len(batch.item_ids), items_written, vectors_written)
 
     def get_embeddings(
         self,
@@ -720,47 +728,9 @@ class Workspace:
             metrics=metrics,
             model_files=model_files,
         )
-        key = projection_key(name)
         n = len(batch.item_ids)
         with self._write(f"put_projection {name} n={n}") as tx:
-            self._require_items(tx.head, batch.item_ids)
-            old = tx.conn.execute(
-                "SELECT model_files FROM projections WHERE name = ?", (name,)
-            ).fetchone()
-            coords_table = tx.table(PROJECTION_COORDS_TABLE, PROJECTION_COORDS_SCHEMA)
-            if old is not None:
-                proj.delete_rows(coords_table, key)
-            coords_table.add(proj.coords_rows(key, batch))
-            had_files = old is not None and bool(json.loads(old[0]))
-            if had_files or batch.model_files:
-                files_table = tx.table(PROJECTION_FILES_TABLE, PROJECTION_FILES_SCHEMA)
-                if had_files:
-                    proj.delete_rows(files_table, key)
-                if batch.model_files:
-                    files_table.add(proj.files_rows(key, batch.model_files))
-            now = utc_now()
-            tx.conn.execute(
-                "INSERT INTO projections(name, key, encoder_id, method, params, metrics, "
-                "n_items, model_files, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-                "encoder_id = excluded.encoder_id, method = excluded.method, "
-                "params = excluded.params, metrics = excluded.metrics, "
-                "n_items = excluded.n_items, model_files = excluded.model_files, "
-                "updated_at = excluded.updated_at",
-                (
-                    name,
-                    key,
-                    batch.encoder_id,
-                    batch.method,
-                    batch.params_json,
-                    batch.metrics_json,
-                    n,
-                    json.dumps(sorted(batch.model_files)),
-                    now,
-                    now,
-                ),
-            )
-            info = self._projection_info(tx.conn, name)
+            info = self._put_projection(tx, batch)
         logger.info(
             "put_projection %s: %d items, encoder %s, %d model file(s)",
             name,
@@ -769,6 +739,53 @@ class Workspace:
             len(batch.model_files),
         )
         return info
+
+    def _put_projection(
+        self, tx: transaction.WriteTransaction, batch: proj.ProjectionBatch
+    ) -> ProjectionInfo:
+        """Write a validated projection inside an open write (upsert by name)."""
+        name = batch.name
+        key = projection_key(name)
+        n = len(batch.item_ids)
+        self._require_items(tx.head, batch.item_ids)
+
+        old = tx.conn.execute(
+            "SELECT model_files FROM projections WHERE name = ?", (name,)
+        ).fetchone()
+        coords_table = tx.table(PROJECTION_COORDS_TABLE, PROJECTION_COORDS_SCHEMA)
+        if old is not None:
+            proj.delete_rows(coords_table, key)
+        coords_table.add(proj.coords_rows(key, batch))
+        had_files = old is not None and bool(json.loads(old[0]))
+        if had_files or batch.model_files:
+            files_table = tx.table(PROJECTION_FILES_TABLE, PROJECTION_FILES_SCHEMA)
+            if had_files:
+                proj.delete_rows(files_table, key)
+            if batch.model_files:
+                files_table.add(proj.files_rows(key, batch.model_files))
+        now = utc_now()
+        tx.conn.execute(
+            "INSERT INTO projections(name, key, encoder_id, method, params, metrics, "
+            "n_items, model_files, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "encoder_id = excluded.encoder_id, method = excluded.method, "
+            "params = excluded.params, metrics = excluded.metrics, "
+            "n_items = excluded.n_items, model_files = excluded.model_files, "
+            "updated_at = excluded.updated_at",
+            (
+                name,
+                key,
+                batch.encoder_id,
+                batch.method,
+                batch.params_json,
+                batch.metrics_json,
+                n,
+                json.dumps(sorted(batch.model_files)),
+                now,
+                now,
+            ),
+        )
+        return self._projection_info(tx.conn, name)
 
     def get_projection(self, name: str) -> tuple[list[str], np.ndarray]:
         """Item ids and 2-D coordinates of a projection, in the order they were stored.
@@ -984,6 +1001,154 @@ class Workspace:
             set_rows.require_set(tx.conn, set_id)
             set_rows.delete_set(tx.conn, set_id)
         logger.info("delete_set %d", set_id)
+
+    # ------------------------------------------------------------ intents
+
+    def create_intent(self, spec: dict[str, Any]) -> IntentInfo:
+        """Store an alignment intent (a JSON object), atomically.
+
+        The store checks only that ``spec`` is a JSON object of reasonable size;
+        ``modalchorus.align.intent_from_dict`` checks what it means.
+        """
+        text = runs.intent_json(spec)
+        with self._write("create_intent") as tx:
+            cursor = tx.conn.execute(
+                "INSERT INTO intents(spec, created_at) VALUES (?, ?)", (text, utc_now())
+            )
+            return runs.read_intent(tx.conn, int(cursor.lastrowid))
+
+    def intents(self) -> list[IntentInfo]:
+        """Every stored intent, by id (creation order)."""
+        with self._snapshot() as (conn, _):
+            return runs.read_intents(conn)
+
+    def delete_intent(self, intent_id: int) -> None:
+        """Delete a stored intent; raises :class:`UnknownIntentError` for an unknown id."""
+        with self._write(f"delete_intent {intent_id}") as tx:
+            runs.read_intent(tx.conn, intent_id)
+            tx.conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
+
+    # ------------------------------------------------------------ alignment runs
+
+    def encoder_family(self, encoder_id: str) -> str:
+        """The base encoder id of an embedding version (itself when not an aligned version)."""
+        with self._snapshot() as (conn, _):
+            return runs.base_of(conn, encoder_id)
+
+    def active_run(self, encoder_id: str) -> RunInfo | None:
+        """The run whose version is current in ``encoder_id``'s family (None: the base)."""
+        with self._snapshot() as (conn, _):
+            run_id = runs.active_run_id(conn, runs.base_of(conn, encoder_id))
+            return None if run_id is None else runs.read_run(conn, run_id)
+
+    def alignment_runs(self, base_encoder_id: str | None = None) -> list[RunInfo]:
+        """Recorded alignment runs, oldest first, optionally of one encoder family."""
+        with self._snapshot() as (conn, _):
+            return runs.read_runs(conn, base_encoder_id)
+
+    def alignment_run(self, run_id: int) -> RunInfo:
+        """One recorded run; raises :class:`UnknownRunError`."""
+        with self._snapshot() as (conn, _):
+            return runs.read_run(conn, run_id)
+
+    def alignment_run_files(self, run_id: int) -> dict[str, bytes]:
+        """``{filename: bytes}`` of a run's tuned weights (safetensors + JSON)."""
+        with self._snapshot() as (conn, _):
+            return runs.read_run_files(conn, run_id)
+
+    def commit_alignment_run(
+        self,
+        record: dict[str, Any],
+        embeddings: tuple[Sequence[str], Sequence[str], np.ndarray],
+        projections: Sequence[dict[str, Any]],
+        files: dict[str, bytes],
+    ) -> RunInfo:
+        """Record a run with the version it produced and make it current, in one commit.
+
+        Either everything below becomes visible together, or (on any error, or if the
+        process dies) nothing does and the parent version stays current.
+
+        Parameters
+        ----------
+        record : dict
+            ``parent_run_id``, ``base_encoder_id``, ``parent_encoder_id``, ``encoder_id``
+            (the new version, not yet in the workspace), ``scope``, ``intents``,
+            ``params``, ``metrics_before``, ``metrics_after``, ``moved``, ``seconds``.
+        embeddings : (item_ids, content_hashes, vectors)
+            The new version's vectors, shape (n, d), as for :meth:`put_embeddings`.
+        projections : Sequence[dict]
+            Keyword arguments of :meth:`put_projection` (``name``, ``encoder_id``,
+            ``item_ids``, ``coords``, ``method``, ``params``, ``metrics``,
+            ``model_files``) for the layouts of the new version.
+        files : dict[str, bytes]
+            The run's weights, plain file names.
+
+        Returns
+        -------
+        RunInfo
+        """
+        batch = validate_embeddings(record["encoder_id"], *embeddings)
+        if not batch.item_ids:
+            raise ValueError("an alignment run must produce at least one embedding")
+        layouts = [
+            proj.validate_projection(
+                p["name"],
+                p["encoder_id"],
+                p["item_ids"],
+                p["coords"],
+                method=p["method"],
+                params=p["params"],
+                metrics=p["metrics"],
+                model_files=p.get("model_files"),
+            )
+            for p in projections
+        ]
+        with self._write(f"alignment run -> {record['encoder_id']}") as tx:
+            base = record["base_encoder_id"]
+            if runs.active_run_id(tx.conn, base) != record["parent_run_id"]:
+                raise RuntimeError(
+                    "the active version changed while the run was tuning (another run, undo "
+                    "or redo); nothing was saved, run again"
+                )
+            if self._encoder(tx.conn, batch.encoder_id) is not None:
+                raise ValueError(f"embedding version {batch.encoder_id!r} already exists")
+            self._put_embeddings(tx, batch)
+            for layout in layouts:
+                self._put_projection(tx, layout)
+            run_id = runs.insert_run(tx.conn, record, files, utc_now())
+            runs.set_active_run(tx.conn, base, run_id)
+            info = runs.read_run(tx.conn, run_id)
+        logger.info("alignment run %d committed: %s is current", run_id, batch.encoder_id)
+        return info
+
+    def step_alignment(self, encoder_id: str, direction: str) -> RunInfo | None:
+        """Undo (``"undo"``) or redo (``"redo"``) in ``encoder_id``'s family, atomically.
+
+        Undo makes the active run's parent version current; redo makes the newest run
+        tuned from the current version current.
+
+        Returns
+        -------
+        RunInfo | None
+            The run undone or redone (re-read, so ``active`` reflects the change), or
+            None when there is nothing to undo or redo.
+        """
+        if direction not in ("undo", "redo"):
+            raise ValueError(f"direction must be 'undo' or 'redo', got {direction!r}")
+        with self._write(f"alignment {direction} {encoder_id}") as tx:
+            base = runs.base_of(tx.conn, encoder_id)
+            current = runs.active_run_id(tx.conn, base)
+            if direction == "undo":
+                if current is None:
+                    return None
+                target = current
+                runs.set_active_run(tx.conn, base, runs.read_run(tx.conn, current).parent_run_id)
+            else:
+                target = runs.newest_child(tx.conn, base, current)
+                if target is None:
+                    return None
+                runs.set_active_run(tx.conn, base, target)
+            return runs.read_run(tx.conn, target)
 
     # ------------------------------------------------------------ overview
 

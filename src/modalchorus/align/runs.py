@@ -1,0 +1,258 @@
+"""Alignment runs on a workspace: tune -> re-embed -> re-project in the same frame -> record.
+
+:func:`run_alignment` is what ``modalchorus align`` and the server call. A run starts from
+the encoder family's *active* version, writes a new version (embeddings, same-frame MFM
+layouts, the run record with its weights) in **one** commit and makes it active; if it
+fails or the process dies before that commit, the workspace is exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from modalchorus.align.intents import Intent, intent_to_dict, resolve_intents
+from modalchorus.align.state import AlignmentState, infer_base_spec
+from modalchorus.align.tuner import AlignmentTuner, index_intents
+from modalchorus.encoders.base import Encoder
+from modalchorus.evaluation import task_metrics
+from modalchorus.metrics.neighbourhood import projection_report
+from modalchorus.projecting import load_projection_model, projection_name
+from modalchorus.store import RunInfo, Workspace
+
+logger = logging.getLogger(__name__)
+
+#: How many of the points that moved most a run records.
+N_MOVED = 20
+
+Progress = Callable[[float, str], None]
+
+
+def active_version(workspace: Workspace, encoder_id: str) -> str:
+    """The current embedding version of ``encoder_id``'s family (its base id if none)."""
+    run = workspace.active_run(encoder_id)
+    return workspace.encoder_family(encoder_id) if run is None else run.encoder_id
+
+
+def undo_alignment(workspace: Workspace, encoder_id: str) -> RunInfo | None:
+    """Make the active run's parent version current; returns the run undone (or None)."""
+    return workspace.step_alignment(encoder_id, "undo")
+
+
+def redo_alignment(workspace: Workspace, encoder_id: str) -> RunInfo | None:
+    """Make the newest run tuned from the current version current (or return None)."""
+    return workspace.step_alignment(encoder_id, "redo")
+
+
+def parent_state(
+    workspace: Workspace, encoder_id: str, dim: int
+) -> tuple[AlignmentState, int | None]:
+    """State and run id of the family's active version (an empty state for the base)."""
+    base = workspace.encoder_family(encoder_id)
+    run = workspace.active_run(base)
+    if run is None:
+        return AlignmentState(base, infer_base_spec(base), dim), None
+    state, _ = AlignmentState.from_files(workspace.alignment_run_files(run.id))
+    return state, run.id
+
+
+def export_run(workspace: Workspace, run_id: int, directory: str | Path) -> Path:
+    """Write a run's ``alignment.json`` + ``alignment.safetensors`` into ``directory``.
+
+    ``create_encoder(f"aligned:{directory}")`` loads the aligned encoder back.
+    """
+    files = workspace.alignment_run_files(run_id)
+    out = Path(directory).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        tmp = out / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(out / name)
+    return out
+
+
+def run_alignment(
+    workspace: Workspace,
+    intents: Sequence[Intent],
+    *,
+    encoder_id: str,
+    scope: str = "adapter",
+    params: dict[str, Any] | None = None,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+) -> RunInfo:
+    """Tune the active version of ``encoder_id``'s family toward ``intents`` and record it.
+
+    Parameters
+    ----------
+    workspace : Workspace
+    intents : Sequence[Intent]
+        :class:`PointSet` / :class:`SetSet`; set references are resolved here.
+    encoder_id : str
+        Any version id of the family (base or aligned); the run starts from the active one.
+    scope : {"adapter", "lora", "last-blocks"}
+    params : dict, optional
+        :class:`AlignmentTuner` hyper-parameters.
+    encoder : Encoder, optional
+        The family's base encoder; required for the tower scopes.
+    progress : callable, optional
+        ``progress(fraction, message)``.
+
+    Returns
+    -------
+    RunInfo
+
+    Raises
+    ------
+    IntentError
+        Bad intents (nothing is written).
+    UnknownSetError, UnknownEncoderError
+        Unknown set reference or encoder (nothing is written).
+    """
+    started = time.perf_counter()
+    report = progress or (lambda fraction, message: None)
+    base = workspace.encoder_family(encoder_id)
+    parent_id = active_version(workspace, base)
+    if encoder is not None and encoder.id != base:
+        raise ValueError(f"encoder {encoder.id!r} is not the base {base!r} of this family")
+
+    items = workspace.items()
+    ids, reference = workspace.get_embeddings(parent_id)
+    state, parent_run = parent_state(workspace, base, reference.shape[1])
+    items = items.set_index("id").loc[ids].reset_index()
+    is_image = (items["kind"] == "image").to_numpy()
+    row_of = {item_id: row for row, item_id in enumerate(ids)}
+    resolved = resolve_intents(workspace, intents, set(row_of))
+
+    tuner = AlignmentTuner(
+        scope, progress=lambda f, m: report(0.05 + 0.75 * f, m), **(params or {})
+    )
+    images = lambda: [_load_image(s) for s in items.loc[is_image, "source"]]  # noqa: E731
+    tuner.fit(
+        reference,
+        is_image,
+        index_intents(resolved, row_of),
+        state,
+        encoder=encoder,
+        images=images,
+        texts=items.loc[~is_image, "text"].tolist(),
+    )
+    new_id = tuner.state_.encoder_id(scope)
+    new = tuner.embeddings_
+
+    report(0.82, "placing the new embeddings in the same frame")
+    lookup_old = _lookup(ids, reference)
+    lookup_new = _lookup(ids, new)
+    layouts, moved = _same_frame_layouts(workspace, parent_id, new_id, lookup_new)
+    report(0.92, "computing task metrics before and after")
+    datasets = sorted(set(items["dataset"]))
+    before = {d: task_metrics(workspace, d, lookup_old) for d in datasets}
+    after = {d: task_metrics(workspace, d, lookup_new) for d in datasets}
+    record = {
+        "parent_run_id": parent_run,
+        "base_encoder_id": base,
+        "parent_encoder_id": parent_id,
+        "encoder_id": new_id,
+        "scope": scope,
+        "intents": [intent_to_dict(i) for i in resolved],
+        "params": {
+            **tuner.get_params(),
+            "steps": tuner.steps_,
+            "learning_rate": tuner.learning_rate_,
+        },
+        "metrics_before": before,
+        "metrics_after": after,
+        "moved": moved,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    info = workspace.commit_alignment_run(
+        record,
+        (ids, items["content_hash"].tolist(), new),
+        layouts,
+        tuner.state_.to_files(new_id),
+    )
+    report(1.0, f"run {info.id} done: {new_id} is current")
+    logger.info("alignment run %d (%s) took %.1f s", info.id, scope, info.seconds)
+    return info
+
+
+def _load_image(source: str) -> Image.Image:
+    """Decode an item's image from its recorded source (a file, or a CIFAR batch row)."""
+    if Path(source).is_file():
+        with Image.open(source) as image:
+            return image.convert("RGB")
+    from modalchorus.data.cifar import load_cifar_source
+
+    try:
+        return load_cifar_source(source)
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"cannot read the image of an item for tower tuning ({err}); "
+            "use scope 'adapter', which needs no raw inputs"
+        ) from err
+
+
+def _lookup(ids: list[str], vectors: np.ndarray) -> Callable[[list[str]], np.ndarray]:
+    row_of = {item_id: row for row, item_id in enumerate(ids)}
+    return lambda wanted: vectors[[row_of[i] for i in wanted]]
+
+
+def _same_frame_layouts(
+    workspace: Workspace,
+    parent_id: str,
+    new_id: str,
+    lookup: Callable[[list[str]], np.ndarray],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Place the new version with each fitted MFM of the parent; the most-moved points."""
+    layouts, moved = [], []
+    for info in workspace.projections(parent_id):
+        if info.method != "mfm" or not info.model_files:
+            continue
+        model = load_projection_model(workspace, info.name)
+        item_ids, old = workspace.get_projection(info.name)
+        kinds = workspace.items().set_index("id").loc[item_ids, "kind"].to_numpy()
+        vectors = lookup(item_ids)
+        coords = np.empty_like(old, dtype=np.float64)
+        for modality in ("image", "text"):
+            mask = kinds == modality
+            if mask.any():
+                coords[mask] = model.transform(vectors[mask], modality=modality)
+        dataset = info.name.split(":")[1]
+        metrics = _layout_metrics(vectors, coords, kinds, info.metrics)
+        layouts.append(
+            {
+                "name": projection_name("mfm", dataset, new_id),
+                "encoder_id": new_id,
+                "item_ids": item_ids,
+                "coords": coords.astype(np.float32),
+                "method": "mfm",
+                "params": {**info.params, "frame_of": info.name},
+                "metrics": metrics,
+                "model_files": workspace.projection_model_files(info.name),
+            }
+        )
+        distance = np.linalg.norm(coords - old, axis=1)
+        for row in np.argsort(-distance)[:N_MOVED]:
+            moved.append(
+                {"item_id": item_ids[row], "dataset": dataset, "distance": float(distance[row])}
+            )
+    moved.sort(key=lambda m: -m["distance"])
+    return layouts, moved[:N_MOVED]
+
+
+def _layout_metrics(
+    vectors: np.ndarray, coords: np.ndarray, kinds: np.ndarray, previous: dict[str, Any]
+) -> dict[str, Any]:
+    """Projection quality of a same-frame layout (the ks the parent layout reported)."""
+    image, text = kinds == "image", kinds == "text"
+    ks = tuple(int(k) for k in previous.get("ks", (10,)) if k < min(image.sum(), text.sum()))
+    if not ks:
+        return {}
+    report = projection_report(vectors[image], vectors[text], coords[image], coords[text], ks=ks)
+    return {**report, "frame": "transform"}

@@ -1,0 +1,455 @@
+"""The tuning loop: intents + preservation -> a new alignment state and new embeddings.
+
+Rows are the items a run may move (every item with an embedding in the parent version),
+images and texts mixed; ``reference`` holds their parent embeddings. Each step embeds the
+rows the intents name, a sample of negatives and a sample of the other rows, and
+minimises::
+
+    sum_i strength_i * intent_term_i / n_intents  +  preserve_weight * preservation
+
+where preservation = mean (1 - cos) of kept rows to their parent embeddings + the KL
+divergence of the sampled rows' softmax similarities over the anchors (their zero-shot
+logits, when the anchors are class prompts).
+(:mod:`modalchorus.align.losses`). The preservation term keeps the rows no intent moves
+(a sample of the unnamed rows, plus every member of a target or avoid set: the anchors a
+point moves toward or away from) where they were; without it few-shot tuning wrecks the
+rest of the space (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from modalchorus.align import losses
+from modalchorus.align.adapters import ModalityAdapters
+from modalchorus.align.state import AlignmentState, apply_adapters
+from modalchorus.align.towers import (
+    TOWER_SCOPES,
+    TowerTuning,
+    inject_lora,
+    load_tower_state,
+    tower_parameters,
+    tuning_view,
+)
+from modalchorus.encoders.base import Encoder
+
+SCOPES = ("adapter", *TOWER_SCOPES)
+#: Per-scope defaults of ``steps`` and ``learning_rate`` (chosen on benchmarks/bench_alignment.py).
+SCOPE_DEFAULTS = {
+    "adapter": {"steps": 300, "learning_rate": 1e-2},
+    "lora": {"steps": 80, "learning_rate": 5e-3},
+    "last-blocks": {"steps": 80, "learning_rate": 1e-4},
+}
+EMBED_BATCH = 256
+
+
+@dataclass(frozen=True)
+class IndexedIntent:
+    """An intent over row indices (see :func:`index_intents`).
+
+    Attributes
+    ----------
+    kind : {"point-set", "align", "separate"}
+    strength : float
+    point : int
+        Row of the point (point-set only, else -1).
+    target, avoid : numpy.ndarray of int
+        Rows of the target / avoid sets (point-set; ``avoid`` may be empty: contrast
+        against sampled rows of the target's modalities).
+    a, b : numpy.ndarray of int
+        Rows of the two sets (set-set).
+    """
+
+    kind: str
+    strength: float
+    point: int = -1
+    target: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    avoid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    a: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    b: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def rows(self) -> np.ndarray:
+        """Every row the intent names."""
+        return np.unique(np.concatenate([self.moving(), self.target, self.avoid]))
+
+    def moving(self) -> np.ndarray:
+        """Rows the intent means to move: the point, or both sets of a set-set intent.
+
+        Target and avoid sets are anchors: they stay under the preservation term.
+        """
+        point = [self.point] if self.point >= 0 else []
+        return np.unique(np.concatenate([point, self.a, self.b])).astype(np.int64)
+
+
+class _AdapterRows:
+    """Embeds rows through a new, trainable adapter on the parent embeddings."""
+
+    def __init__(self, reference: torch.Tensor, is_image: torch.Tensor) -> None:
+        self.reference, self.is_image = reference, is_image
+        self.adapters = ModalityAdapters(reference.shape[1])
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.adapters.parameters())
+
+    def embed(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.adapters(self.reference[rows], self.is_image[rows])
+
+
+class _TowerRows:
+    """Embeds rows through a tuned copy of the encoder, then the parent's adapter chain."""
+
+    def __init__(
+        self,
+        view: TowerTuning,
+        params: list[torch.nn.Parameter],
+        image_inputs: dict[str, torch.Tensor],
+        text_inputs: dict[str, torch.Tensor],
+        is_image: torch.Tensor,
+        chain: list[ModalityAdapters],
+    ) -> None:
+        self.view, self._params, self.chain = view, params, chain
+        self.image_inputs, self.text_inputs, self.is_image = image_inputs, text_inputs, is_image
+        # Row -> position among the rows of its modality.
+        self.position = torch.zeros(len(is_image), dtype=torch.long)
+        self.position[is_image] = torch.arange(int(is_image.sum()))
+        self.position[~is_image] = torch.arange(int((~is_image).sum()))
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return self._params
+
+    def embed(self, rows: torch.Tensor) -> torch.Tensor:
+        image = self.is_image[rows]
+        out = torch.empty(len(rows), self.view.encoder.dim)
+        for mask, inputs, embed, modality in (
+            (image, self.image_inputs, self.view.embed_images, "image"),
+            (~image, self.text_inputs, self.view.embed_texts, "text"),
+        ):
+            if mask.any():
+                pos = self.position[rows[mask]]
+                z = embed({k: v[pos] for k, v in inputs.items()})
+                out = out.index_put(
+                    (mask.nonzero().squeeze(1),), apply_adapters(self.chain, z, modality)
+                )
+        return out
+
+
+class AlignmentTuner:
+    """Tune an embedding version toward stated intents while preserving everything else.
+
+    Parameters
+    ----------
+    scope : {"adapter", "lora", "last-blocks"}
+        ``adapter``: a new residual linear map per modality on the parent embeddings (no raw
+        inputs needed). ``lora``: LoRA layers (peft) in the encoder's towers/heads.
+        ``last-blocks``: the encoder's last blocks (see :mod:`modalchorus.align.towers`).
+    steps : int | "auto"
+        Optimisation steps; "auto" takes the scope's default (:data:`SCOPE_DEFAULTS`).
+    learning_rate : float | "auto"
+        Adam learning rate; "auto" takes the scope's default.
+    temperature : float
+        Softmax temperature of the point-set term.
+    preserve_weight : float
+        Weight of the preservation term.
+    preserve_sample : int
+        Rows not named by any intent sampled per step for the preservation term.
+    negative_sample : int
+        Rows sampled per step as negatives of point-set intents without an avoid set.
+    separate_margin : float
+        Centroid cosine below which ``separate`` intents stop pushing.
+    lora_rank, lora_alpha : int, float
+        LoRA rank and scaling (``lora`` scope).
+    random_state : int
+        Seed of the row sampling (and of nothing global).
+    progress : callable, optional
+        ``progress(fraction, message)`` during :meth:`fit`.
+
+    Attributes
+    ----------
+    embeddings_ : numpy.ndarray, shape (n, d), float32
+        New unit embeddings of every row.
+    state_ : AlignmentState
+        The tuned state (parent state + what this run changed).
+    loss_history_ : list[float]
+        Total loss per step.
+    steps_, learning_rate_ : int, float
+        Resolved values of the "auto" parameters.
+    seconds_ : float
+        Wall time of :meth:`fit`.
+    """
+
+    def __init__(
+        self,
+        scope: str = "adapter",
+        *,
+        steps: int | str = "auto",
+        learning_rate: float | str = "auto",
+        temperature: float = 0.05,
+        preserve_weight: float = 1.0,
+        preserve_sample: int = 512,
+        negative_sample: int = 128,
+        separate_margin: float = 0.0,
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        random_state: int = 0,
+        progress: Callable[[float, str], None] | None = None,
+    ) -> None:
+        self.scope = scope
+        self.steps = steps
+        self.learning_rate = learning_rate
+        self.temperature = temperature
+        self.preserve_weight = preserve_weight
+        self.preserve_sample = preserve_sample
+        self.negative_sample = negative_sample
+        self.separate_margin = separate_margin
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.random_state = random_state
+        self.progress = progress
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters (JSON-serialisable; the progress callback excluded)."""
+        names = inspect.signature(type(self).__init__).parameters
+        keys = [k for k in names if k not in ("self", "progress")]
+        return {k: getattr(self, k) for k in keys}
+
+    def _validate(self) -> None:
+        if self.scope not in SCOPES:
+            raise ValueError(f"unknown scope {self.scope!r}; use one of {', '.join(SCOPES)}")
+        defaults = SCOPE_DEFAULTS[self.scope]
+        self.steps_ = int(defaults["steps"] if self.steps == "auto" else self.steps)
+        lr = defaults["learning_rate"] if self.learning_rate == "auto" else self.learning_rate
+        self.learning_rate_ = float(lr)
+        if self.steps_ < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        for name in ("learning_rate_", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name.rstrip('_')} must be > 0")
+        if self.preserve_weight < 0:
+            raise ValueError("preserve_weight must be >= 0")
+
+    def fit(
+        self,
+        reference: np.ndarray,
+        is_image: np.ndarray,
+        intents: Sequence[IndexedIntent],
+        parent: AlignmentState,
+        *,
+        encoder: Encoder | None = None,
+        images: Callable[[], Sequence[Image.Image]] | None = None,
+        texts: Sequence[str] | None = None,
+    ) -> AlignmentTuner:
+        """Tune.
+
+        Parameters
+        ----------
+        reference : numpy.ndarray, shape (n, d)
+            Parent-version unit embeddings of the rows.
+        is_image : numpy.ndarray, shape (n,), bool
+            Modality of each row.
+        intents : Sequence[IndexedIntent]
+            At least one.
+        parent : AlignmentState
+            State of the parent version (its tower state is the starting point and its
+            adapter chain is kept).
+        encoder : Encoder, optional
+            Base encoder (tower scopes only; it is copied, never changed).
+        images : callable, optional
+            Returns the image rows' images in row order (tower scopes only).
+        texts : Sequence[str], optional
+            The text rows' strings in row order (tower scopes only).
+
+        Returns
+        -------
+        AlignmentTuner
+            ``self``.
+        """
+        self._validate()
+        start = time.perf_counter()
+        n = len(reference)
+        if reference.ndim != 2 or len(is_image) != n or n == 0:
+            raise ValueError(
+                "reference must be (n, d) with n >= 1 and is_image (n,), got "
+                f"{reference.shape} and {np.shape(is_image)}"
+            )
+        if not intents:
+            raise ValueError("no intents to tune for")
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(self.random_state)  # LoRA init; local to this process's RNG
+        ref = torch.from_numpy(np.ascontiguousarray(reference, np.float32))
+        image_mask = torch.from_numpy(np.array(is_image, bool))
+        state = copy.deepcopy(parent)
+        embedder = self._embedder(ref, image_mask, state, encoder, images, texts)
+        optimiser = torch.optim.Adam(embedder.parameters(), lr=self.learning_rate_)
+
+        named = np.unique(np.concatenate([i.rows() for i in intents]))
+        moving = np.unique(np.concatenate([i.moving() for i in intents]))
+        anchors = np.setdiff1d(named, moving)  # target/avoid sets: what points move toward
+        others = np.setdiff1d(np.arange(n), named)
+        anchor_ref = ref[torch.from_numpy(anchors)]
+        pools = {
+            m: np.flatnonzero(np.asarray(is_image) == (m == "image")) for m in ("image", "text")
+        }
+        self.loss_history_: list[float] = []
+        for step in range(self.steps_):
+            negatives = {
+                m: rng.choice(p, min(len(p), self.negative_sample), replace=False)
+                for m, p in pools.items()
+            }
+            sample = rng.choice(others, min(len(others), self.preserve_sample), replace=False)
+            keep = np.concatenate([anchors, sample])
+            rows = np.unique(np.concatenate([named, keep, *negatives.values()]))
+            at = _row_getter(rows, embedder.embed(torch.from_numpy(rows)))
+            terms = [
+                intent.strength * self._intent_loss(intent, at, negatives, is_image)
+                for intent in intents
+            ]
+            loss = torch.stack(terms).mean()
+            if len(keep) and self.preserve_weight > 0:
+                kept, kept_ref = at(keep), ref[torch.from_numpy(keep)]
+                preserve = losses.preservation_loss(kept, kept_ref)
+                if len(anchors):
+                    preserve = preserve + losses.relation_preservation_loss(
+                        at(sample),
+                        ref[torch.from_numpy(sample)],
+                        at(anchors),
+                        anchor_ref,
+                        self.temperature,
+                    )
+                loss = loss + self.preserve_weight * preserve
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            self.loss_history_.append(float(loss.detach()))
+            if self.progress is not None and (step % 10 == 0 or step == self.steps_ - 1):
+                self.progress((step + 1) / self.steps_, f"tuning step {step + 1}/{self.steps_}")
+
+        self.embeddings_ = self._embed_all(embedder, n)
+        self.state_ = self._final_state(state, embedder)
+        self.seconds_ = time.perf_counter() - start
+        return self
+
+    # -- pieces --------------------------------------------------------------------------
+    def _intent_loss(
+        self,
+        intent: IndexedIntent,
+        at: Callable[[np.ndarray], torch.Tensor],
+        negatives: dict[str, np.ndarray],
+        is_image: np.ndarray,
+    ) -> torch.Tensor:
+        if intent.kind == "point-set":
+            if len(intent.avoid):
+                neg = intent.avoid
+            else:
+                kinds = {"image" if is_image[r] else "text" for r in intent.target.tolist()}
+                pool = np.concatenate([negatives[k] for k in sorted(kinds)])
+                neg = np.setdiff1d(pool, np.append(intent.target, intent.point))
+            target = intent.target[intent.target != intent.point]
+            point = at(np.array([intent.point]))[0]
+            return losses.point_set_loss(point, at(target), at(neg), self.temperature)
+        if intent.kind == "align":
+            return losses.set_align_loss(at(intent.a), at(intent.b))
+        return losses.set_separate_loss(at(intent.a), at(intent.b), self.separate_margin)
+
+    def _embedder(
+        self,
+        ref: torch.Tensor,
+        image_mask: torch.Tensor,
+        state: AlignmentState,
+        encoder: Encoder | None,
+        images: Callable[[], Sequence[Image.Image]] | None,
+        texts: Sequence[str] | None,
+    ) -> _AdapterRows | _TowerRows:
+        if self.scope == "adapter":
+            return _AdapterRows(ref, image_mask)
+        if encoder is None or images is None or texts is None:
+            raise ValueError(
+                f"scope {self.scope!r} tunes the encoder: pass encoder, images and texts"
+            )
+        if state.tower is not None and state.tower != self.scope:
+            raise ValueError(
+                f"the parent version tuned the towers with {state.tower!r}; a {self.scope!r} run "
+                "cannot continue from it (undo to a version without tower tuning first)"
+            )
+        view = tuning_view(encoder)
+        if self.scope == "lora":
+            if state.lora is None:
+                state.lora = inject_lora(view, self.lora_rank, self.lora_alpha)
+            else:
+                inject_lora(view, state.lora["r"], state.lora["lora_alpha"])
+        load_tower_state(view, state.tower_tensors)
+        state.tower = self.scope
+        params = tower_parameters(view, self.scope)
+        self._tower_names = list(params)
+        if self.progress is not None:
+            self.progress(0.0, "preparing raw inputs")
+        image_list = images()
+        if len(image_list) != int(image_mask.sum()) or len(texts) != int((~image_mask).sum()):
+            raise ValueError("images and texts must match the image and text rows")
+        return _TowerRows(
+            view,
+            list(params.values()),
+            view.image_inputs(image_list),
+            view.text_inputs(texts),
+            image_mask,
+            state.adapter_modules(),
+        )
+
+    @staticmethod
+    def _embed_all(embedder: _AdapterRows | _TowerRows, n: int) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, n, EMBED_BATCH):
+                rows = torch.arange(start, min(n, start + EMBED_BATCH))
+                out.append(embedder.embed(rows))
+        return torch.cat(out).numpy().astype(np.float32)
+
+    def _final_state(
+        self, state: AlignmentState, embedder: _AdapterRows | _TowerRows
+    ) -> AlignmentState:
+        if isinstance(embedder, _AdapterRows):
+            adapters = {k: v.detach().clone() for k, v in embedder.adapters.state_dict().items()}
+            state.adapters = [*state.adapters, adapters]
+        else:
+            named = dict(embedder.view.root.named_parameters())
+            state.tower_tensors = {k: named[k].detach().clone() for k in self._tower_names}
+        return state
+
+
+def _row_getter(rows: np.ndarray, z: torch.Tensor) -> Callable[[np.ndarray], torch.Tensor]:
+    """``at(idx)``: the rows ``idx`` of ``z``, whose row ``i`` embeds ``rows[i]`` (sorted)."""
+    return lambda idx: z[torch.from_numpy(np.searchsorted(rows, idx))]
+
+
+def index_intents(intents: Sequence[Any], row_of: dict[str, int]) -> list[IndexedIntent]:
+    """Turn resolved intents (set references already item ids) into row indices."""
+    from modalchorus.align.intents import PointSet
+
+    def rows(ids: Sequence[str] | None) -> np.ndarray:
+        return np.array([row_of[i] for i in ids or ()], np.int64)
+
+    out = []
+    for intent in intents:
+        if isinstance(intent, PointSet):
+            out.append(
+                IndexedIntent(
+                    "point-set",
+                    intent.strength,
+                    point=row_of[intent.point],
+                    target=rows(intent.target),
+                    avoid=rows(intent.avoid),
+                )
+            )
+        else:
+            out.append(
+                IndexedIntent(intent.mode, intent.strength, a=rows(intent.a), b=rows(intent.b))
+            )
+    return out

@@ -1,0 +1,334 @@
+"""Alignment on a real workspace: intents, tuning scopes, same-frame layouts, undo/redo, export.
+
+The workspace holds 80 real CIFAR-10 test images and the class prompts, embedded with the
+real ``pocket`` encoder, and an MFM layout fitted on them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modalchorus.align import (
+    IntentError,
+    PointSet,
+    SetSet,
+    active_version,
+    export_run,
+    intent_from_dict,
+    intent_to_dict,
+    redo_alignment,
+    run_alignment,
+    undo_alignment,
+)
+from modalchorus.data import load_dataset
+from modalchorus.embedding import embed_dataset
+from modalchorus.encoders import create_encoder
+from modalchorus.evaluation import workspace_task_metrics
+from modalchorus.projecting import project_dataset, projection_name, resolve_encoder_id
+from modalchorus.store import UnknownSetError, Workspace
+from modalchorus.tasks.classification import with_class_prompts
+
+HELPERS = Path(__file__).parent / "helpers"
+N_IMAGES = 80
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, data_dir, pocket) -> dict:
+    """A workspace with embeddings and an MFM layout; copied per test (tests write to it)."""
+    path = tmp_path_factory.mktemp("align") / "ws"
+    ws = Workspace.create(path)
+    dataset = with_class_prompts(load_dataset("cifar10", data_dir=data_dir, limit=N_IMAGES))
+    ws.add_dataset(dataset)
+    embed_dataset(ws, dataset, pocket)
+    project_dataset(ws, "cifar10", pocket.id, "mfm", ks=(5,), params={"max_iter": 150})
+    ws.close()
+    return {"path": path, "encoder_id": pocket.id}
+
+
+@pytest.fixture()
+def ws(built, tmp_path) -> Workspace:
+    import shutil
+
+    copy = tmp_path / "ws"
+    shutil.copytree(built["path"], copy)
+    with Workspace.open(copy) as workspace:
+        yield workspace
+
+
+def prompt_set(ws: Workspace, label: str) -> int:
+    items = ws.items(dataset="cifar10")
+    ids = items[(items["kind"] == "text") & (items["label"] == label)]["id"].tolist()
+    return ws.create_set(f"{label} prompts", ids).id
+
+
+def misclassified(ws: Workspace, encoder_id: str) -> list[tuple[str, str, str]]:
+    """(image id, true class, predicted class) of the images zero-shot gets wrong."""
+    items = ws.items(dataset="cifar10", kind="image")
+    report = workspace_task_metrics(ws, encoder_id, "cifar10")
+    classes = ws.dataset("cifar10").classes
+    confusion = np.array(report["confusion"])
+    assert confusion.sum() == len(items)
+    _, vectors = ws.get_embeddings(encoder_id, items["id"].tolist())
+    texts = ws.items(dataset="cifar10", kind="text")
+    _, prompts = ws.get_embeddings(encoder_id, texts["id"].tolist())
+    centroids = np.stack([prompts[texts["label"].to_numpy() == c].mean(0) for c in classes])
+    predicted = np.array(classes)[np.argmax(vectors @ centroids.T, axis=1)]
+    wrong = predicted != items["label"].to_numpy()
+    return list(zip(items["id"][wrong], items["label"][wrong], predicted[wrong], strict=True))
+
+
+def test_intent_json_round_trip_and_errors() -> None:
+    spec = {"type": "point-set", "point": "a", "target": ["b", "c"], "avoid": 3, "strength": 2}
+    intent = intent_from_dict(spec)
+    assert intent == PointSet("a", ("b", "c"), 3, 2.0)
+    assert intent_to_dict(intent) == {**spec, "strength": 2.0}
+    assert intent_from_dict(intent_to_dict(SetSet("x", "y", "separate"))) == SetSet(
+        "x", "y", "separate"
+    )
+    bad = [
+        ([1], "JSON object"),
+        ({"type": "nope"}, "point-set' or 'set-set"),
+        ({"type": "set-set", "a": "x"}, "missing b"),
+        ({"type": "set-set", "a": "x", "b": "y", "colour": 1}, "unknown keys colour"),
+        ({"type": "set-set", "a": "x", "b": "y", "mode": "merge"}, "mode"),
+        ({"type": "set-set", "a": "x", "b": "y", "strength": 0}, "strength"),
+        ({"type": "set-set", "a": "x", "b": "y", "strength": float("nan")}, "strength"),
+        ({"type": "point-set", "point": "p", "target": []}, "empty list"),
+        ({"type": "point-set", "point": "", "target": "s"}, "point"),
+    ]
+    for spec, message in bad:
+        with pytest.raises(IntentError, match=message):
+            intent_from_dict(spec)
+
+
+def test_bad_intents_fail_clearly_and_change_nothing(ws: Workspace, built) -> None:
+    encoder_id = built["encoder_id"]
+    cats = prompt_set(ws, "cat")
+    image = ws.items(dataset="cifar10", kind="image")["id"].iloc[0]
+    cat_ids = ws.get_set(cats).item_ids
+    before = (ws.embedded_encoders(), ws.projections())
+    cases = [
+        ([], IntentError, "no intents"),
+        ([PointSet("cifar10/nope", cats)], IntentError, "unknown item id"),
+        ([PointSet(image, ["cifar10/nope"])], IntentError, "unknown or without an embedding"),
+        ([PointSet(image, "no such set")], UnknownSetError, "no such set"),
+        ([PointSet(image, 999)], UnknownSetError, "999"),
+        ([PointSet(image, cats, avoid=cat_ids[:2])], IntentError, "both target and avoid"),
+        ([PointSet(image, cats, avoid=[image])], IntentError, "in its avoid set"),
+        ([SetSet(cats, cat_ids)], IntentError, "same items"),
+    ]
+    for intents, error, message in cases:
+        with pytest.raises(error, match=message):
+            run_alignment(ws, intents, encoder_id=encoder_id)
+    assert (ws.embedded_encoders(), ws.projections()) == before
+    assert ws.alignment_runs() == []
+
+
+def test_adapter_run_fixes_targets_preserves_the_rest_and_keeps_the_frame(
+    ws: Workspace, built
+) -> None:
+    base = built["encoder_id"]
+    wrong = misclassified(ws, base)[:12]
+    assert len(wrong) >= 8
+    sets = {c: prompt_set(ws, c) for c in ws.dataset("cifar10").classes}
+    intents = [PointSet(i, sets[true], avoid=sets[pred]) for i, true, pred in wrong]
+    progress: list[float] = []
+    run = run_alignment(ws, intents, encoder_id=base, progress=lambda f, m: progress.append(f))
+
+    assert run.active and run.parent_encoder_id == base and run.scope == "adapter"
+    assert active_version(ws, base) == run.encoder_id != base
+    assert resolve_encoder_id(ws, "pocket") == run.encoder_id
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+    # The intents' images now land in their true class.
+    still_wrong = {i for i, _, _ in misclassified(ws, run.encoder_id)}
+    fixed = [i for i, _, _ in wrong if i not in still_wrong]
+    assert len(fixed) >= 0.75 * len(wrong)
+    # Everything else barely moved.
+    named = {i for i, _, _ in wrong} | {t for s in sets.values() for t in ws.get_set(s).item_ids}
+    ids, old = ws.get_embeddings(base)
+    _, new = ws.get_embeddings(run.encoder_id, ids)
+    others = np.array([i not in named for i in ids])
+    cos = (old * new).sum(1)
+    assert np.median(cos[others]) > 0.97
+    assert cos[~others].mean() < cos[others].mean()
+    # Same 2-D frame: the new layout comes from the stored MFM's transform.
+    parent_name = projection_name("mfm", "cifar10", base)
+    layout = ws.projection_info(projection_name("mfm", "cifar10", run.encoder_id))
+    assert layout.params["frame_of"] == parent_name
+    assert ws.projection_model_files(layout.name) == ws.projection_model_files(parent_name)
+    _, old_xy = ws.get_projection(parent_name)
+    _, new_xy = ws.get_projection(layout.name)
+    shift = np.linalg.norm(new_xy - old_xy, axis=1)
+    assert np.median(shift) < 0.1 * np.ptp(old_xy, axis=0).max()
+    assert run.moved and run.moved[0]["distance"] == pytest.approx(shift.max(), rel=1e-4)
+    # Metrics before/after recorded; accuracy went up.
+    before, after = run.metrics_before["cifar10"], run.metrics_after["cifar10"]
+    assert before == workspace_task_metrics(ws, base, "cifar10")
+    assert after["accuracy"] > before["accuracy"]
+    assert ws.alignment_run(run.id).intents[0]["target"] == ws.get_set(sets[wrong[0][1]]).item_ids
+
+
+def test_undo_redo_and_branching(ws: Workspace, built) -> None:
+    base = built["encoder_id"]
+    cats, dogs = prompt_set(ws, "cat"), prompt_set(ws, "dog")
+    images = ws.items(dataset="cifar10", kind="image")["id"].tolist()
+    first = run_alignment(ws, [PointSet(images[0], cats, dogs)], encoder_id=base)
+    second = run_alignment(ws, [PointSet(images[1], dogs, cats)], encoder_id=base)
+    assert second.parent_encoder_id == first.encoder_id
+    assert active_version(ws, base) == second.encoder_id
+
+    assert undo_alignment(ws, base).id == second.id
+    assert active_version(ws, base) == first.encoder_id
+    assert undo_alignment(ws, second.encoder_id).id == first.id
+    assert active_version(ws, base) == base
+    assert undo_alignment(ws, base) is None
+    assert redo_alignment(ws, base).id == first.id
+    assert active_version(ws, base) == first.encoder_id
+    # A new run from here branches; redo then has nothing newer to go to.
+    third = run_alignment(ws, [SetSet(cats, dogs, "separate")], encoder_id=base)
+    assert third.parent_run_id == first.id
+    assert redo_alignment(ws, base) is None
+    assert [r.active for r in ws.alignment_runs(base)] == [False, False, True]
+
+
+def test_export_loads_back_through_the_registry(ws: Workspace, built, tmp_path, data_dir) -> None:
+    base = built["encoder_id"]
+    cats = prompt_set(ws, "cat")
+    images = ws.items(dataset="cifar10", kind="image")
+    run = run_alignment(ws, [PointSet(images["id"].iloc[0], cats)], encoder_id=base)
+    folder = export_run(ws, run.id, tmp_path / "export")
+    assert sorted(p.name for p in folder.iterdir()) == ["alignment.json", "alignment.safetensors"]
+    aligned = create_encoder(f"aligned:{folder}", device="cpu")
+    assert aligned.id == run.encoder_id
+    texts = ws.items(dataset="cifar10", kind="text")[:5]
+    _, stored = ws.get_embeddings(run.encoder_id, texts["id"].tolist())
+    np.testing.assert_allclose(aligned.encode_texts(texts["text"].tolist()), stored, atol=1e-5)
+    dataset = load_dataset("cifar10", data_dir=data_dir, limit=3)
+    _, stored = ws.get_embeddings(run.encoder_id, images["id"][:3].tolist())
+    encoded = aligned.encode_images([r.load() for r in dataset.images])
+    np.testing.assert_allclose(encoded, stored, atol=1e-4)
+    with pytest.raises(FileNotFoundError, match="no alignment.json"):
+        create_encoder(f"aligned:{tmp_path}")
+
+
+def test_lora_run_tunes_the_towers_and_exports(ws: Workspace, built, pocket, tmp_path) -> None:
+    base = built["encoder_id"]
+    wrong = misclassified(ws, base)[:6]
+    sets = {c: prompt_set(ws, c) for c in {t for _, t, _ in wrong} | {p for _, _, p in wrong}}
+    intents = [PointSet(i, sets[t], avoid=sets[p]) for i, t, p in wrong]
+    run = run_alignment(
+        ws, intents, encoder_id=base, scope="lora", encoder=pocket, params={"steps": 8}
+    )
+    assert run.scope == "lora" and "~lora@" in run.encoder_id
+    ids, old = ws.get_embeddings(base)
+    _, new = ws.get_embeddings(run.encoder_id, ids)
+    assert not np.allclose(old, new)  # the towers changed
+    assert np.abs(np.linalg.norm(new, axis=1) - 1).max() < 1e-5
+    aligned = create_encoder(f"aligned:{export_run(ws, run.id, tmp_path / 'lora')}")
+    texts = ws.items(dataset="cifar10", kind="text")[:4]
+    _, stored = ws.get_embeddings(run.encoder_id, texts["id"].tolist())
+    np.testing.assert_allclose(aligned.encode_texts(texts["text"].tolist()), stored, atol=1e-5)
+    # The server's shared encoder was copied, never changed.
+    np.testing.assert_allclose(
+        pocket.encode_texts(texts["text"].tolist()),
+        ws.get_embeddings(base, texts["id"].tolist())[1],
+        atol=1e-5,
+    )
+
+
+def test_killed_run_leaves_the_previous_version(ws: Workspace, built) -> None:
+    """SIGKILL right before the run's commit point: the workspace is as it was."""
+    cats, dogs = prompt_set(ws, "cat"), prompt_set(ws, "dog")
+    image = ws.items(dataset="cifar10", kind="image")["id"].iloc[0]
+    intents = Path(ws.path).parent / "intents.json"
+    intents.write_text(
+        json.dumps([{"type": "point-set", "point": image, "target": cats, "avoid": dogs}])
+    )
+    before = (ws.embedded_encoders(), ws.projections(), ws.alignment_runs())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(HELPERS / "crash_writer.py"),
+            str(ws.path),
+            "hook-align",
+            str(intents),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert lines[0] == "STARTED\n" and lines[1].startswith("LANCE_WRITTEN"), lines
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with Workspace.open(ws.path) as reopened:
+        assert (
+            reopened.embedded_encoders(),
+            reopened.projections(),
+            reopened.alignment_runs(),
+        ) == before
+        assert active_version(reopened, built["encoder_id"]) == built["encoder_id"]
+        run = run_alignment(reopened, [PointSet(image, cats, dogs)], encoder_id=built["encoder_id"])
+        assert run.id == 1 and run.active
+
+
+def test_cli_align_json_and_errors(ws: Workspace, built, tmp_path) -> None:
+    cats, dogs = prompt_set(ws, "cat"), prompt_set(ws, "dog")
+    image = ws.items(dataset="cifar10", kind="image")["id"].iloc[0]
+    path = ws.path
+    ws.close()
+    intents = tmp_path / "intents.json"
+    intents.write_text(
+        json.dumps(
+            {
+                "intents": [
+                    {
+                        "type": "point-set",
+                        "point": image,
+                        "target": "cat prompts",
+                        "avoid": "dog prompts",
+                    }
+                ]
+            }
+        )
+    )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "modalchorus.cli", *args], capture_output=True, text=True
+        )
+
+    done = cli(
+        "align", str(path), "--intents", str(intents), "--json", "--export", str(tmp_path / "x")
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["run"]["metrics_before"]["cifar10"]["accuracy"] >= 0
+    assert "accuracy" in data["run"]["metrics_after"]["cifar10"]
+    assert (tmp_path / "x" / "alignment.safetensors").is_file()
+    undo = cli("align", str(path), "--undo", "--json")
+    assert json.loads(undo.stdout)["active_version"] == built["encoder_id"]
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            [{"type": "point-set", "point": image, "target": "cat prompts", "avoid": "cat prompts"}]
+        )
+    )
+    failed = cli("align", str(path), "--intents", str(bad))
+    assert failed.returncode == 2 and "both target and avoid" in failed.stderr
+    bad.write_text("{not json")
+    failed = cli("align", str(path), "--intents", str(bad))
+    assert failed.returncode == 2 and "not valid JSON" in failed.stderr
+    with Workspace.open(path) as reopened:
+        assert len(reopened.alignment_runs()) == 1
+    assert dogs != cats
