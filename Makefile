@@ -39,6 +39,8 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_encoders.py
 	$(BIN)/python benchmarks/bench_projection.py
+	$(BIN)/python benchmarks/bench_alignment.py
+	$(BIN)/python benchmarks/bench_ui.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

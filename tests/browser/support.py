@@ -99,6 +99,13 @@ def small_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _shared["workspace"]  # type: ignore[return-value]
 
 
+def workspace_copy(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A private copy of the session's small workspace, for tests that change it."""
+    path = tmp_path_factory.mktemp(name) / "workspace"
+    shutil.copytree(small_workspace(tmp_path_factory), path)
+    return path
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as sock:

@@ -4,6 +4,113 @@
  */
 
 export interface paths {
+    "/api/alignment/redo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redo
+         * @description Make the newest run tuned from the current version current (None: nothing to redo).
+         */
+        post: operations["redo_api_alignment_redo_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alignment/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get History
+         * @description The family's runs (oldest first), its active version and whether undo / redo apply.
+         */
+        get: operations["get_history_api_alignment_runs_get"];
+        put?: never;
+        /**
+         * Start Run
+         * @description Start an alignment run as a background job (follow ``/api/jobs/{id}/events``).
+         *
+         *     Everything is checked first: bad intents or parameters are a 422, unknown intent ids,
+         *     sets or encoders a 404. The finished job's ``result`` is the new run's id.
+         */
+        post: operations["start_run_api_alignment_runs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alignment/runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Run
+         * @description One run: its intents, metrics before / after and the points that moved most.
+         */
+        get: operations["get_run_api_alignment_runs__run_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alignment/runs/{run_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export
+         * @description The run's tuned state as a zip: unpack it and load it with ``aligned:<folder>``.
+         */
+        get: operations["export_api_alignment_runs__run_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/alignment/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo
+         * @description Make the active run's parent version current (``run`` is None when at the base).
+         */
+        post: operations["undo_api_alignment_undo_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/concept-axis": {
         parameters: {
             query?: never;
@@ -17,7 +124,8 @@ export interface paths {
          * Post Concept Axis
          * @description Place the dataset's items on ``cos(x, c_b) - cos(x, c_a)`` (and ``c_d`` vs ``c_c``).
          *
-         *     The concepts are encoded by the server's encoder, which must be the view's encoder.
+         *     The concepts are encoded by the server's encoder, which must be the view's encoder
+         *     (with the active alignment applied when the view shows an aligned version).
          *     The answer is a frame (see ``modalchorus.server.frames``) with float32 columns ``x``
          *     and, when ``concept_c`` and ``concept_d`` are given, ``y``, one row per item in the
          *     order of ``/api/projection/points``.
@@ -69,6 +177,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/intents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Intents
+         * @description Every stored intent, oldest first.
+         */
+        get: operations["list_intents_api_intents_get"];
+        put?: never;
+        /**
+         * Create Intent
+         * @description Store an intent; 422 says what is wrong with it, 404 names an unknown set.
+         */
+        post: operations["create_intent_api_intents_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/intents/{intent_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Intent
+         * @description Delete a stored intent.
+         */
+        delete: operations["delete_intent_api_intents__intent_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/items/texts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add Texts
+         * @description Add free texts to the ``uploads`` dataset, embed them and place them in the map.
+         */
+        post: operations["add_texts_api_items_texts_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/items/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload Images
+         * @description Add images to the ``uploads`` dataset, embed them and place them in the shown map.
+         *
+         *     Every file must be an image that decodes fully, at most 10 MB and 40 megapixels;
+         *     otherwise the answer is 413 (size) or 422 naming the file and the problem, and
+         *     nothing is written. Already stored content is not added twice (``new`` is False).
+         */
+        post: operations["upload_images_api_items_upload_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/items/{item_id}": {
         parameters: {
             query?: never;
@@ -98,7 +294,7 @@ export interface paths {
         };
         /**
          * Get Neighbours
-         * @description The ``k`` items of the other modality most cosine-similar to the item (same dataset).
+         * @description The ``k`` items of the other modality most cosine-similar to the item (same view).
          */
         get: operations["get_neighbours_api_items__item_id__neighbours_get"];
         put?: never;
@@ -252,7 +448,9 @@ export interface paths {
          *     Columns, one row per item in view order: ``x``, ``y`` (float32, layout coordinates),
          *     ``kind`` (uint8: 0 image, 1 caption, 2 concept text), ``label`` and ``predicted``
          *     (int16 index into ``meta.label_names``, -1 for none), ``pair`` (int32, the row of a
-         *     caption's image, -1 otherwise) and ``id`` (utf8). ``meta`` also names the projection.
+         *     caption's image, -1 otherwise) and ``id`` (utf8). ``meta`` also names the projection
+         *     and the embedding version shown (``encoder``: the family's active version, or
+         *     ``version`` when given).
          */
         get: operations["get_points_api_projection_points_get"];
         put?: never;
@@ -345,6 +543,10 @@ export interface paths {
         /**
          * Get Settings
          * @description Datasets, encoders and projection methods to choose from.
+         *
+         *     The ``uploads`` dataset (user-added items) is not listed: every dataset's view shows
+         *     its items. Encoders are the families' base ids: views show each family's active
+         *     (possibly aligned) version.
          */
         get: operations["get_settings_api_settings_get"];
         put?: never;
@@ -359,6 +561,150 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AddedItem
+         * @description An uploaded image or added text and where the map placed it.
+         */
+        AddedItem: {
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "image" | "text";
+            /**
+             * Name
+             * @description The uploaded file's name, or the text.
+             */
+            name: string;
+            /**
+             * New
+             * @description False when the same content was already an item.
+             */
+            new: boolean;
+            /**
+             * X
+             * @description Map position; None without a stored MFM map.
+             */
+            x: number | null;
+            /** Y */
+            y: number | null;
+        };
+        /**
+         * AlignmentHistory
+         * @description An encoder family's runs and which version is current.
+         */
+        AlignmentHistory: {
+            /** Active Encoder Id */
+            active_encoder_id: string;
+            /** Active Run Id */
+            active_run_id: number | null;
+            /** Base Encoder Id */
+            base_encoder_id: string;
+            /** Can Redo */
+            can_redo: boolean;
+            /** Can Undo */
+            can_undo: boolean;
+            /**
+             * Runs
+             * @description Oldest first.
+             */
+            runs: components["schemas"]["RunOut"][];
+        };
+        /**
+         * AlignmentRunRequest
+         * @description Tune the encoder family's active version toward stored and inline intents.
+         */
+        AlignmentRunRequest: {
+            /**
+             * Encoder
+             * @description Any version id of the encoder family.
+             */
+            encoder: string;
+            /**
+             * Intent Ids
+             * @description Stored intents to use.
+             */
+            intent_ids?: number[];
+            /**
+             * Intents
+             * @description Inline intents.
+             */
+            intents?: (components["schemas"]["PointSetIntent"] | components["schemas"]["SetSetIntent"])[];
+            /**
+             * Params
+             * @description Tuner hyper-parameters (e.g. steps, learning_rate, preserve_weight).
+             */
+            params?: {
+                [key: string]: number | string;
+            } | null;
+            /**
+             * Scope
+             * @default adapter
+             * @enum {string}
+             */
+            scope?: "adapter" | "lora" | "last-blocks";
+        };
+        /**
+         * AlignmentStep
+         * @description Answer of undo / redo: the run stepped over (None if nothing to do) and the history.
+         */
+        AlignmentStep: {
+            history: components["schemas"]["AlignmentHistory"];
+            run: components["schemas"]["RunOut"] | null;
+        };
+        /**
+         * AugmentResult
+         * @description What an upload (or added texts) did.
+         */
+        AugmentResult: {
+            /**
+             * Dataset
+             * @description The dataset holding the added items ("uploads").
+             */
+            dataset: string;
+            /**
+             * Encoder
+             * @description The embedding version the items were embedded with.
+             */
+            encoder: string;
+            /** Items */
+            items: components["schemas"]["AddedItem"][];
+            /** N New */
+            n_new: number;
+            /**
+             * Projection
+             * @description The MFM projection they were placed in (None when none is stored yet).
+             */
+            projection: string | null;
+            set?: components["schemas"]["SetOut"] | null;
+            /** View Dataset */
+            view_dataset: string;
+        };
+        /** Body_upload_images_api_items_upload_post */
+        Body_upload_images_api_items_upload_post: {
+            /**
+             * Dataset
+             * @description The shown dataset.
+             */
+            dataset: string;
+            /**
+             * Encoder
+             * @description The shown encoder.
+             */
+            encoder: string;
+            /**
+             * Files
+             * @description Images (PNG, JPEG, WebP, GIF, BMP), at most 64.
+             */
+            files: string[];
+            /**
+             * Set Name
+             * @description Tag them into this set.
+             */
+            set_name?: string | null;
+        };
         /**
          * ConceptAxisRequest
          * @description Two concepts (and optionally two more for a second axis) to place items by.
@@ -404,10 +750,30 @@ export interface components {
              */
             tasks: ("zero-shot classification" | "retrieval")[];
         };
+        /**
+         * EncoderRef
+         * @description An encoder family, by any of its version ids.
+         */
+        EncoderRef: {
+            /** Encoder */
+            encoder: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * IntentOut
+         * @description A stored intent.
+         */
+        IntentOut: {
+            /** Created At */
+            created_at: string;
+            /** Id */
+            id: number;
+            /** Spec */
+            spec: components["schemas"]["PointSetIntent"] | components["schemas"]["SetSetIntent"];
         };
         /**
          * ItemDetail
@@ -500,6 +866,18 @@ export interface components {
             updated_at: number;
         };
         /**
+         * MovedPoint
+         * @description A point that moved far in 2-D in an alignment run.
+         */
+        MovedPoint: {
+            /** Dataset */
+            dataset: string;
+            /** Distance */
+            distance: number;
+            /** Item Id */
+            item_id: string;
+        };
+        /**
          * Neighbour
          * @description A cross-modal neighbour of an item and its cosine similarity.
          */
@@ -536,6 +914,35 @@ export interface components {
             k: number;
             /** Neighbours */
             neighbours: components["schemas"]["Neighbour"][];
+        };
+        /**
+         * PointSetIntent
+         * @description Move ``point`` toward the members of ``target`` (and away from ``avoid``).
+         */
+        PointSetIntent: {
+            /** Avoid */
+            avoid?: (number | string | string[]) | null;
+            /**
+             * Point
+             * @description Item id.
+             */
+            point: string;
+            /**
+             * Strength
+             * @description Weight of the intent, (0, 10].
+             * @default 1
+             */
+            strength?: number;
+            /**
+             * Target
+             * @description A set id, a set name, or a list of item ids.
+             */
+            target: number | string | string[];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "point-set";
         };
         /**
          * Problem
@@ -611,6 +1018,61 @@ export interface components {
             status: "ready" | "fitting";
         };
         /**
+         * RunOut
+         * @description A recorded alignment run.
+         */
+        RunOut: {
+            /** Active */
+            active: boolean;
+            /** Base Encoder Id */
+            base_encoder_id: string;
+            /** Created At */
+            created_at: string;
+            /**
+             * Encoder Id
+             * @description The version the run produced (after).
+             */
+            encoder_id: string;
+            /** Id */
+            id: number;
+            /** Intents */
+            intents: {
+                [key: string]: unknown;
+            }[];
+            /** Metrics After */
+            metrics_after: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+            /**
+             * Metrics Before
+             * @description {dataset: task metrics} of the parent version.
+             */
+            metrics_before: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            };
+            /** Moved */
+            moved: components["schemas"]["MovedPoint"][];
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * Parent Encoder Id
+             * @description The version the run started from (before).
+             */
+            parent_encoder_id: string;
+            /** Parent Run Id */
+            parent_run_id: number | null;
+            /** Scope */
+            scope: string;
+            /** Seconds */
+            seconds: number;
+        };
+        /**
          * SetCreate
          * @description A new named set of items (e.g. from a lasso).
          */
@@ -661,6 +1123,39 @@ export interface components {
             name: string;
         };
         /**
+         * SetSetIntent
+         * @description Pull sets ``a`` and ``b`` together (``align``) or push them apart (``separate``).
+         */
+        SetSetIntent: {
+            /**
+             * A
+             * @description A set id, a set name, or a list of item ids.
+             */
+            a: number | string | string[];
+            /**
+             * B
+             * @description A set id, a set name, or a list of item ids.
+             */
+            b: number | string | string[];
+            /**
+             * Mode
+             * @default align
+             * @enum {string}
+             */
+            mode?: "align" | "separate";
+            /**
+             * Strength
+             * @description Weight of the intent, (0, 10].
+             * @default 1
+             */
+            strength?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "set-set";
+        };
+        /**
          * Settings
          * @description What the settings view can choose from.
          */
@@ -671,7 +1166,7 @@ export interface components {
             default_method: string;
             /**
              * Encoders
-             * @description Encoder ids with embeddings in the workspace.
+             * @description Encoder ids with embeddings in the workspace (bases of aligned versions).
              */
             encoders: string[];
             /**
@@ -721,6 +1216,29 @@ export interface components {
             /** Task */
             task: ("zero-shot classification" | "retrieval") | null;
         };
+        /**
+         * TextsAdd
+         * @description Free texts to add as items of the ``uploads`` dataset, placed in a view's map.
+         */
+        TextsAdd: {
+            /**
+             * Dataset
+             * @description The shown dataset (whose map places them).
+             */
+            dataset: string;
+            /**
+             * Encoder
+             * @description The shown encoder.
+             */
+            encoder: string;
+            /**
+             * Set Name
+             * @description Tag the texts into this set (created, or extended when it exists).
+             */
+            set_name?: string | null;
+            /** Texts */
+            texts: string[];
+        };
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -743,6 +1261,262 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    redo_api_alignment_redo_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EncoderRef"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlignmentStep"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_history_api_alignment_runs_get: {
+        parameters: {
+            query: {
+                /** @description Any version id of the family. */
+                encoder: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlignmentHistory"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_run_api_alignment_runs_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlignmentRunRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobInfo"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_run_api_alignment_runs__run_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_api_alignment_runs__run_id__export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description alignment.json + .safetensors */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": unknown;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    undo_api_alignment_undo_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EncoderRef"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlignmentStep"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     post_concept_axis_api_concept_axis_post: {
         parameters: {
             query?: never;
@@ -856,11 +1630,233 @@ export interface operations {
             };
         };
     };
+    list_intents_api_intents_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntentOut"][];
+                };
+            };
+        };
+    };
+    create_intent_api_intents_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PointSetIntent"] | components["schemas"]["SetSetIntent"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntentOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_intent_api_intents__intent_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                intent_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_texts_api_items_texts_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TextsAdd"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AugmentResult"];
+                };
+            };
+            /** @description Unknown dataset or encoder. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server's encoder is not the view's. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A file is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    upload_images_api_items_upload_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_images_api_items_upload_post"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AugmentResult"];
+                };
+            };
+            /** @description Unknown dataset or encoder. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The server's encoder is not the view's. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A file is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_item_api_items__item_id__get: {
         parameters: {
             query?: {
                 /** @description Encoder id (default: the first embedded). */
                 encoder?: string | null;
+                /** @description The shown dataset, whose view the item is looked up in (default: the item's own dataset); uploaded items are in every dataset's view. */
+                dataset?: string | null;
             };
             header?: never;
             path: {
@@ -905,6 +1901,8 @@ export interface operations {
                 /** @description Encoder id (default: the first embedded). */
                 encoder?: string | null;
                 k?: number;
+                /** @description The shown dataset, whose view the item is looked up in (default: the item's own dataset); uploaded items are in every dataset's view. */
+                dataset?: string | null;
             };
             header?: never;
             path: {
@@ -1133,6 +2131,8 @@ export interface operations {
                 encoder: string;
                 /** @description Projection method. */
                 method?: string;
+                /** @description An exact embedding version of the encoder's family (e.g. an alignment run's parent_encoder_id, for a before/after comparison) instead of its active one. */
+                version?: string | null;
             };
             header?: never;
             path?: never;
@@ -1220,6 +2220,8 @@ export interface operations {
                 encoder: string;
                 /** @description Projection method. */
                 method?: string;
+                /** @description An exact embedding version of the encoder's family (e.g. an alignment run's parent_encoder_id, for a before/after comparison) instead of its active one. */
+                version?: string | null;
             };
             header?: never;
             path?: never;

@@ -16,6 +16,14 @@ export type ConceptAxisRequest = Schemas['ConceptAxisRequest'];
 export type TaskMetrics = Schemas['TaskMetrics'];
 export type SetOut = Schemas['SetOut'];
 export type SetCreate = Schemas['SetCreate'];
+export type AugmentResult = Schemas['AugmentResult'];
+export type TextsAdd = Schemas['TextsAdd'];
+export type IntentOut = Schemas['IntentOut'];
+export type IntentSpec = IntentOut['spec'];
+export type RunOut = Schemas['RunOut'];
+export type AlignmentHistory = Schemas['AlignmentHistory'];
+export type AlignmentStep = Schemas['AlignmentStep'];
+export type AlignmentRunRequest = Schemas['AlignmentRunRequest'];
 
 /** A failed request, with the server's message (422s name the field). */
 export class ApiError extends Error {
@@ -47,7 +55,9 @@ function describe(detail: unknown): string {
 
 async function send(method: string, path: string, body?: unknown): Promise<Response> {
   const init: RequestInit = { method };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // multipart: the browser sets the content type and boundary
+  } else if (body !== undefined) {
     init.headers = { 'Content-Type': 'application/json' };
     init.body = JSON.stringify(body);
   }
@@ -91,11 +101,16 @@ export const api = {
   ensureProjection: (req: ProjectionRequest) =>
     json<ProjectionStatus>('POST', '/api/projection', req),
   projection: (key: ViewKey) => json<ProjectionMeta>('GET', `/api/projection?${query({ ...key })}`),
-  points: (key: ViewKey) => frame('GET', `/api/projection/points?${query({ ...key })}`),
-  item: (id: string, encoder: string) =>
-    json<ItemDetail>('GET', `${itemPath(id)}?${query({ encoder })}`),
-  neighbours: (id: string, encoder: string, k = 10) =>
-    json<Neighbours>('GET', `${itemPath(id)}/neighbours?${query({ encoder, k })}`),
+  /** The view's points; ``version`` asks for an exact embedding version (e.g. a run's parent). */
+  points: (key: ViewKey, version?: string) =>
+    frame('GET', `/api/projection/points?${query({ ...key, version })}`),
+  item: (id: string, encoder: string, dataset?: string) =>
+    json<ItemDetail>('GET', `${itemPath(id)}?${query({ encoder, dataset })}`),
+  neighbours: (id: string, encoder: string, k = 10, dataset?: string) =>
+    json<Neighbours>('GET', `${itemPath(id)}/neighbours?${query({ encoder, k, dataset })}`),
+  /** Multipart form: ``files`` (repeated), ``dataset``, ``encoder``, optional ``set_name``. */
+  uploadImages: (form: FormData) => json<AugmentResult>('POST', '/api/items/upload', form),
+  addTexts: (body: TextsAdd) => json<AugmentResult>('POST', '/api/items/texts', body),
   thumbnailUrl: (id: string) => `${itemPath(id)}/thumbnail`,
   conceptAxis: (req: ConceptAxisRequest) => frame('POST', '/api/concept-axis', req),
   taskMetrics: (dataset: string, encoder: string) =>
@@ -107,6 +122,18 @@ export const api = {
     await send('DELETE', `/api/sets/${id}`);
   },
   job: (id: string) => json<JobInfo>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  intents: () => json<IntentOut[]>('GET', '/api/intents'),
+  createIntent: (spec: IntentSpec) => json<IntentOut>('POST', '/api/intents', spec),
+  deleteIntent: async (id: number) => {
+    await send('DELETE', `/api/intents/${id}`);
+  },
+  startAlignment: (body: AlignmentRunRequest) => json<JobInfo>('POST', '/api/alignment/runs', body),
+  alignmentRun: (id: number) => json<RunOut>('GET', `/api/alignment/runs/${id}`),
+  alignmentHistory: (encoder: string) =>
+    json<AlignmentHistory>('GET', `/api/alignment/runs?${query({ encoder })}`),
+  undo: (encoder: string) => json<AlignmentStep>('POST', '/api/alignment/undo', { encoder }),
+  redo: (encoder: string) => json<AlignmentStep>('POST', '/api/alignment/redo', { encoder }),
+  exportUrl: (runId: number) => `/api/alignment/runs/${runId}/export`,
 };
 
 /** Follow a job's server-sent progress events until it is done or failed. */

@@ -1,10 +1,24 @@
 // ModalChorus web UI: wires the settings, the projection and concept-axis views, the
 // instance detail, sets and metrics panels to the API.
 import './style.css';
-import { api, ApiError, followJob, type ProjectionMeta, type SetOut, type Settings } from './api';
+import {
+  type AlignmentHistory,
+  api,
+  ApiError,
+  type AugmentResult,
+  followJob,
+  type IntentOut,
+  type IntentSpec,
+  type ProjectionMeta,
+  type RunOut,
+  type SetOut,
+  type Settings,
+} from './api';
 import { h } from './dom';
 import { type ColorBy, colorChoices, coloring, KIND_IMAGE, type Points, pointsFromFrame } from './points';
 import { sharedRenderer } from './scatter';
+import { AlignPanel, type Compare, type Moved } from './views/align';
+import { type AugmentRequest, AugmentPanel } from './views/augment';
 import { ConceptAxisView } from './views/concept-axis';
 import { DetailPanel } from './views/detail';
 import { MetricsPanel } from './views/metrics';
@@ -26,9 +40,25 @@ export interface Probe {
   detailId: string | null;
   axis: { pointCount: number; rendered: boolean };
   lasso: (vertices: [number, number][]) => void;
+  /** Select rows as a lasso would (the selection panel and the align panel follow). */
+  selectRows: (rows: number[]) => void;
   screenPosition: (index: number) => [number, number] | undefined;
   indexOf: (id: string) => number;
   sets: () => SetOut[];
+  /** Ids of the items the last augmentation added (or found present). */
+  augmented: string[];
+  /** Rows currently selected on the map. */
+  selection: () => number[];
+  align: {
+    /** The embedding version the map shows (the family's active one). */
+    version: string;
+    running: boolean;
+    /** Which layout the map shows while a run is compared, null when there is none. */
+    compare: Compare | null;
+    moving: boolean;
+    runId: number | null;
+    intents: () => IntentOut[];
+  };
 }
 
 declare global {
@@ -61,11 +91,32 @@ class App {
     remove: (set) => this.removeSet(set),
   });
   private readonly projection = new ProjectionView(this.renderer, {
-    click: (i) => void this.showDetail(i),
+    click: (i) => {
+      // A click selects one point: it replaces a lassoed selection.
+      this.selection = [];
+      this.setsPanel.hideSelection();
+      void this.showDetail(i);
+    },
     lasso: (rows) => this.lassoed(rows),
     emptyLasso: () => this.notices.show('The lasso enclosed no points, so no set was created.'),
   });
   private readonly axis = new ConceptAxisView(this.renderer);
+  private readonly augmentPanel = new AugmentPanel((request) => this.augment(request));
+  private readonly alignPanel = new AlignPanel({
+    addIntents: (specs) => this.addIntents(specs),
+    deleteIntent: (intent) => this.deleteIntent(intent),
+    run: (scope) => this.runAlignment(scope),
+    compare: (mode) => this.compare(mode),
+    undo: () => this.step('undo'),
+    redo: () => this.step('redo'),
+    pick: (id) => void this.pick(id),
+  });
+  private intents: IntentOut[] = [];
+  private history: AlignmentHistory | null = null;
+  /** The clicked point (an intent's point when nothing is lassoed). */
+  private clicked: string | null = null;
+  /** Positions of the shown rows in the compared run's parent version (same frame). */
+  private before: { x: Float32Array; y: Float32Array } | null = null;
   private readonly tabs = new Map<Tab, HTMLButtonElement>();
   private readonly status = h('div', { class: 'status' });
   readonly probe: Probe;
@@ -81,9 +132,16 @@ class App {
       detailId: null,
       axis: { pointCount: 0, rendered: false },
       lasso: (vertices) => this.projection.scatter.lasso(vertices),
+      selectRows: (rows) => {
+        this.projection.scatter.select(rows);
+        this.lassoed(rows);
+      },
       screenPosition: (i) => this.projection.scatter.screenPosition(i),
       indexOf: (id) => this.points?.index.get(id) ?? -1,
       sets: () => this.sets,
+      augmented: [],
+      selection: () => this.selection,
+      align: { version: '', running: false, compare: null, moving: false, runId: null, intents: () => this.intents },
     };
     Object.defineProperty(this.probe.axis, 'pointCount', { get: () => this.axis.pointCount });
     Object.defineProperty(this.probe.axis, 'rendered', { get: () => this.axis.rendered });
@@ -94,16 +152,20 @@ class App {
     this.marks.start = performance.now();
     this.layout();
     try {
-      const [settings, sets] = await Promise.all([api.settings(), api.sets()]);
+      const [settings, sets, intents] = await Promise.all([api.settings(), api.sets(), api.intents()]);
       this.marks.settings = performance.now();
       this.settings = settings;
       this.sets = sets;
+      this.intents = intents;
       this.setsPanel.render(sets);
+      this.alignPanel.renderIntents(intents);
+      this.alignContext();
       this.choice = this.initialChoice(settings);
       if (!this.choice.dataset || !this.choice.encoder) {
         this.status.textContent = 'This workspace has no embedded datasets yet (modalchorus embed …).';
         return;
       }
+      await this.refreshHistory();
       await this.load();
     } catch (error) {
       this.notices.error(error);
@@ -118,7 +180,7 @@ class App {
       tabBar.append(button);
     }
     const main = h('main', { class: 'main' }, tabBar, this.status, this.projection.el, this.axis.el);
-    const side = h('aside', { class: 'side' }, this.detail.el, this.setsPanel.el, this.metrics.el);
+    const side = h('aside', { class: 'side' }, this.detail.el, this.setsPanel.el, this.alignPanel.el, this.augmentPanel.el, this.metrics.el);
     this.root.append(this.bar.el, h('div', { class: 'body' }, main, side), this.notices.el);
     const params = new URLSearchParams(location.search);
     this.showTab(params.get('view') === 'axis' ? 'axis' : 'projection');
@@ -169,6 +231,7 @@ class App {
       const tasks = this.settings.datasets.find((d) => d.name === change.dataset)?.tasks ?? [];
       this.choice.task = tasks[0] ?? '';
     }
+    if ('encoder' in change) await this.refreshHistory();
     if (reload) await this.load();
     else {
       this.renderBar();
@@ -192,6 +255,8 @@ class App {
     this.probe.ready = false;
     this.points = null;
     this.meta = null;
+    this.before = null;
+    this.probe.align.compare = null;
     this.projection.clear();
     this.clearSelection();
     this.renderBar();
@@ -238,11 +303,14 @@ class App {
       this.probe.pointCount = this.projection.scatter.count;
       this.probe.itemCount = points.n;
       this.probe.ready = true;
-      this.status.textContent = `${points.n} items · ${key.method} · ${key.encoder}`;
+      const version = String(frame.meta.encoder ?? key.encoder);
+      this.probe.align.version = version;
+      this.status.textContent = `${points.n} items · ${key.method} · ${version}`;
       this.metrics.renderProjection(this.meta);
       this.axis.setContext(this.axisContext(colors));
       // The metrics panel fills in after the map is drawn (the map comes first).
       if (!this.probe.timings.fitted) void this.loadTaskMetrics(generation);
+      await this.loadCompare(generation);
     } catch (error) {
       if (generation !== this.generation) return;
       this.bar.showJob(null);
@@ -281,12 +349,14 @@ class App {
   private async showDetail(index: number): Promise<void> {
     if (!this.points) return;
     const id = this.points.ids[index];
+    this.clicked = id;
+    this.alignContext();
     this.probe.detailId = null;
     this.detail.loading(id);
     try {
       const [item, neighbours] = await Promise.all([
-        api.item(id, this.choice.encoder),
-        api.neighbours(id, this.choice.encoder, 10),
+        api.item(id, this.choice.encoder, this.choice.dataset),
+        api.neighbours(id, this.choice.encoder, 10, this.choice.dataset),
       ]);
       this.detail.render(item, neighbours);
       this.probe.detailId = id;
@@ -302,6 +372,39 @@ class App {
     await this.showDetail(index);
   }
 
+  /** Add uploaded images and typed texts, redraw the map and select the new points. */
+  private async augment(request: AugmentRequest): Promise<string> {
+    const { dataset, encoder } = this.choice;
+    const results: AugmentResult[] = [];
+    if (request.files.length) {
+      const form = new FormData();
+      for (const file of request.files) form.append('files', file, file.name);
+      form.append('dataset', dataset);
+      form.append('encoder', encoder);
+      if (request.setName) form.append('set_name', request.setName);
+      results.push(await api.uploadImages(form));
+    }
+    if (request.texts.length) {
+      results.push(await api.addTexts({ dataset, encoder, texts: request.texts, set_name: request.setName || null }));
+    }
+    const items = results.flatMap((r) => r.items);
+    const ids = [...new Set(items.map((i) => i.id))];
+    this.probe.augmented = ids;
+    if (request.setName) await this.refreshSets();
+    await this.load();
+    const rows = ids.map((id) => this.points?.index.get(id)).filter((i): i is number => i !== undefined);
+    if (rows.length) {
+      this.projection.scatter.select(rows);
+      this.lassoed(rows);
+    }
+    const fresh = results.reduce((n, r) => n + r.n_new, 0);
+    const placed = results.some((r) => r.projection) ? 'placed in the map by the fitted MFM (no re-fit)' : 'the map is being fitted';
+    const tagged = request.setName ? `, tagged “${request.setName}”` : '';
+    const summary = `Added ${fresh} new item${fresh === 1 ? '' : 's'} (${ids.length - fresh} already present)${tagged}; ${placed}.`;
+    this.notices.show(summary);
+    return summary;
+  }
+
   private lassoed(rows: number[]): void {
     if (!this.points) return;
     this.selection = rows;
@@ -310,12 +413,15 @@ class App {
     let k = this.sets.length + 1;
     while (taken.has(`selection ${k}`)) k++;
     this.setsPanel.showSelection(rows.length, images, `selection ${k}`);
+    this.alignContext();
   }
 
   private clearSelection(): void {
     this.selection = [];
+    this.clicked = null;
     this.setsPanel.hideSelection();
     this.projection.scatter.select([]);
+    this.alignContext();
   }
 
   private async saveSet(name: string): Promise<boolean> {
@@ -365,8 +471,146 @@ class App {
   private async refreshSets(): Promise<void> {
     this.sets = await api.sets();
     this.setsPanel.render(this.sets);
+    this.alignContext();
     if (this.choice.colorBy === 'set') await this.recolor();
   }
+
+  // ------------------------------------------------------------------ alignment
+
+  /** The align panel's choices: the sets, and the lassoed points (else the clicked one). */
+  private alignContext(): void {
+    const points = this.points;
+    const selected = points && this.selection.length ? this.selection.map((i) => points.ids[i]) : this.clicked ? [this.clicked] : [];
+    this.alignPanel.setContext({ sets: this.sets, points: selected });
+  }
+
+  private async refreshHistory(): Promise<void> {
+    try {
+      this.history = await api.alignmentHistory(this.choice.encoder);
+    } catch (error) {
+      this.history = null;
+      if (!(error instanceof ApiError && error.status === 404)) this.notices.error(error);
+    }
+    this.alignPanel.renderHistory(this.history);
+  }
+
+  private activeRun(): RunOut | null {
+    return this.history?.runs.find((r) => r.id === this.history?.active_run_id) ?? null;
+  }
+
+  /** Fetch the active run's parent layout of the shown rows, for the before/after toggle. */
+  private async loadCompare(generation: number): Promise<void> {
+    const run = this.activeRun();
+    const points = this.points;
+    this.probe.align.runId = run?.id ?? null;
+    if (!run || !points) {
+      this.alignPanel.renderResult(null, this.choice.dataset, () => false, null);
+      return;
+    }
+    let moved: Moved[] | null = null;
+    try {
+      const key = { dataset: this.choice.dataset, encoder: this.choice.encoder, method: 'mfm' };
+      const parent = await api.points(key, run.parent_encoder_id);
+      if (generation !== this.generation) return;
+      const px = parent.columns.x as Float32Array;
+      const py = parent.columns.y as Float32Array;
+      const row = new Map((parent.columns.id as string[]).map((id, i) => [id, i]));
+      const x = Float32Array.from(points.x);
+      const y = Float32Array.from(points.y);
+      points.ids.forEach((id, i) => {
+        const j = row.get(id);
+        if (j !== undefined) [x[i], y[i]] = [px[j], py[j]];
+      });
+      if (this.choice.method === 'mfm') {
+        this.before = { x, y };
+        moved = topMoved(points, this.before, MOVED_SHOWN);
+      }
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) this.notices.error(error);
+    }
+    if (generation !== this.generation) return;
+    this.probe.align.compare = moved ? 'after' : null;
+    this.alignPanel.renderResult(run, this.choice.dataset, (id) => points.index.has(id), moved);
+  }
+
+  private async compare(mode: Compare): Promise<void> {
+    const points = this.points;
+    if (!points || !this.before) return;
+    this.probe.align.moving = true;
+    try {
+      const [x, y] = mode === 'before' ? [this.before.x, this.before.y] : [points.x, points.y];
+      await this.projection.morph(x, y, 800);
+      this.probe.align.compare = mode;
+      this.alignPanel.setCompare(mode);
+    } finally {
+      this.probe.align.moving = false;
+    }
+  }
+
+  private async addIntents(specs: IntentSpec[]): Promise<void> {
+    try {
+      for (const spec of specs) await api.createIntent(spec);
+    } finally {
+      this.intents = await api.intents();
+      this.alignPanel.renderIntents(this.intents);
+    }
+  }
+
+  private async deleteIntent(intent: IntentOut): Promise<void> {
+    try {
+      await api.deleteIntent(intent.id);
+    } finally {
+      this.intents = await api.intents();
+      this.alignPanel.renderIntents(this.intents);
+    }
+  }
+
+  private async runAlignment(scope: 'adapter' | 'lora'): Promise<void> {
+    if (!this.intents.length) throw new Error('Add an intent first.');
+    const job = await api.startAlignment({
+      encoder: this.choice.encoder,
+      intent_ids: this.intents.map((i) => i.id),
+      intents: [],
+      scope,
+      params: null,
+    });
+    this.probe.align.running = true;
+    try {
+      const done = await followJob(job.id, (j) => {
+        this.alignPanel.showJob(j);
+        this.bar.showJob(j);
+      });
+      this.alignPanel.showJob(null);
+      this.bar.showJob(null);
+      if (done.status === 'failed') throw new Error(`alignment failed: ${done.error}`);
+      await this.refreshHistory();
+      this.notices.show(`Alignment run #${done.result} done: ${this.history?.active_encoder_id ?? ''} is current.`);
+      await this.load();
+    } finally {
+      this.probe.align.running = false;
+    }
+  }
+
+  private async step(direction: 'undo' | 'redo'): Promise<void> {
+    const answer = direction === 'undo' ? await api.undo(this.choice.encoder) : await api.redo(this.choice.encoder);
+    this.history = answer.history;
+    this.alignPanel.renderHistory(this.history);
+    if (!answer.run) {
+      this.notices.show(`Nothing to ${direction}.`);
+      return;
+    }
+    this.notices.show(`${direction === 'undo' ? 'Undid' : 'Redid'} run #${answer.run.id}: ${answer.history.active_encoder_id} is current.`);
+    await this.load();
+  }
+}
+
+/** How many of the points that moved most the align panel lists. */
+const MOVED_SHOWN = 12;
+
+/** The ``k`` points that moved most between ``before`` and the shown layout. */
+function topMoved(points: Points, before: { x: Float32Array; y: Float32Array }, k: number): Moved[] {
+  const moved = points.ids.map((id, i) => ({ id, distance: Math.hypot(points.x[i] - before.x[i], points.y[i] - before.y[i]) }));
+  return moved.sort((a, b) => b.distance - a.distance).slice(0, k);
 }
 
 void new App(document.getElementById('app')!).start();

@@ -32,20 +32,26 @@ export function sharedRenderer(): Renderer {
   return createRenderer();
 }
 
-/** Scale coordinates into [-margin, margin], keeping the aspect ratio when asked. */
+/**
+ * Scale coordinates into [-margin, margin], keeping the aspect ratio when asked.
+ * With ``reference``, the scaling that fits the reference points is applied instead (so two
+ * layouts in the same frame, e.g. before and after an alignment, stay comparable).
+ */
 export function normalise(
   xs: ArrayLike<number>,
   ys: ArrayLike<number>,
   keepAspect = true,
   margin = 0.92,
+  reference?: { x: ArrayLike<number>; y: ArrayLike<number> },
 ): { x: Float32Array; y: Float32Array } {
   const n = xs.length;
+  const [bx, by] = reference ? [reference.x, reference.y] : [xs, ys];
   let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
-  for (let i = 0; i < n; i++) {
-    x0 = Math.min(x0, xs[i]);
-    x1 = Math.max(x1, xs[i]);
-    y0 = Math.min(y0, ys[i]);
-    y1 = Math.max(y1, ys[i]);
+  for (let i = 0; i < bx.length; i++) {
+    x0 = Math.min(x0, bx[i]);
+    x1 = Math.max(x1, bx[i]);
+    y0 = Math.min(y0, by[i]);
+    y1 = Math.max(y1, by[i]);
   }
   let sx = (x1 - x0) / 2 || 1;
   let sy = (y1 - y0) / 2 || 1;
@@ -156,6 +162,27 @@ export class Scatter {
         preventFilterReset: true,
       },
     );
+  }
+
+  /** Move the same points to new positions, animated over ``duration`` ms. */
+  async move(x: Float32Array, y: Float32Array, duration = 800): Promise<void> {
+    if (!this.points || x.length !== this.points.x.length) return;
+    const selected = [...(this.plot.get('selectedPoints') as number[])];
+    this.points = { ...this.points, x, y };
+    const ended = duration > 0 ? new Promise<void>((resolve) => this.plot.subscribe('transitionEnd', () => resolve(), 1)) : null;
+    await this.plot.draw(
+      { x, y, valueA: this.points.color, valueB: this.points.glyph },
+      {
+        zDataType: 'categorical',
+        wDataType: 'categorical',
+        transition: duration > 0,
+        transitionDuration: duration,
+        preventFilterReset: true,
+      },
+    );
+    if (ended) await ended;
+    this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
+    if (selected.length) this.select(selected);
   }
 
   clear(): void {

@@ -24,6 +24,7 @@ from modalchorus.align.runs import (
     redo_alignment,
     run_alignment,
     undo_alignment,
+    version_encoder,
 )
 from modalchorus.align.state import AlignedEncoder, AlignmentState
 from modalchorus.align.tuner import SCOPES, AlignmentTuner
@@ -47,4 +48,5 @@ __all__ = [
     "resolve_intents",
     "run_alignment",
     "undo_alignment",
+    "version_encoder",
 ]

@@ -21,13 +21,20 @@ class ResidualAdapter(nn.Module):
     ----------
     dim : int
         Embedding dimension ``d``.
+    rank : int | None
+        None: ``W`` is a full (d, d) matrix; otherwise ``W = U V`` with ``U`` (d, rank)
+        initialised at zero and ``V`` (rank, d) at random, which limits a run to a few
+        directions of change.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, rank: int | None = None) -> None:
         super().__init__()
-        self.linear = nn.Linear(dim, dim)
-        nn.init.zeros_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
+        if rank is None:
+            self.linear = nn.Sequential(nn.Linear(dim, dim))
+        else:
+            self.linear = nn.Sequential(nn.Linear(dim, rank, bias=False), nn.Linear(rank, dim))
+        nn.init.zeros_(self.linear[-1].weight)
+        nn.init.zeros_(self.linear[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape (n, d) -> (n, d), unit rows."""
@@ -41,12 +48,27 @@ class ModalityAdapters(nn.Module):
     ----------
     dim : int
         Embedding dimension ``d``.
+    rank : int | None
+        See :class:`ResidualAdapter`.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, rank: int | None = None) -> None:
         super().__init__()
-        self.image = ResidualAdapter(dim)
-        self.text = ResidualAdapter(dim)
+        self.image = ResidualAdapter(dim, rank)
+        self.text = ResidualAdapter(dim, rank)
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> ModalityAdapters:
+        """Rebuild (frozen, eval mode) from a ``state_dict``; dimension and rank from shapes."""
+        dim = state["image.linear.0.weight"].shape[1]
+        rank = (
+            None
+            if "image.linear.1.weight" not in state
+            else state["image.linear.0.weight"].shape[0]
+        )
+        module = cls(dim, rank)
+        module.load_state_dict(state, strict=True)
+        return module.requires_grad_(False).eval()
 
     def forward(self, x: torch.Tensor, is_image: torch.Tensor) -> torch.Tensor:
         """Adapt rows of mixed modality.

@@ -66,7 +66,8 @@ class PointSet:
     target : SetRef
         Set id, set name or item ids the point should join.
     avoid : SetRef | None
-        Items the point should leave; None contrasts against everything else.
+        Items the point should leave; None contrasts against the other concept texts
+        (when the target is concept texts, e.g. a class's prompts) or everything else.
     strength : float
         Weight of the intent's loss term, in (0, 10].
     """

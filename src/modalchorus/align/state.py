@@ -152,12 +152,7 @@ class AlignmentState:
     # -- applying ------------------------------------------------------------------------
     def adapter_modules(self) -> list[ModalityAdapters]:
         """The output adapter chain as frozen modules."""
-        chain = []
-        for state in self.adapters:
-            module = ModalityAdapters(self.dim)
-            module.load_state_dict(state, strict=True)
-            chain.append(module.requires_grad_(False).eval())
-        return chain
+        return [ModalityAdapters.from_state(state) for state in self.adapters]
 
 
 def apply_adapters(

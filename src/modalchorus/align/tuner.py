@@ -43,7 +43,8 @@ from modalchorus.align.towers import (
 from modalchorus.encoders.base import Encoder
 
 SCOPES = ("adapter", *TOWER_SCOPES)
-#: Per-scope defaults of ``steps`` and ``learning_rate`` (chosen on benchmarks/bench_alignment.py).
+#: Per-scope defaults of ``steps`` and ``learning_rate``, chosen with
+#: ``benchmarks/bench_alignment.py`` on CIFAR-10 test images 8000-9999 (see RESULTS.md).
 SCOPE_DEFAULTS = {
     "adapter": {"steps": 300, "learning_rate": 1e-2},
     "lora": {"steps": 80, "learning_rate": 5e-3},
@@ -64,7 +65,8 @@ class IndexedIntent:
         Row of the point (point-set only, else -1).
     target, avoid : numpy.ndarray of int
         Rows of the target / avoid sets (point-set; ``avoid`` may be empty: contrast
-        against sampled rows of the target's modalities).
+        against the other concepts when the target is concepts, else against sampled rows
+        of the target's modalities).
     a, b : numpy.ndarray of int
         Rows of the two sets (set-set).
     """
@@ -93,9 +95,9 @@ class IndexedIntent:
 class _AdapterRows:
     """Embeds rows through a new, trainable adapter on the parent embeddings."""
 
-    def __init__(self, reference: torch.Tensor, is_image: torch.Tensor) -> None:
+    def __init__(self, reference: torch.Tensor, is_image: torch.Tensor, rank: int | None) -> None:
         self.reference, self.is_image = reference, is_image
-        self.adapters = ModalityAdapters(reference.shape[1])
+        self.adapters = ModalityAdapters(reference.shape[1], rank)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.adapters.parameters())
@@ -167,6 +169,17 @@ class AlignmentTuner:
         Centroid cosine below which ``separate`` intents stop pushing.
     lora_rank, lora_alpha : int, float
         LoRA rank and scaling (``lora`` scope).
+    hold_anchors : bool
+        Keep the members of target/avoid sets under the preservation term (the point
+        moves toward the set, not the set toward the point).
+    free_contested : bool
+        Exempt from the zero-shot-logit preservation the rows whose nearest concept is an
+        anchor (they sit in a class the intents contest, so they may change side).
+    weight_decay : float
+        AdamW weight decay on the tuned parameters.
+    adapter_rank : int | None
+        Rank of the ``adapter`` scope's residual maps (None: full rank). A low rank makes
+        a few examples move a few shared directions instead of memorising them.
     random_state : int
         Seed of the row sampling (and of nothing global).
     progress : callable, optional
@@ -192,13 +205,17 @@ class AlignmentTuner:
         *,
         steps: int | str = "auto",
         learning_rate: float | str = "auto",
-        temperature: float = 0.05,
-        preserve_weight: float = 1.0,
+        temperature: float = 0.2,
+        preserve_weight: float = 3.0,
         preserve_sample: int = 512,
         negative_sample: int = 128,
         separate_margin: float = 0.0,
         lora_rank: int = 8,
         lora_alpha: float = 16.0,
+        hold_anchors: bool = True,
+        free_contested: bool = True,
+        weight_decay: float = 0.0,
+        adapter_rank: int | None = 16,
         random_state: int = 0,
         progress: Callable[[float, str], None] | None = None,
     ) -> None:
@@ -212,6 +229,10 @@ class AlignmentTuner:
         self.separate_margin = separate_margin
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha
+        self.hold_anchors = hold_anchors
+        self.weight_decay = weight_decay
+        self.adapter_rank = adapter_rank
+        self.free_contested = free_contested
         self.random_state = random_state
         self.progress = progress
 
@@ -246,6 +267,7 @@ class AlignmentTuner:
         encoder: Encoder | None = None,
         images: Callable[[], Sequence[Image.Image]] | None = None,
         texts: Sequence[str] | None = None,
+        concepts: np.ndarray | None = None,
     ) -> AlignmentTuner:
         """Tune.
 
@@ -266,6 +288,10 @@ class AlignmentTuner:
             Returns the image rows' images in row order (tower scopes only).
         texts : Sequence[str], optional
             The text rows' strings in row order (tower scopes only).
+        concepts : numpy.ndarray of int, optional
+            Rows of concept texts (e.g. class prompts): the preservation term keeps every
+            other row's softmax similarities over them (its zero-shot logits). Without
+            concepts, the similarities over each step's sampled rows are kept instead.
 
         Returns
         -------
@@ -288,13 +314,24 @@ class AlignmentTuner:
         image_mask = torch.from_numpy(np.array(is_image, bool))
         state = copy.deepcopy(parent)
         embedder = self._embedder(ref, image_mask, state, encoder, images, texts)
-        optimiser = torch.optim.Adam(embedder.parameters(), lr=self.learning_rate_)
+        optimiser = torch.optim.AdamW(
+            embedder.parameters(), lr=self.learning_rate_, weight_decay=self.weight_decay
+        )
 
         named = np.unique(np.concatenate([i.rows() for i in intents]))
         moving = np.unique(np.concatenate([i.moving() for i in intents]))
         anchors = np.setdiff1d(named, moving)  # target/avoid sets: what points move toward
         others = np.setdiff1d(np.arange(n), named)
-        anchor_ref = ref[torch.from_numpy(anchors)]
+        # Zero-shot logits are kept over the concepts (else the anchors) for the rows whose
+        # nearest concept is not an anchor: rows already in a contested set may change side.
+        self._concepts = np.asarray(concepts if concepts is not None else [], np.int64)
+        relation = self._concepts if len(self._concepts) else anchors
+        if len(relation):
+            nearest = relation[np.argmax(reference[others] @ reference[relation].T, axis=1)]
+            contested = (
+                np.isin(nearest, anchors) if self.free_contested else np.zeros(len(others), bool)
+            )
+        held = anchors if self.hold_anchors else np.zeros(0, np.int64)
         pools = {
             m: np.flatnonzero(np.asarray(is_image) == (m == "image")) for m in ("image", "text")
         }
@@ -304,9 +341,11 @@ class AlignmentTuner:
                 m: rng.choice(p, min(len(p), self.negative_sample), replace=False)
                 for m, p in pools.items()
             }
-            sample = rng.choice(others, min(len(others), self.preserve_sample), replace=False)
-            keep = np.concatenate([anchors, sample])
-            rows = np.unique(np.concatenate([named, keep, *negatives.values()]))
+            pick = rng.choice(len(others), min(len(others), self.preserve_sample), replace=False)
+            sample = others[pick]
+            keep = np.concatenate([held, sample])
+            sampled = np.concatenate(list(negatives.values()))
+            rows = np.unique(np.concatenate([named, keep, relation, self._concepts, sampled]))
             at = _row_getter(rows, embedder.embed(torch.from_numpy(rows)))
             terms = [
                 intent.strength * self._intent_loss(intent, at, negatives, is_image)
@@ -314,14 +353,17 @@ class AlignmentTuner:
             ]
             loss = torch.stack(terms).mean()
             if len(keep) and self.preserve_weight > 0:
-                kept, kept_ref = at(keep), ref[torch.from_numpy(keep)]
-                preserve = losses.preservation_loss(kept, kept_ref)
-                if len(anchors):
+                preserve = losses.preservation_loss(at(keep), ref[torch.from_numpy(keep)])
+                # Similarity profiles (softmax over the concepts, else over the sampled rows)
+                # are kept for the sampled rows outside the contested classes.
+                kl_rows = sample[~contested[pick]] if len(relation) else sample
+                landmarks = relation if len(relation) else sampled
+                if len(kl_rows) and len(landmarks):
                     preserve = preserve + losses.relation_preservation_loss(
-                        at(sample),
-                        ref[torch.from_numpy(sample)],
-                        at(anchors),
-                        anchor_ref,
+                        at(kl_rows),
+                        ref[torch.from_numpy(kl_rows)],
+                        at(landmarks),
+                        ref[torch.from_numpy(landmarks)],
                         self.temperature,
                     )
                 loss = loss + self.preserve_weight * preserve
@@ -346,18 +388,25 @@ class AlignmentTuner:
         is_image: np.ndarray,
     ) -> torch.Tensor:
         if intent.kind == "point-set":
+            point_row = np.array([intent.point])
             if len(intent.avoid):
                 neg = intent.avoid
-            else:
+            elif np.isin(intent.target, self._concepts).all():
+                # A target of concepts (e.g. a class's prompts): compete with the other concepts,
+                # as zero-shot classification does.
+                neg = np.setdiff1d(self._concepts, intent.target)
+            else:  # sampled rows of the target's modalities, outside the target
                 kinds = {"image" if is_image[r] else "text" for r in intent.target.tolist()}
                 pool = np.concatenate([negatives[k] for k in sorted(kinds)])
                 neg = np.setdiff1d(pool, np.append(intent.target, intent.point))
             target = intent.target[intent.target != intent.point]
-            point = at(np.array([intent.point]))[0]
-            return losses.point_set_loss(point, at(target), at(neg), self.temperature)
-        if intent.kind == "align":
-            return losses.set_align_loss(at(intent.a), at(intent.b))
-        return losses.set_separate_loss(at(intent.a), at(intent.b), self.separate_margin)
+            return losses.point_set_loss(at(point_row)[0], at(target), at(neg), self.temperature)
+        # Set-set terms act on centroids: contrasting members against "the rest" would push
+        # them away from unlabelled positives (e.g. the other captions of the same photos).
+        a, b = at(intent.a), at(intent.b)
+        if intent.kind == "separate":
+            return losses.set_separate_loss(a, b, self.separate_margin)
+        return losses.set_align_loss(a, b)
 
     def _embedder(
         self,
@@ -369,7 +418,7 @@ class AlignmentTuner:
         texts: Sequence[str] | None,
     ) -> _AdapterRows | _TowerRows:
         if self.scope == "adapter":
-            return _AdapterRows(ref, image_mask)
+            return _AdapterRows(ref, image_mask, self.adapter_rank)
         if encoder is None or images is None or texts is None:
             raise ValueError(
                 f"scope {self.scope!r} tunes the encoder: pass encoder, images and texts"
@@ -426,7 +475,14 @@ class AlignmentTuner:
 
 def _row_getter(rows: np.ndarray, z: torch.Tensor) -> Callable[[np.ndarray], torch.Tensor]:
     """``at(idx)``: the rows ``idx`` of ``z``, whose row ``i`` embeds ``rows[i]`` (sorted)."""
-    return lambda idx: z[torch.from_numpy(np.searchsorted(rows, idx))]
+
+    def at(idx: np.ndarray) -> torch.Tensor:
+        pos = np.searchsorted(rows, idx)
+        if len(idx) and (pos.max() >= len(rows) or not np.array_equal(rows[pos], idx)):
+            raise AssertionError("a loss term asked for rows that were not embedded this step")
+        return z[torch.from_numpy(pos)]
+
+    return at
 
 
 def index_intents(intents: Sequence[Any], row_of: dict[str, int]) -> list[IndexedIntent]:

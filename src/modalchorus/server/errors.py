@@ -12,6 +12,10 @@ from fastapi.responses import JSONResponse
 from modalchorus.store import NotFoundError, WorkspaceLockedError
 
 
+class VersionMismatchError(ValueError):
+    """The server's encoder cannot embed new content for the version a view shows (409)."""
+
+
 def not_found(message: str) -> HTTPException:
     """A 404 with ``message``."""
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=message)
@@ -38,11 +42,17 @@ async def _not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _message(exc)}, status_code=status.HTTP_404_NOT_FOUND)
 
 
+async def _conflict(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": _message(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+
 async def _locked(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _message(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 def install_handlers(app: FastAPI) -> None:
-    """Map the workspace's not-found errors to 404 and a held write lock to 503."""
+    """Map the workspace's not-found errors to 404, a held write lock to 503 and an encoder
+    that cannot embed for the shown version to 409."""
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(VersionMismatchError, _conflict)
     app.add_exception_handler(WorkspaceLockedError, _locked)

@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from modalchorus.metrics.neighbourhood import projection_report
+from modalchorus.projecting import load_projection_model
 from modalchorus.projection import fit_project, list_methods
 from modalchorus.projection.mfm import ModalFusionMap
 from modalchorus.server.jobs import Progress
-from modalchorus.server.views import KIND_CONCEPT, DatasetView
+from modalchorus.server.views import KIND_CONCEPT, KIND_IMAGE, DatasetView, is_upload
 from modalchorus.store import ProjectionInfo, UnknownProjectionError, Workspace
 
 #: The default method (first in :func:`methods`).
@@ -52,11 +53,16 @@ def stored_layout(
 ) -> tuple[ProjectionInfo, np.ndarray] | None:
     """The stored projection of ``view`` with ``method``, in view row order.
 
+    Items of the :data:`~modalchorus.server.views.UPLOADS` dataset (added after the fit)
+    that an MFM projection does not hold are placed by its fitted network's ``transform``
+    (:func:`place_uploads`); the result is not written back here.
+
     Returns
     -------
     (ProjectionInfo, numpy.ndarray of shape (n, 2), float32) or None
         None when nothing is stored, or when the stored layout does not cover exactly the
-        view's items (the dataset changed since the fit).
+        view's items (the dataset changed since the fit) and the difference is not
+        uploads an MFM network can place.
     """
     name = projection_name(method, view.dataset, view.encoder_id)
     try:
@@ -64,14 +70,69 @@ def stored_layout(
         ids, coords = workspace.get_projection(name)
     except UnknownProjectionError:
         return None
-    if len(ids) != view.n:
-        return None
     rows = np.array([view.row.get(item_id, -1) for item_id in ids], dtype=np.int64)
-    if (rows < 0).any():
-        return None
-    ordered = np.empty_like(coords)
+    absent = rows < 0
+    if absent.any() and not all(is_upload(ids[i]) for i in np.flatnonzero(absent)):
+        return None  # the dataset's own items changed: the layout is stale
+    rows, coords = rows[~absent], coords[~absent]  # uploads without a vector in this view
+    ordered = np.full((view.n, 2), np.nan, dtype=np.float32)
     ordered[rows] = coords
+    missing = np.flatnonzero(np.isnan(ordered[:, 0]))
+    if missing.size:
+        if info.method != DEFAULT_METHOD or not info.model_files:
+            return None
+        if not all(is_upload(view.ids[i]) for i in missing):
+            return None
+        ordered[missing] = place_uploads(workspace, name, view, missing)
     return info, ordered
+
+
+def place_uploads(
+    workspace: Workspace, name: str, view: DatasetView, rows: np.ndarray
+) -> np.ndarray:
+    """Place view rows in the frame of the stored MFM projection ``name`` (no re-fit).
+
+    Parameters
+    ----------
+    workspace : Workspace
+    name : str
+        A stored MFM projection with its model files.
+    view : DatasetView
+        Holds the rows' embedding vectors.
+    rows : numpy.ndarray, shape (m,)
+        View rows to place.
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, 2), float32
+        Images through the network's image branch, texts through its text branch.
+    """
+    model = load_projection_model(workspace, name)
+    out = np.empty((rows.size, 2), dtype=np.float32)
+    images = view.kind[rows] == KIND_IMAGE
+    for mask, modality in ((images, "image"), (~images, "text")):
+        if mask.any():
+            out[mask] = model.transform(view.vectors[rows[mask]], modality=modality)
+    return out
+
+
+def store_layout(
+    workspace: Workspace, view: DatasetView, info: ProjectionInfo, coords: np.ndarray
+) -> ProjectionInfo:
+    """Store a layout that :func:`stored_layout` extended, under the same name.
+
+    Method, parameters, metrics (those of the fitted items) and model files are kept.
+    """
+    return workspace.put_projection(
+        info.name,
+        view.encoder_id,
+        view.ids,
+        coords,
+        method=info.method,
+        params=info.params,
+        metrics=info.metrics,
+        model_files=workspace.projection_model_files(info.name),
+    )
 
 
 def _fit_mfm(

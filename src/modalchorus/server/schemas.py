@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 MAX_CONCEPT_LENGTH = 200
 #: Most neighbours an instance detail may ask for.
 MAX_NEIGHBOURS = 100
+#: Longest text the augmentation panel accepts, in characters.
+MAX_ADDED_TEXT_LENGTH = 1000
+#: Most texts one request may add.
+MAX_ADDED_TEXTS = 64
 
 Task = Literal["zero-shot classification", "retrieval"]
 JobStatus = Literal["queued", "running", "done", "failed"]
@@ -48,7 +52,9 @@ class Settings(_Model):
 
     workspace: str
     datasets: list[DatasetSummary]
-    encoders: list[str] = Field(description="Encoder ids with embeddings in the workspace.")
+    encoders: list[str] = Field(
+        description="Encoder ids with embeddings in the workspace (bases of aligned versions)."
+    )
     methods: list[str] = Field(description="Projection methods; the first is the default.")
     default_method: str
     max_concept_length: int = MAX_CONCEPT_LENGTH
@@ -226,6 +232,157 @@ class SetOut(_Model):
     description: str
     created_at: str
     updated_at: str
+
+
+# ---------------------------------------------------------------- augmentation
+
+AddedText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ADDED_TEXT_LENGTH),
+]
+
+
+class TextsAdd(_Model):
+    """Free texts to add as items of the ``uploads`` dataset, placed in a view's map."""
+
+    dataset: str = Field(min_length=1, description="The shown dataset (whose map places them).")
+    encoder: str = Field(min_length=1, description="The shown encoder.")
+    texts: list[AddedText] = Field(min_length=1, max_length=MAX_ADDED_TEXTS)
+    set_name: SetName | None = Field(
+        None, description="Tag the texts into this set (created, or extended when it exists)."
+    )
+
+
+class AddedItem(_Model):
+    """An uploaded image or added text and where the map placed it."""
+
+    id: str
+    kind: Literal["image", "text"]
+    name: str = Field(description="The uploaded file's name, or the text.")
+    new: bool = Field(description="False when the same content was already an item.")
+    x: float | None = Field(description="Map position; None without a stored MFM map.")
+    y: float | None
+
+
+class AugmentResult(_Model):
+    """What an upload (or added texts) did."""
+
+    dataset: str = Field(description='The dataset holding the added items ("uploads").')
+    view_dataset: str
+    encoder: str = Field(description="The embedding version the items were embedded with.")
+    projection: str | None = Field(
+        description="The MFM projection they were placed in (None when none is stored yet)."
+    )
+    items: list[AddedItem]
+    n_new: int
+    set: SetOut | None = None
+
+
+# ---------------------------------------------------------------- alignment
+
+#: A set reference: a workspace set id, a set name, or a list of item ids.
+SetRef = Annotated[
+    int | Annotated[str, StringConstraints(min_length=1)] | list[str],
+    Field(description="A set id, a set name, or a list of item ids."),
+]
+Strength = Annotated[float, Field(gt=0.0, le=10.0, description="Weight of the intent, (0, 10].")]
+Scope = Literal["adapter", "lora", "last-blocks"]
+
+
+class PointSetIntent(_Model):
+    """Move ``point`` toward the members of ``target`` (and away from ``avoid``)."""
+
+    type: Literal["point-set"]
+    point: str = Field(min_length=1, description="Item id.")
+    target: SetRef
+    avoid: SetRef | None = None
+    strength: Strength = 1.0
+
+
+class SetSetIntent(_Model):
+    """Pull sets ``a`` and ``b`` together (``align``) or push them apart (``separate``)."""
+
+    type: Literal["set-set"]
+    a: SetRef
+    b: SetRef
+    mode: Literal["align", "separate"] = "align"
+    strength: Strength = 1.0
+
+
+IntentSpec = Annotated[PointSetIntent | SetSetIntent, Field(discriminator="type")]
+
+
+class IntentOut(_Model):
+    """A stored intent."""
+
+    id: int
+    spec: IntentSpec
+    created_at: str
+
+
+class AlignmentRunRequest(_Model):
+    """Tune the encoder family's active version toward stored and inline intents."""
+
+    encoder: str = Field(min_length=1, description="Any version id of the encoder family.")
+    intent_ids: list[int] = Field(default_factory=list, description="Stored intents to use.")
+    intents: list[IntentSpec] = Field(default_factory=list, description="Inline intents.")
+    scope: Scope = "adapter"
+    params: dict[str, int | float | str] | None = Field(
+        None, description="Tuner hyper-parameters (e.g. steps, learning_rate, preserve_weight)."
+    )
+
+
+class MovedPoint(_Model):
+    """A point that moved far in 2-D in an alignment run."""
+
+    item_id: str
+    dataset: str
+    distance: float
+
+
+class RunOut(_Model):
+    """A recorded alignment run."""
+
+    id: int
+    parent_run_id: int | None
+    base_encoder_id: str
+    parent_encoder_id: str = Field(description="The version the run started from (before).")
+    encoder_id: str = Field(description="The version the run produced (after).")
+    scope: str
+    intents: list[dict[str, object]]
+    params: dict[str, object]
+    metrics_before: dict[str, dict[str, object]] = Field(
+        description="{dataset: task metrics} of the parent version."
+    )
+    metrics_after: dict[str, dict[str, object]]
+    moved: list[MovedPoint]
+    seconds: float
+    created_at: str
+    active: bool
+
+
+class AlignmentHistory(_Model):
+    """An encoder family's runs and which version is current."""
+
+    base_encoder_id: str
+    active_encoder_id: str
+    active_run_id: int | None
+    can_undo: bool
+    can_redo: bool
+    runs: list[RunOut] = Field(description="Oldest first.")
+
+
+class EncoderRef(_Model):
+    """An encoder family, by any of its version ids."""
+
+    encoder: str = Field(min_length=1)
+
+
+class AlignmentStep(_Model):
+    """Answer of undo / redo: the run stepped over (None if nothing to do) and the history."""
+
+    run: RunOut | None
+    history: AlignmentHistory
 
 
 class Problem(_Model):

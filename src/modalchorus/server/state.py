@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from fastapi import Request
 
+from modalchorus.align import active_version, version_encoder
 from modalchorus.encoders import Encoder, create_encoder
 from modalchorus.server.cache import Memo
+from modalchorus.server.errors import VersionMismatchError
 from modalchorus.server.jobs import Job, JobManager, Progress
 from modalchorus.server.projections import fit_and_store, projection_name, stored_layout
 from modalchorus.server.views import DatasetView, ViewCache
@@ -69,6 +71,47 @@ class ServerState:
     encoder: EncoderProvider
     jobs: JobManager
     memo: Memo = field(default_factory=lambda: Memo(size=32))
+    _version_encoders: dict[str, Encoder] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def version(self, encoder_id: str) -> str:
+        """The embedding version views of ``encoder_id`` show: its family's active one.
+
+        The settings and the page URL keep the base encoder id; after an alignment run
+        (or an undo / redo) every view follows the family's active version.
+        """
+        return active_version(self.workspace, encoder_id)
+
+    def encoder_for(self, version: str) -> Encoder:
+        """An encoder that embeds new content as embedding ``version`` does.
+
+        The server's encoder for its own id; for an aligned version of its family, the
+        server's encoder with the run's tuned state applied (loaded once, then kept).
+
+        Raises
+        ------
+        VersionMismatchError
+            ``version`` belongs to another encoder family than the server's encoder.
+        """
+        base = self.encoder.get()
+        if version == base.id:
+            return base
+        if self.workspace.encoder_family(version) != base.id:
+            raise VersionMismatchError(
+                f"new content is embedded with {base.id!r}, but this view shows "
+                f"{version!r} embeddings; choose that encoder"
+            )
+        with self._lock:
+            cached = self._version_encoders.get(version)
+        if cached is None:
+            cached = version_encoder(self.workspace, version, base)
+            with self._lock:
+                self._version_encoders[version] = cached
+        return cached
+
+    def view(self, dataset: str, encoder_id: str) -> DatasetView:
+        """The view of ``dataset`` under the version :meth:`version` resolves ``encoder_id`` to."""
+        return self.views.get(dataset, self.version(encoder_id))
 
     def layout(self, view: DatasetView, method: str) -> tuple[ProjectionInfo, np.ndarray] | None:
         """The stored projection of ``view`` with ``method`` in view row order, or None.
@@ -104,7 +147,7 @@ class ServerState:
         """Start fitting the projections of ``datasets`` that are not stored yet."""
         jobs = []
         for dataset in datasets:
-            view = self.views.get(dataset, encoder_id)
+            view = self.view(dataset, encoder_id)
             if self.layout(view, method) is None:
                 jobs.append(self.submit_fit(view, method))
         return jobs

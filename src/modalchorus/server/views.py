@@ -4,6 +4,10 @@ A :class:`DatasetView` is what every endpoint reads: item ids in a fixed order (
 workspace's item order: images, then texts), their kinds, labels, zero-shot predictions,
 caption-image pairs and embedding vectors. The points frame, projections, the concept axis
 and neighbour queries all use the same row order.
+
+Items the user added through the augmentation panel live in the dataset :data:`UPLOADS`;
+they are the user's own probes, so every other dataset's view shows them too, after the
+dataset's own rows (its images, then its texts, then the uploaded images and texts).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ KIND_IMAGE, KIND_CAPTION, KIND_CONCEPT = 0, 1, 2
 KIND_NAMES = ("image", "caption", "concept")
 TASK_CLASSIFICATION = "zero-shot classification"
 TASK_RETRIEVAL = "retrieval"
+#: The dataset of user-added images and texts, shown in every other dataset's view.
+UPLOADS = "uploads"
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ class DatasetView:
 def build_view(
     workspace: Workspace, dataset: str, encoder_id: str, stamp: tuple = ()
 ) -> DatasetView:
-    """Join a dataset's items with their stored embeddings.
+    """Join a dataset's items (and the :data:`UPLOADS` items) with their stored embeddings.
 
     Raises
     ------
@@ -147,6 +153,11 @@ def build_view(
     info = workspace.dataset(dataset)
     items = workspace.items(dataset=dataset)
     ids, vectors = workspace.get_embeddings(encoder_id, dataset=dataset)
+    if dataset != UPLOADS and has_uploads(workspace):
+        extra_ids, extra_vectors = workspace.get_embeddings(encoder_id, dataset=UPLOADS)
+        if extra_ids:
+            items = pd.concat([items, workspace.items(dataset=UPLOADS)], ignore_index=True)
+            ids, vectors = ids + extra_ids, np.concatenate([vectors, extra_vectors])
     items = items.set_index("id").loc[ids]
     is_text = (items["kind"] == "text").to_numpy()
     has_image = items["image_id"].notna().to_numpy()
@@ -175,6 +186,16 @@ def build_view(
     )
 
 
+def has_uploads(workspace: Workspace) -> bool:
+    """Whether the workspace has the :data:`UPLOADS` dataset."""
+    return any(d.name == UPLOADS for d in workspace.datasets())
+
+
+def is_upload(item_id: str) -> bool:
+    """Whether an item id belongs to the :data:`UPLOADS` dataset."""
+    return item_id.startswith(f"{UPLOADS}/")
+
+
 def _optional_strings(column: pd.Series) -> list[str | None]:
     return [value if isinstance(value, str) else None for value in column.tolist()]
 
@@ -191,16 +212,25 @@ class ViewCache:
         self._workspace = workspace
         self._views: dict[tuple[str, str], tuple[tuple, DatasetView]] = {}
         self._lock = threading.Lock()
+        self._generation = 0
 
     def _stamp(self, dataset: str, encoder_id: str) -> tuple:
-        """Cheap change marker: the dataset's last update and the embedded encoders.
+        """Cheap change marker: the last updates of the dataset and of :data:`UPLOADS`, the
+        embedded encoders, and how often :meth:`clear` was called.
 
         Re-embedding a dataset updates it (``embed_dataset`` adds it first); code that
         replaces embeddings in place calls :meth:`clear`.
         """
-        info = self._workspace.dataset(dataset)
+        infos = {d.name: d for d in self._workspace.datasets()}
+        if dataset not in infos:
+            self._workspace.dataset(dataset)  # raises UnknownDatasetError
+        stamp: tuple = ()
+        for name in dict.fromkeys((dataset, UPLOADS)):
+            info = infos.get(name)
+            if info is not None:
+                stamp += (info.updated_at, info.n_images, info.n_texts)
         encoders = self._workspace.embedded_encoders()
-        return (info.updated_at, info.n_images, info.n_texts, encoder_id in encoders)
+        return (*stamp, encoder_id in encoders, self._generation)
 
     def get(self, dataset: str, encoder_id: str) -> DatasetView:
         """The view of ``dataset`` under ``encoder_id`` (built on first use)."""
@@ -216,6 +246,11 @@ class ViewCache:
         return view
 
     def clear(self) -> None:
-        """Forget every view (e.g. after embeddings were replaced)."""
+        """Forget every view (e.g. after embeddings were replaced).
+
+        Views built afterwards get new stamps, so values cached under the old ones are
+        not reused either.
+        """
         with self._lock:
             self._views.clear()
+            self._generation += 1

@@ -1121,6 +1121,13 @@ class Workspace:
         logger.info("alignment run %d committed: %s is current", run_id, batch.encoder_id)
         return info
 
+    def activate_alignment_run(self, run_id: int) -> RunInfo:
+        """Make a recorded run's version the current one of its family, atomically."""
+        with self._write(f"alignment activate {run_id}") as tx:
+            run = runs.read_run(tx.conn, run_id)
+            runs.set_active_run(tx.conn, run.base_encoder_id, run_id)
+            return runs.read_run(tx.conn, run_id)
+
     def step_alignment(self, encoder_id: str, direction: str) -> RunInfo | None:
         """Undo (``"undo"``) or redo (``"redo"``) in ``encoder_id``'s family, atomically.
 

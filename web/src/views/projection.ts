@@ -63,6 +63,14 @@ export class ProjectionView {
     this.placeLabels();
   }
 
+  /** Animate the shown points to other positions of the same frame (raw layout units). */
+  async morph(xs: Float32Array, ys: Float32Array, duration = 800): Promise<void> {
+    if (!this.points) return;
+    const { x, y } = normalise(xs, ys, true, 0.92, this.points);
+    await this.scatter.move(x, y, duration);
+    this.placeLabels();
+  }
+
   async recolor(coloring: Coloring): Promise<void> {
     await this.scatter.recolor(coloring.codes, coloring.colors);
     this.renderLegend(coloring);

@@ -1,6 +1,8 @@
 """One router per concern; :data:`ROUTERS` is what the app includes under ``/api``."""
 
 from modalchorus.server.routers import (
+    alignment,
+    augment,
     concepts,
     items,
     jobs,
@@ -17,6 +19,8 @@ ROUTERS = (
     concepts.router,
     metrics.router,
     sets.router,
+    augment.router,
+    alignment.router,
     jobs.router,
 )
 

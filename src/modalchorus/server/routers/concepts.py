@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 
 from modalchorus.server.analysis import concept_axis
-from modalchorus.server.errors import conflict, invalid
+from modalchorus.server.errors import invalid
 from modalchorus.server.frames import MEDIA_TYPE, encode_frame
 from modalchorus.server.schemas import ConceptAxisRequest, Problem
 from modalchorus.server.state import ServerState, get_state
@@ -28,7 +28,8 @@ State = Annotated[ServerState, Depends(get_state)]
 def post_concept_axis(request: ConceptAxisRequest, state: State) -> Response:
     """Place the dataset's items on ``cos(x, c_b) - cos(x, c_a)`` (and ``c_d`` vs ``c_c``).
 
-    The concepts are encoded by the server's encoder, which must be the view's encoder.
+    The concepts are encoded by the server's encoder, which must be the view's encoder
+    (with the active alignment applied when the view shows an aligned version).
     The answer is a frame (see ``modalchorus.server.frames``) with float32 columns ``x``
     and, when ``concept_c`` and ``concept_d`` are given, ``y``, one row per item in the
     order of ``/api/projection/points``.
@@ -39,13 +40,8 @@ def post_concept_axis(request: ConceptAxisRequest, state: State) -> Response:
     if (second[0] is None) != (second[1] is None):
         field = "concept_d" if second[1] is None else "concept_c"
         raise invalid(field, "a second axis needs both concept_c and concept_d")
-    view = state.views.get(request.dataset, request.encoder)
-    encoder = state.encoder.get()
-    if encoder.id != view.encoder_id:
-        raise conflict(
-            f"concepts are encoded with {encoder.id!r}, but this view shows "
-            f"{view.encoder_id!r} embeddings; choose that encoder"
-        )
+    view = state.view(request.dataset, request.encoder)
+    encoder = state.encoder_for(view.encoder_id)  # 409 for another encoder family
     texts = [request.concept_a, request.concept_b]
     if second[0] is not None and second[1] is not None:
         texts += [second[0], second[1]]

@@ -30,6 +30,14 @@ NOT_FOUND = {404: {"model": Problem}}
 EncoderQ = Annotated[
     str | None, Query(min_length=1, description="Encoder id (default: the first embedded).")
 ]
+DatasetQ = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        description="The shown dataset, whose view the item is looked up in (default: the "
+        "item's own dataset); uploaded items are in every dataset's view.",
+    ),
+]
 
 
 def thumbnail_url(item_id: str) -> str:
@@ -63,8 +71,10 @@ def _ref(view: DatasetView, row: int) -> ItemRef:
     )
 
 
-def _view_row(state: ServerState, item_id: str, encoder: str | None) -> tuple[DatasetView, int]:
-    view = state.views.get(dataset_of(state, item_id), _encoder(state, encoder))
+def _view_row(
+    state: ServerState, item_id: str, encoder: str | None, dataset: str | None = None
+) -> tuple[DatasetView, int]:
+    view = state.view(dataset or dataset_of(state, item_id), _encoder(state, encoder))
     if item_id not in view.row:
         raise not_found(f"unknown item id {item_id!r} (or it has no {view.encoder_id!r} embedding)")
     return view, view.row[item_id]
@@ -93,9 +103,10 @@ def get_neighbours(
     state: State,
     encoder: EncoderQ = None,
     k: Annotated[int, Query(ge=1, le=MAX_NEIGHBOURS)] = 10,
+    dataset: DatasetQ = None,
 ) -> Neighbours:
-    """The ``k`` items of the other modality most cosine-similar to the item (same dataset)."""
-    view, row = _view_row(state, item_id, encoder)
+    """The ``k`` items of the other modality most cosine-similar to the item (same view)."""
+    view, row = _view_row(state, item_id, encoder, dataset)
     candidates = view.text_rows if view.kind[row] == KIND_IMAGE else view.image_rows
     index, sims = top_k_similar(view.vectors[row], view.vectors[candidates], k)
     neighbours = []
@@ -107,9 +118,11 @@ def get_neighbours(
 
 
 @router.get("/items/{item_id:path}", response_model=ItemDetail, responses=NOT_FOUND)
-def get_item(item_id: str, state: State, encoder: EncoderQ = None) -> ItemDetail:
+def get_item(
+    item_id: str, state: State, encoder: EncoderQ = None, dataset: DatasetQ = None
+) -> ItemDetail:
     """One item: its content, label, zero-shot prediction and ground-truth pairs."""
-    view, row = _view_row(state, item_id, encoder)
+    view, row = _view_row(state, item_id, encoder, dataset)
     is_image = view.kind[row] == KIND_IMAGE
     predicted = None
     if view.predicted[row] >= 0 and view.classes:
@@ -121,7 +134,7 @@ def get_item(item_id: str, state: State, encoder: EncoderQ = None) -> ItemDetail
     return ItemDetail(
         id=item_id,
         kind="image" if is_image else "text",
-        dataset=view.dataset,
+        dataset=dataset_of(state, item_id),
         label=view.labels[row],
         split=view.splits[row],
         text=view.texts[row],

@@ -25,9 +25,10 @@ def get_task_metrics(
     (The projection's inter-modal trustworthiness / continuity come with the projection:
     ``GET /api/projection``.)
     """
-    view = state.views.get(dataset, encoder)  # 404 for an unknown dataset or encoder
+    view = state.view(dataset, encoder)  # 404 for an unknown dataset or encoder
+    version = view.encoder_id
     return state.memo.get(
-        ("task", dataset, encoder), view.stamp, lambda: _task_metrics(state, dataset, encoder)
+        ("task", dataset, version), view.stamp, lambda: _task_metrics(state, dataset, version)
     )
 
 

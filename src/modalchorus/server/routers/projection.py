@@ -26,6 +26,14 @@ State = Annotated[ServerState, Depends(get_state)]
 DatasetQ = Annotated[str, Query(min_length=1, description="Dataset name.")]
 EncoderQ = Annotated[str, Query(min_length=1, description="Encoder id.")]
 MethodQ = Annotated[str, Query(min_length=1, description="Projection method.")]
+VersionQ = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        description="An exact embedding version of the encoder's family (e.g. an alignment "
+        "run's parent_encoder_id, for a before/after comparison) instead of its active one.",
+    ),
+]
 NOT_FOUND = {404: {"model": Problem}}
 
 
@@ -49,12 +57,24 @@ def _meta(info: ProjectionInfo) -> ProjectionMeta:
     )
 
 
-def _view(state: ServerState, dataset: str, encoder: str, method: str, where: str) -> DatasetView:
+def _view(
+    state: ServerState,
+    dataset: str,
+    encoder: str,
+    method: str,
+    where: str,
+    version: str | None = None,
+) -> DatasetView:
     try:
         check_method(method)
     except ValueError as exc:
         raise invalid("method", str(exc), where) from None
-    return state.views.get(dataset, encoder)
+    if version is None:
+        return state.view(dataset, encoder)
+    family = state.workspace.encoder_family(encoder)
+    if state.workspace.encoder_family(version) != family:
+        raise invalid("version", f"{version!r} is not a version of {family!r}", where)
+    return state.views.get(dataset, version)
 
 
 def _stored(
@@ -83,10 +103,14 @@ def ensure_projection(body: ProjectionRequest, state: State) -> ProjectionStatus
 
 @router.get("/projection", response_model=ProjectionMeta, responses=NOT_FOUND)
 def get_projection(
-    dataset: DatasetQ, encoder: EncoderQ, state: State, method: MethodQ = "mfm"
+    dataset: DatasetQ,
+    encoder: EncoderQ,
+    state: State,
+    method: MethodQ = "mfm",
+    version: VersionQ = None,
 ) -> ProjectionMeta:
     """A stored projection's metadata and quality metrics; 404 when none is stored."""
-    view = _view(state, dataset, encoder, method, "query")
+    view = _view(state, dataset, encoder, method, "query", version)
     return _meta(_stored(state, view, method)[0])
 
 
@@ -107,15 +131,18 @@ def get_points(
     state: State,
     request: Request,
     method: MethodQ = "mfm",
+    version: VersionQ = None,
 ) -> Response:
     """The projection's points as a binary frame (see ``modalchorus.server.frames``).
 
     Columns, one row per item in view order: ``x``, ``y`` (float32, layout coordinates),
     ``kind`` (uint8: 0 image, 1 caption, 2 concept text), ``label`` and ``predicted``
     (int16 index into ``meta.label_names``, -1 for none), ``pair`` (int32, the row of a
-    caption's image, -1 otherwise) and ``id`` (utf8). ``meta`` also names the projection.
+    caption's image, -1 otherwise) and ``id`` (utf8). ``meta`` also names the projection
+    and the embedding version shown (``encoder``: the family's active version, or
+    ``version`` when given).
     """
-    view = _view(state, dataset, encoder, method, "query")
+    view = _view(state, dataset, encoder, method, "query", version)
     info, coords = _stored(state, view, method)
 
     def encode() -> tuple[bytes, bytes]:

@@ -16,7 +16,8 @@ State = Annotated[ServerState, Depends(get_state)]
 NOT_FOUND = {404: {"model": Problem}}
 
 
-def _out(info: SetInfo) -> SetOut:
+def set_out(info: SetInfo) -> SetOut:
+    """The API form of a stored set."""
     return SetOut(
         id=info.id,
         name=info.name,
@@ -39,7 +40,7 @@ def _name_error(exc: ValueError) -> Exception:
 @router.get("/sets", response_model=list[SetOut])
 def list_sets(state: State) -> list[SetOut]:
     """Every set, oldest first."""
-    return [_out(info) for info in state.workspace.sets()]
+    return [set_out(info) for info in state.workspace.sets()]
 
 
 @router.post(
@@ -56,13 +57,13 @@ def create_set(body: SetCreate, state: State) -> SetOut:
         )
     except ValueError as exc:
         raise _name_error(exc) from None
-    return _out(info)
+    return set_out(info)
 
 
 @router.get("/sets/{set_id}", response_model=SetOut, responses=NOT_FOUND)
 def get_set(set_id: int, state: State) -> SetOut:
     """One set."""
-    return _out(state.workspace.get_set(set_id))
+    return set_out(state.workspace.get_set(set_id))
 
 
 @router.patch(
@@ -74,7 +75,7 @@ def rename_set(set_id: int, body: SetRename, state: State) -> SetOut:
         info = state.workspace.rename_set(set_id, body.name)
     except ValueError as exc:
         raise _name_error(exc) from None
-    return _out(info)
+    return set_out(info)
 
 
 @router.delete(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from modalchorus.server.projections import DEFAULT_METHOD, methods
 from modalchorus.server.schemas import DatasetSummary, Problem, Settings
 from modalchorus.server.state import ServerState, get_state
-from modalchorus.server.views import KIND_CONCEPT
+from modalchorus.server.views import KIND_CONCEPT, UPLOADS
 
 router = APIRouter(tags=["settings"])
 State = Annotated[ServerState, Depends(get_state)]
@@ -24,11 +24,11 @@ def dataset_summary(state: ServerState, name: str) -> DatasetSummary:
         No dataset ``name`` (answered with 404).
     """
     info = state.workspace.dataset(name)
-    encoders = state.workspace.embedded_encoders()
+    encoders = base_encoders(state)
     tasks: list = []
     n_concepts = 0
     if encoders:
-        view = state.views.get(name, encoders[0])
+        view = state.view(name, encoders[0])
         tasks = list(view.tasks)
         n_concepts = int((view.kind == KIND_CONCEPT).sum())
     return DatasetSummary(
@@ -41,6 +41,12 @@ def dataset_summary(state: ServerState, name: str) -> DatasetSummary:
     )
 
 
+def base_encoders(state: ServerState) -> list[str]:
+    """Embedded encoders that are not aligned versions of another (their families' bases)."""
+    workspace = state.workspace
+    return [e for e in workspace.embedded_encoders() if workspace.encoder_family(e) == e]
+
+
 @router.get("/health")
 def health() -> dict[str, str]:
     """Liveness probe."""
@@ -49,11 +55,18 @@ def health() -> dict[str, str]:
 
 @router.get("/settings", response_model=Settings)
 def get_settings(state: State) -> Settings:
-    """Datasets, encoders and projection methods to choose from."""
+    """Datasets, encoders and projection methods to choose from.
+
+    The ``uploads`` dataset (user-added items) is not listed: every dataset's view shows
+    its items. Encoders are the families' base ids: views show each family's active
+    (possibly aligned) version.
+    """
     return Settings(
         workspace=str(state.workspace.path),
-        datasets=[dataset_summary(state, d.name) for d in state.workspace.datasets()],
-        encoders=state.workspace.embedded_encoders(),
+        datasets=[
+            dataset_summary(state, d.name) for d in state.workspace.datasets() if d.name != UPLOADS
+        ],
+        encoders=base_encoders(state),
         methods=methods(),
         default_method=DEFAULT_METHOD,
     )

@@ -1,0 +1,236 @@
+"""Alignment for the HTTP API: intents, runs as background jobs, history, export.
+
+The math and the bookkeeping are :mod:`modalchorus.align`'s; this module checks requests
+before anything starts (so bad intents are a 422, unknown ids a 404, never a failed job),
+submits runs to the job queue and converts records to response models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from modalchorus.align import (
+    AlignmentTuner,
+    Intent,
+    IntentError,
+    active_version,
+    export_run,
+    intent_from_dict,
+    resolve_intents,
+    run_alignment,
+)
+from modalchorus.encoders import Encoder
+from modalchorus.server.augment import embed_uploads
+from modalchorus.server.errors import VersionMismatchError
+from modalchorus.server.jobs import Job, Progress
+from modalchorus.server.schemas import (
+    AlignmentHistory,
+    AlignmentRunRequest,
+    IntentOut,
+    IntentSpec,
+    RunOut,
+)
+from modalchorus.server.state import ServerState
+from modalchorus.store import (
+    IntentInfo,
+    RunInfo,
+    UnknownEncoderError,
+    UnknownIntentError,
+    Workspace,
+)
+
+#: Scopes that tune the encoder's towers (they need the base encoder in memory).
+TOWER_SCOPES = ("lora", "last-blocks")
+
+_spec = TypeAdapter(IntentSpec)
+
+
+def intent_out(info: IntentInfo) -> IntentOut:
+    """The API form of a stored intent."""
+    return IntentOut(id=info.id, spec=_spec.validate_python(info.spec), created_at=info.created_at)
+
+
+def run_out(info: RunInfo) -> RunOut:
+    """The API form of a recorded run."""
+    return RunOut(
+        id=info.id,
+        parent_run_id=info.parent_run_id,
+        base_encoder_id=info.base_encoder_id,
+        parent_encoder_id=info.parent_encoder_id,
+        encoder_id=info.encoder_id,
+        scope=info.scope,
+        intents=info.intents,
+        params=info.params,
+        metrics_before=info.metrics_before,
+        metrics_after=info.metrics_after,
+        moved=info.moved,  # type: ignore[arg-type]  (validated into MovedPoint)
+        seconds=info.seconds,
+        created_at=info.created_at,
+        active=info.active,
+    )
+
+
+def history(workspace: Workspace, encoder_id: str) -> AlignmentHistory:
+    """Runs of ``encoder_id``'s family and its active version, with undo / redo states."""
+    base = workspace.encoder_family(encoder_id)
+    runs = workspace.alignment_runs(base)
+    active = next((r for r in runs if r.active), None)
+    current = None if active is None else active.id
+    return AlignmentHistory(
+        base_encoder_id=base,
+        active_encoder_id=active_version(workspace, base),
+        active_run_id=current,
+        can_undo=active is not None,
+        can_redo=any(r.parent_run_id == current for r in runs),
+        runs=[run_out(r) for r in runs],
+    )
+
+
+def check_intent(workspace: Workspace, spec: dict[str, Any]) -> Intent:
+    """Parse an intent and check that its items and sets exist.
+
+    Raises
+    ------
+    IntentError
+        Malformed, empty or conflicting sets, unknown item ids.
+    UnknownSetError
+        A set id or name the workspace does not hold.
+    """
+    intent = intent_from_dict(spec)
+    known = set(workspace.items()["id"])
+    resolve_intents(workspace, [intent], known)
+    return intent
+
+
+def _stored_intents(workspace: Workspace, ids: Sequence[int]) -> list[Intent]:
+    stored = {info.id: info for info in workspace.intents()}
+    intents = []
+    for intent_id in ids:
+        if intent_id not in stored:
+            raise UnknownIntentError(f"workspace has no intent {intent_id}")
+        intents.append(intent_from_dict(stored[intent_id].spec))
+    return intents
+
+
+def _embedded_ids(workspace: Workspace, version: str) -> set[str]:
+    if version not in workspace.embedded_encoders():
+        raise UnknownEncoderError(f"workspace has no embeddings for encoder {version!r}")
+    return set(workspace.get_embeddings(version)[0])
+
+
+def prepare_run(
+    state: ServerState, body: AlignmentRunRequest
+) -> tuple[str, list[Intent], Encoder | None]:
+    """Check a run request completely before it is queued.
+
+    Returns
+    -------
+    base : str
+        The encoder family's base id.
+    intents : list[Intent]
+        Stored intents (in ``intent_ids`` order), then the inline ones.
+    encoder : Encoder | None
+        The base encoder, for tower scopes.
+
+    Raises
+    ------
+    IntentError
+        No intents, malformed or unrunnable intents, unknown tuner parameters.
+    UnknownIntentError, UnknownSetError, UnknownEncoderError
+        Unknown ids (404).
+    VersionMismatchError
+        A tower scope, but the server's encoder is not the family's base (409).
+    """
+    workspace = state.workspace
+    intents = _stored_intents(workspace, body.intent_ids)
+    intents += [intent_from_dict(spec.model_dump()) for spec in body.intents]
+    if not intents:
+        raise IntentError("no intents given: add an intent or pass intent_ids")
+    base = workspace.encoder_family(body.encoder)
+    resolve_intents(workspace, intents, _embedded_ids(workspace, active_version(workspace, base)))
+    try:
+        AlignmentTuner(body.scope, **(body.params or {}))
+    except TypeError as exc:
+        raise IntentError(f"unknown tuner parameter: {exc}") from None
+    encoder = None
+    if body.scope in TOWER_SCOPES:
+        encoder = state.encoder.get()
+        if encoder.id != base:
+            raise VersionMismatchError(
+                f"the {body.scope} scope tunes the towers of {base!r}, but the server's "
+                f"encoder is {encoder.id!r}"
+            )
+    return base, intents, encoder
+
+
+def submit_run(state: ServerState, body: AlignmentRunRequest) -> Job:
+    """Check the request (see :func:`prepare_run`), then run it as a background job.
+
+    The job's result is the new run's id; views follow the new active version afterwards.
+    A run of the same family that is still queued or running is returned instead.
+    """
+    base, intents, encoder = prepare_run(state, body)
+
+    def work(progress: Progress) -> str:  # runs on the job thread
+        try:
+            info = run_alignment(
+                state.workspace,
+                intents,
+                encoder_id=base,
+                scope=body.scope,
+                params=body.params,
+                encoder=encoder,
+                progress=progress,
+            )
+            _embed_uploads(state, info.encoder_id)  # items uploaded during the run
+        finally:
+            state.views.clear()
+        return str(info.id)
+
+    return state.jobs.submit("alignment", f"alignment:{base}", work)
+
+
+def step(state: ServerState, encoder_id: str, direction: str) -> RunInfo | None:
+    """Undo or redo in ``encoder_id``'s family; uploads get embeddings of the new version.
+
+    Uploaded items added while another version was current are embedded for the version
+    that becomes current (they are then placed in its map like any upload).
+    """
+    workspace = state.workspace
+    base = workspace.encoder_family(encoder_id)
+    if base not in workspace.embedded_encoders():
+        raise UnknownEncoderError(f"workspace has no embeddings for encoder {base!r}")
+    run = workspace.step_alignment(base, direction)
+    if run is not None:
+        _embed_uploads(state, active_version(workspace, base))
+    state.views.clear()
+    return run
+
+
+def _embed_uploads(state: ServerState, version: str) -> None:
+    """Embed uploads that lack a ``version`` embedding (the server's family only)."""
+    with contextlib.suppress(VersionMismatchError):
+        embed_uploads(state.workspace, state.encoder_for(version))
+
+
+def export_zip(workspace: Workspace, run_id: int) -> bytes:
+    """A zip of the run's ``alignment.json`` and ``alignment.safetensors``.
+
+    Unpacked into a folder, ``create_encoder(f"aligned:{folder}")`` loads the aligned
+    encoder. Raises ``UnknownRunError`` for an unknown run.
+    """
+    workspace.alignment_run(run_id)
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="modalchorus-export-") as tmp:
+        folder = export_run(workspace, run_id, tmp)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.iterdir()):
+                archive.write(path, path.name)
+    return buffer.getvalue()

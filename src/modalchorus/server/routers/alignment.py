@@ -1,0 +1,147 @@
+"""Alignment: intents (stored, listable, removable), runs as jobs, history with undo / redo.
+
+A run tunes the encoder family's active version toward intents, re-embeds every item,
+re-places every stored Modal Fusion Map of the parent version in the same 2-D frame and
+makes the new version active: from then on every view of the family shows it. The
+parent's layout stays readable for the before/after toggle through
+``GET /api/projection/points?...&version=<parent_encoder_id>``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Query, Response, status
+
+from modalchorus.align import IntentError
+from modalchorus.server.alignment import (
+    check_intent,
+    export_zip,
+    history,
+    intent_out,
+    run_out,
+    step,
+    submit_run,
+)
+from modalchorus.server.errors import invalid
+from modalchorus.server.schemas import (
+    AlignmentHistory,
+    AlignmentRunRequest,
+    AlignmentStep,
+    EncoderRef,
+    IntentOut,
+    IntentSpec,
+    JobInfo,
+    Problem,
+    RunOut,
+)
+from modalchorus.server.state import ServerState, get_state
+from modalchorus.store import UnknownEncoderError
+
+router = APIRouter(tags=["alignment"])
+State = Annotated[ServerState, Depends(get_state)]
+NOT_FOUND = {404: {"model": Problem}}
+EncoderQ = Annotated[str, Query(min_length=1, description="Any version id of the family.")]
+
+
+def _require_encoder(state: ServerState, encoder: str) -> str:
+    """``encoder`` if the workspace has its embeddings (a 404 otherwise)."""
+    if encoder not in state.workspace.embedded_encoders():
+        raise UnknownEncoderError(f"workspace has no embeddings for encoder {encoder!r}")
+    return encoder
+
+
+@router.get("/intents", response_model=list[IntentOut])
+def list_intents(state: State) -> list[IntentOut]:
+    """Every stored intent, oldest first."""
+    return [intent_out(info) for info in state.workspace.intents()]
+
+
+@router.post(
+    "/intents", response_model=IntentOut, status_code=status.HTTP_201_CREATED, responses=NOT_FOUND
+)
+def create_intent(spec: Annotated[IntentSpec, Body()], state: State) -> IntentOut:
+    """Store an intent; 422 says what is wrong with it, 404 names an unknown set."""
+    try:
+        check_intent(state.workspace, spec.model_dump())
+    except IntentError as exc:
+        raise invalid("spec", str(exc)) from None
+    # Stored as given: a reference by set id or name follows the set's members.
+    return intent_out(state.workspace.create_intent(spec.model_dump()))
+
+
+@router.delete(
+    "/intents/{intent_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=NOT_FOUND,
+)
+def delete_intent(intent_id: int, state: State) -> Response:
+    """Delete a stored intent."""
+    state.workspace.delete_intent(intent_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/alignment/runs",
+    response_model=JobInfo,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, 409: {"model": Problem}},
+)
+def start_run(body: AlignmentRunRequest, state: State) -> JobInfo:
+    """Start an alignment run as a background job (follow ``/api/jobs/{id}/events``).
+
+    Everything is checked first: bad intents or parameters are a 422, unknown intent ids,
+    sets or encoders a 404. The finished job's ``result`` is the new run's id.
+    """
+    try:
+        job = submit_run(state, body)
+    except IntentError as exc:
+        raise invalid("intents", str(exc)) from None
+    return job.info()
+
+
+@router.get("/alignment/runs", response_model=AlignmentHistory, responses=NOT_FOUND)
+def get_history(encoder: EncoderQ, state: State) -> AlignmentHistory:
+    """The family's runs (oldest first), its active version and whether undo / redo apply."""
+    return history(state.workspace, _require_encoder(state, encoder))
+
+
+@router.get("/alignment/runs/{run_id}", response_model=RunOut, responses=NOT_FOUND)
+def get_run(run_id: int, state: State) -> RunOut:
+    """One run: its intents, metrics before / after and the points that moved most."""
+    return run_out(state.workspace.alignment_run(run_id))
+
+
+@router.get(
+    "/alignment/runs/{run_id}/export",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "alignment.json + .safetensors"},
+        **NOT_FOUND,
+    },
+)
+def export(run_id: int, state: State) -> Response:
+    """The run's tuned state as a zip: unpack it and load it with ``aligned:<folder>``."""
+    data = export_zip(state.workspace, run_id)
+    headers = {"Content-Disposition": f'attachment; filename="alignment-run-{run_id}.zip"'}
+    return Response(data, media_type="application/zip", headers=headers)
+
+
+def _step(state: ServerState, encoder: str, direction: str) -> AlignmentStep:
+    run = step(state, _require_encoder(state, encoder), direction)
+    return AlignmentStep(
+        run=None if run is None else run_out(run), history=history(state.workspace, encoder)
+    )
+
+
+@router.post("/alignment/undo", response_model=AlignmentStep, responses=NOT_FOUND)
+def undo(body: EncoderRef, state: State) -> AlignmentStep:
+    """Make the active run's parent version current (``run`` is None when at the base)."""
+    return _step(state, body.encoder, "undo")
+
+
+@router.post("/alignment/redo", response_model=AlignmentStep, responses=NOT_FOUND)
+def redo(body: EncoderRef, state: State) -> AlignmentStep:
+    """Make the newest run tuned from the current version current (None: nothing to redo)."""
+    return _step(state, body.encoder, "redo")

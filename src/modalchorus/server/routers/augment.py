@@ -1,0 +1,152 @@
+"""Augmentation: upload images or add texts; they are embedded and placed in the shown map.
+
+New items join the workspace dataset ``uploads`` (shown in every dataset's view) and are
+placed in the shown dataset's Modal Fusion Map by its fitted network, without a re-fit;
+the extended layout is stored. See :mod:`modalchorus.server.augment`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+
+from modalchorus.server.augment import (
+    MAX_ITEMS_PER_REQUEST,
+    MAX_UPLOAD_BYTES,
+    Added,
+    UploadError,
+    add_items,
+    check_images,
+)
+from modalchorus.server.errors import invalid
+from modalchorus.server.projections import DEFAULT_METHOD, store_layout
+from modalchorus.server.routers.sets import set_out
+from modalchorus.server.schemas import AddedItem, AugmentResult, Problem, SetOut, TextsAdd
+from modalchorus.server.state import ServerState, get_state
+from modalchorus.server.views import UPLOADS, DatasetView
+from modalchorus.store import SetInfo
+
+router = APIRouter(tags=["augmentation"])
+State = Annotated[ServerState, Depends(get_state)]
+ERRORS = {
+    404: {"model": Problem, "description": "Unknown dataset or encoder."},
+    409: {"model": Problem, "description": "The server's encoder is not the view's."},
+    413: {"model": Problem, "description": "A file is over the size limit."},
+}
+#: Longest set name, as for ``POST /api/sets``.
+MAX_SET_NAME = 100
+
+
+def _set_name(name: str | None) -> str | None:
+    name = (name or "").strip()
+    if len(name) > MAX_SET_NAME:
+        raise invalid("set_name", f"set name is {len(name)} characters, at most {MAX_SET_NAME}")
+    return name or None
+
+
+def _checked_view(state: ServerState, dataset: str, encoder: str) -> DatasetView:
+    """The view the new items go into; 404 for unknown names, 409 for a foreign encoder."""
+    if dataset == UPLOADS:
+        raise invalid("dataset", f"choose the dataset to show the items with, not {UPLOADS!r}")
+    view = state.view(dataset, encoder)
+    state.encoder_for(view.encoder_id)  # 409 when the server cannot embed this version
+    return view
+
+
+def _tag(state: ServerState, name: str | None, ids: list[str]) -> SetOut | None:
+    """Create set ``name`` with ``ids``, or add them to the existing set of that name."""
+    if name is None:
+        return None
+    existing = [s for s in state.workspace.sets() if s.name == name]
+    info: SetInfo
+    if existing:
+        info = existing[0]
+        info = state.workspace.update_set_items(info.id, [*info.item_ids, *ids])
+    else:
+        info = state.workspace.create_set(name, ids)
+    return set_out(info)
+
+
+def _result(
+    state: ServerState, view_dataset: str, encoder: str, added: Added, set_name: str | None
+) -> AugmentResult:
+    """Place the added items in the view's MFM map (storing the extended layout)."""
+    state.views.clear()  # the uploads' embeddings were written after the dataset changed
+    view = state.view(view_dataset, encoder)
+    found = state.layout(view, DEFAULT_METHOD)
+    projection = None
+    coords = None
+    if found is not None:
+        info, coords = found
+        if info.n_items != view.n:
+            info = store_layout(state.workspace, view, info, coords)
+        projection = info.name
+    items = []
+    rows = zip(added.ids, added.names, added.kinds, added.new, strict=True)
+    for item_id, name, kind, new in rows:
+        row = view.row.get(item_id)
+        x = y = None
+        if coords is not None and row is not None:
+            x, y = float(coords[row, 0]), float(coords[row, 1])
+        items.append(AddedItem(id=item_id, kind=kind, name=name, new=new, x=x, y=y))
+    return AugmentResult(
+        dataset=UPLOADS,
+        view_dataset=view_dataset,
+        encoder=view.encoder_id,
+        projection=projection,
+        items=items,
+        n_new=sum(added.new),
+        set=_tag(state, set_name, list(dict.fromkeys(added.ids))),
+    )
+
+
+@router.post(
+    "/items/upload",
+    response_model=AugmentResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERRORS,
+)
+def upload_images(
+    state: State,
+    files: Annotated[
+        list[UploadFile],
+        File(description=f"Images (PNG, JPEG, WebP, GIF, BMP), at most {MAX_ITEMS_PER_REQUEST}."),
+    ],
+    dataset: Annotated[str, Form(min_length=1, description="The shown dataset.")],
+    encoder: Annotated[str, Form(min_length=1, description="The shown encoder.")],
+    set_name: Annotated[str | None, Form(description="Tag them into this set.")] = None,
+) -> AugmentResult:
+    """Add images to the ``uploads`` dataset, embed them and place them in the shown map.
+
+    Every file must be an image that decodes fully, at most 10 MB and 40 megapixels;
+    otherwise the answer is 413 (size) or 422 naming the file and the problem, and
+    nothing is written. Already stored content is not added twice (``new`` is False).
+    """
+    name = _set_name(set_name)
+    view = _checked_view(state, dataset, encoder)
+    contents = []
+    for upload in files:
+        filename = upload.filename or "upload"
+        contents.append((filename, upload.file.read(MAX_UPLOAD_BYTES + 1)))
+    try:
+        images = check_images(contents)
+    except UploadError as exc:
+        if exc.too_large:
+            raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
+        raise invalid("files", str(exc)) from None
+    added = add_items(state.workspace, state.encoder_for(view.encoder_id), images=images)
+    return _result(state, dataset, view.encoder_id, added, name)
+
+
+@router.post(
+    "/items/texts",
+    response_model=AugmentResult,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERRORS,
+)
+def add_texts(body: TextsAdd, state: State) -> AugmentResult:
+    """Add free texts to the ``uploads`` dataset, embed them and place them in the map."""
+    view = _checked_view(state, body.dataset, body.encoder)
+    added = add_items(state.workspace, state.encoder_for(view.encoder_id), texts=body.texts)
+    return _result(state, body.dataset, view.encoder_id, added, body.set_name)

@@ -1,0 +1,211 @@
+"""Augmentation over HTTP: uploads and texts are validated, embedded and placed in the map.
+
+A real ``modalchorus serve`` process serves a private copy of the small test workspace
+(these tests add items to it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+import pytest
+from browser.support import CIFAR, COCO, COCO_IMAGES, IMAGES_PER_CLASS, LiveServer, workspace_copy
+from PIL import Image
+
+from modalchorus.server.frames import decode_frame
+
+N_CIFAR = 10 * IMAGES_PER_CLASS + 50
+N_COCO = COCO_IMAGES * 6
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    return workspace_copy(tmp_path_factory, "augment")
+
+
+@pytest.fixture(scope="module")
+def client(workspace: Path):
+    server = LiveServer(workspace)
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def encoder(client: httpx.Client) -> str:
+    return client.get("/api/settings").json()["encoders"][0]
+
+
+def picture(seed: int, size: tuple[int, int] = (40, 32), fmt: str = "PNG") -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format=fmt)
+    return out.getvalue()
+
+
+def frame(client: httpx.Client, dataset: str, encoder: str) -> dict:
+    params = {"dataset": dataset, "encoder": encoder, "method": "mfm"}
+    response = client.get("/api/projection/points", params=params)
+    assert response.status_code == 200, response.text
+    return decode_frame(response.content)[1]
+
+
+def upload(client, encoder, files, set_name: str | None = None) -> httpx.Response:
+    data = {"dataset": CIFAR, "encoder": encoder}
+    if set_name is not None:
+        data["set_name"] = set_name
+    parts = [("files", (name, content, "application/octet-stream")) for name, content in files]
+    return client.post("/api/items/upload", data=data, files=parts)
+
+
+def stored_state(client: httpx.Client, workspace: Path) -> tuple:
+    """What a refused request must leave unchanged: uploaded files and the item counts."""
+    folder = workspace / "uploads"
+    files = sorted(os.listdir(folder)) if folder.is_dir() else []
+    answer = client.get("/api/datasets/uploads")
+    counts = (answer.json()["n_images"], answer.json()["n_texts"]) if answer.is_success else None
+    return files, counts
+
+
+def message(response: httpx.Response) -> str:
+    return json.dumps(response.json()["detail"])
+
+
+def test_uploaded_images_are_stored_embedded_and_placed_without_a_refit(
+    client, encoder, workspace
+) -> None:
+    before = client.get("/api/projection", params={"dataset": CIFAR, "encoder": encoder}).json()
+    png, jpeg = picture(1), picture(2, fmt="JPEG")
+    response = upload(client, encoder, [("red.png", png), ("noise.jpg", jpeg)], "my uploads")
+    assert response.status_code == 201, response.text
+    result = response.json()
+    assert result["dataset"] == "uploads" and result["n_new"] == 2
+    assert result["projection"] == f"mfm:{CIFAR}:{encoder}"
+    items = result["items"]
+    assert [i["name"] for i in items] == ["red.png", "noise.jpg"]
+    assert all(i["kind"] == "image" and i["new"] for i in items)
+    sha = hashlib.sha256(png).hexdigest()
+    assert items[0]["id"] == f"uploads/{sha}.png"
+    assert (workspace / "uploads" / f"{sha}.png").read_bytes() == png
+    assert result["set"]["name"] == "my uploads" and result["set"]["n_items"] == 2
+
+    cols = frame(client, CIFAR, encoder)
+    assert len(cols["id"]) == N_CIFAR + 2
+    for item in items:
+        row = cols["id"].index(item["id"])
+        assert cols["kind"][row] == 0 and cols["predicted"][row] >= 0
+        assert np.isfinite([item["x"], item["y"]]).all()
+        assert cols["x"][row] == pytest.approx(item["x"]) and cols["y"][row] == pytest.approx(
+            item["y"]
+        )
+    after = client.get("/api/projection", params={"dataset": CIFAR, "encoder": encoder}).json()
+    assert after["n_items"] == N_CIFAR + 2  # stored, extended layout
+    assert after["created_at"] == before["created_at"]
+    assert after["params"] == before["params"]  # same fitted network: no re-fit
+    original = [cols["id"].index(i) for i in cols["id"] if not i.startswith("uploads/")]
+    assert len(original) == N_CIFAR
+
+    # Detail and neighbours in the shown dataset's context; the thumbnail is stored.
+    path = f"/api/items/{quote(items[0]['id'], safe='')}"
+    detail = client.get(path, params={"encoder": encoder, "dataset": CIFAR}).json()
+    assert detail["dataset"] == "uploads" and detail["predicted"]
+    near = client.get(f"{path}/neighbours", params={"encoder": encoder, "dataset": CIFAR})
+    assert len(near.json()["neighbours"]) == 10
+    assert client.get(f"{path}/thumbnail").headers["content-type"] == "image/jpeg"
+
+    # The same content again adds nothing; other datasets' maps place the uploads too.
+    again = upload(client, encoder, [("copy.png", png)], "my uploads").json()
+    assert again["n_new"] == 0 and again["items"][0]["id"] == items[0]["id"]
+    assert again["set"]["n_items"] == 2
+    coco = frame(client, COCO, encoder)
+    assert len(coco["id"]) == N_COCO + 2 and items[1]["id"] in coco["id"]
+    assert "uploads" not in [d["name"] for d in client.get("/api/settings").json()["datasets"]]
+
+
+def test_added_texts_are_placed_as_concept_texts(client, encoder) -> None:
+    body = {
+        "dataset": CIFAR,
+        "encoder": encoder,
+        "texts": ["  a photo of a red bicycle ", "a drawing of a whale"],
+        "set_name": "typed",
+    }
+    response = client.post("/api/items/texts", json=body)
+    assert response.status_code == 201, response.text
+    result = response.json()
+    names = [i["name"] for i in result["items"]]
+    assert names == ["a photo of a red bicycle", "a drawing of a whale"]
+    assert all(i["kind"] == "text" and i["x"] is not None for i in result["items"])
+    cols = frame(client, CIFAR, encoder)
+    rows = [cols["id"].index(i["id"]) for i in result["items"]]
+    assert (cols["kind"][rows] == 2).all() and (cols["label"][rows] == -1).all()
+    detail = client.get(f"/api/items/{quote(result['items'][0]['id'], safe='')}").json()
+    assert detail["text"] == "a photo of a red bicycle" and detail["is_concept"]
+    blank = client.post("/api/items/texts", json={**body, "texts": ["ok", "   "]})
+    assert blank.status_code == 422 and "texts" in message(blank)
+
+
+def _refused(client, encoder, workspace, files) -> httpx.Response:
+    before = stored_state(client, workspace)
+    response = upload(client, encoder, files, "never")
+    assert stored_state(client, workspace) == before  # nothing written
+    assert not [s for s in client.get("/api/sets").json() if s["name"] == "never"]
+    return response
+
+
+def test_a_non_image_is_refused_by_name_and_nothing_is_written(client, encoder, workspace) -> None:
+    files = [("fine.png", picture(10)), ("notes.txt", b"this is not an image\n")]
+    response = _refused(client, encoder, workspace, files)
+    assert response.status_code == 422
+    assert "notes.txt: not an image" in message(response)
+    assert not (workspace / "uploads" / f"{hashlib.sha256(files[0][1]).hexdigest()}.png").exists()
+
+
+def test_a_truncated_png_is_refused(client, encoder, workspace) -> None:
+    data = picture(11, size=(64, 64))
+    response = _refused(client, encoder, workspace, [("cut.png", data[: len(data) // 2])])
+    assert response.status_code == 422
+    assert "cut.png: corrupt or truncated" in message(response)
+
+
+def test_too_many_pixels_are_refused(client, encoder, workspace) -> None:
+    out = io.BytesIO()
+    Image.new("L", (8000, 5001)).save(out, format="PNG")  # 40 008 000 pixels, a small file
+    response = _refused(client, encoder, workspace, [("huge.png", out.getvalue())])
+    assert response.status_code == 422
+    assert "huge.png" in message(response) and "pixels" in message(response)
+
+
+def test_a_file_over_the_size_limit_is_refused(client, encoder, workspace) -> None:
+    big = picture(12) + os.urandom(10 * 1024 * 1024)
+    response = _refused(client, encoder, workspace, [("big.png", big)])
+    assert response.status_code == 413
+    assert "big.png" in message(response) and "limit" in message(response)
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "needle"),
+    [
+        ({"dataset": "nope"}, 404, "nope"),
+        ({"encoder": "nope"}, 404, "nope"),
+        ({"dataset": "uploads"}, 422, "uploads"),
+        ({"set_name": "x" * 101}, 422, "set_name"),
+    ],
+)
+def test_bad_views_and_set_names(client, encoder, workspace, data, status, needle) -> None:
+    before = stored_state(client, workspace)
+    form = {"dataset": CIFAR, "encoder": encoder, **data}
+    files = [("files", ("ok.png", picture(13), "image/png"))]
+    response = client.post("/api/items/upload", data=form, files=files)
+    assert response.status_code == status, response.text
+    assert needle in message(response)
+    assert stored_state(client, workspace) == before
