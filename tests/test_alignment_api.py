@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser.support import CIFAR, IMAGES_PER_CLASS, LiveServer, workspace_copy
+from browser.support import CIFAR, IMAGES_PER_CLASS, served_client, workspace_copy
 
 from modalchorus.server.frames import decode_frame
 
@@ -28,12 +28,8 @@ def workspace(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(workspace: Path):
-    server = LiveServer(workspace)
-    try:
-        with httpx.Client(base_url=server.url, timeout=300) as client:
-            yield client
-    finally:
-        server.stop()
+    with served_client(workspace, timeout=300) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

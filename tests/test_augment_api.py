@@ -16,7 +16,14 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 import pytest
-from browser.support import CIFAR, COCO, COCO_IMAGES, IMAGES_PER_CLASS, LiveServer, workspace_copy
+from browser.support import (
+    CIFAR,
+    COCO,
+    COCO_IMAGES,
+    IMAGES_PER_CLASS,
+    served_client,
+    workspace_copy,
+)
 from PIL import Image
 
 from modalchorus.server.frames import decode_frame
@@ -32,12 +39,8 @@ def workspace(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(workspace: Path):
-    server = LiveServer(workspace)
-    try:
-        with httpx.Client(base_url=server.url, timeout=120) as client:
-            yield client
-    finally:
-        server.stop()
+    with served_client(workspace, timeout=120) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

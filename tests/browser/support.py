@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -165,3 +166,14 @@ def live_server(
         add_cleanup(server.stop)
         _shared["server"] = server
     return _shared["server"]  # type: ignore[return-value]
+
+
+@contextmanager
+def served_client(workspace: Path, timeout: float = 300) -> Iterator[httpx.Client]:
+    """An HTTP client of a real server process serving ``workspace`` (stopped after)."""
+    server = LiveServer(workspace)
+    try:
+        with httpx.Client(base_url=server.url, timeout=timeout) as client:
+            yield client
+    finally:
+        server.stop()

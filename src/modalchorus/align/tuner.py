@@ -309,11 +309,12 @@ class AlignmentTuner:
         if not intents:
             raise ValueError("no intents to tune for")
         rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(self.random_state)  # LoRA init; local to this process's RNG
         ref = torch.from_numpy(np.ascontiguousarray(reference, np.float32))
         image_mask = torch.from_numpy(np.array(is_image, bool))
         state = copy.deepcopy(parent)
-        embedder = self._embedder(ref, image_mask, state, encoder, images, texts)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
+            torch.manual_seed(self.random_state)
+            embedder = self._embedder(ref, image_mask, state, encoder, images, texts)
         optimiser = torch.optim.AdamW(
             embedder.parameters(), lr=self.learning_rate_, weight_decay=self.weight_decay
         )
@@ -322,15 +323,13 @@ class AlignmentTuner:
         moving = np.unique(np.concatenate([i.moving() for i in intents]))
         anchors = np.setdiff1d(named, moving)  # target/avoid sets: what points move toward
         others = np.setdiff1d(np.arange(n), named)
-        # Zero-shot logits are kept over the concepts (else the anchors) for the rows whose
-        # nearest concept is not an anchor: rows already in a contested set may change side.
-        self._concepts = np.asarray(concepts if concepts is not None else [], np.int64)
-        relation = self._concepts if len(self._concepts) else anchors
-        if len(relation):
+        # Zero-shot logits are kept over the concepts for the rows whose nearest concept is
+        # not an anchor: rows already in a contested set may change side.
+        relation = self._concepts = np.asarray(concepts if concepts is not None else [], np.int64)
+        contested = np.zeros(len(others), bool)
+        if len(relation) and self.free_contested:
             nearest = relation[np.argmax(reference[others] @ reference[relation].T, axis=1)]
-            contested = (
-                np.isin(nearest, anchors) if self.free_contested else np.zeros(len(others), bool)
-            )
+            contested = np.isin(nearest, anchors)
         held = anchors if self.hold_anchors else np.zeros(0, np.int64)
         pools = {
             m: np.flatnonzero(np.asarray(is_image) == (m == "image")) for m in ("image", "text")
@@ -345,7 +344,7 @@ class AlignmentTuner:
             sample = others[pick]
             keep = np.concatenate([held, sample])
             sampled = np.concatenate(list(negatives.values()))
-            rows = np.unique(np.concatenate([named, keep, relation, self._concepts, sampled]))
+            rows = np.unique(np.concatenate([named, keep, relation, sampled]))
             at = _row_getter(rows, embedder.embed(torch.from_numpy(rows)))
             terms = [
                 intent.strength * self._intent_loss(intent, at, negatives, is_image)
@@ -356,7 +355,7 @@ class AlignmentTuner:
                 preserve = losses.preservation_loss(at(keep), ref[torch.from_numpy(keep)])
                 # Similarity profiles (softmax over the concepts, else over the sampled rows)
                 # are kept for the sampled rows outside the contested classes.
-                kl_rows = sample[~contested[pick]] if len(relation) else sample
+                kl_rows = sample[~contested[pick]]
                 landmarks = relation if len(relation) else sampled
                 if len(kl_rows) and len(landmarks):
                     preserve = preserve + losses.relation_preservation_loss(
