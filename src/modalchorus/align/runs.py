@@ -175,7 +175,8 @@ def run_alignment(
     report(0.82, "placing the new embeddings in the same frame")
     lookup_old = _lookup(ids, reference)
     lookup_new = _lookup(ids, new)
-    layouts, moved = _same_frame_layouts(workspace, parent_id, new_id, lookup_new)
+    kind_of = dict(zip(ids, items["kind"], strict=True))
+    layouts, moved = _same_frame_layouts(workspace, parent_id, new_id, lookup_new, kind_of)
     report(0.92, "computing task metrics before and after")
     datasets = sorted(set(items["dataset"]))
     before = {d: task_metrics(workspace, d, lookup_old) for d in datasets}
@@ -234,6 +235,7 @@ def _same_frame_layouts(
     parent_id: str,
     new_id: str,
     lookup: Callable[[list[str]], np.ndarray],
+    kind_of: dict[str, str],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Place the new version with each fitted MFM of the parent; the most-moved points."""
     layouts, moved = [], []
@@ -242,7 +244,7 @@ def _same_frame_layouts(
             continue
         model = load_projection_model(workspace, info.name)
         item_ids, old = workspace.get_projection(info.name)
-        kinds = workspace.items().set_index("id").loc[item_ids, "kind"].to_numpy()
+        kinds = np.array([kind_of[i] for i in item_ids])
         vectors = lookup(item_ids)
         coords = np.empty_like(old, dtype=np.float64)
         for modality in ("image", "text"):

@@ -131,15 +131,7 @@ class HFClipTuning(TowerTuning):
         return l2_normalise(self.encoder.image_features(inputs["pixel_values"]))
 
     def text_inputs(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        enc = self.encoder
-        batch = enc.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=enc.max_text_length,
-            return_tensors="pt",
-        )
-        return {k: batch[k].to(enc.device) for k in ("input_ids", "attention_mask")}
+        return self.encoder.tokenize(texts)
 
     def embed_texts(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return l2_normalise(self.encoder.text_features(**inputs))

@@ -346,6 +346,20 @@ class HFClipEncoder:
                 out.append(to_numpy(l2_normalise(feats)))
         return np.concatenate(out, axis=0)
 
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Token tensors ``input_ids`` and ``attention_mask``, shape (m, L), on the device.
+
+        Padded to the longest text and truncated to `max_text_length` tokens.
+        """
+        tokens = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_text_length,
+            return_tensors="pt",
+        )
+        return {k: tokens[k].to(self.device) for k in ("input_ids", "attention_mask")}
+
     def encode_texts(
         self, texts: Sequence[str], batch_size: int = 256, progress: bool | None = None
     ) -> np.ndarray:
@@ -381,17 +395,7 @@ class HFClipEncoder:
         out: list[np.ndarray] = []
         with self._eval_mode():
             for chunk in batches(items, batch_size, progress, desc="embedding texts"):
-                tokens = self.tokenizer(
-                    list(chunk),
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_text_length,
-                    return_tensors="pt",
-                )
-                feats = self.text_features(
-                    tokens["input_ids"].to(self.device),
-                    tokens["attention_mask"].to(self.device),
-                )
+                feats = self.text_features(**self.tokenize(chunk))
                 out.append(to_numpy(l2_normalise(feats)))
         return np.concatenate(out, axis=0)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +20,6 @@ from modalchorus.align import (
     Intent,
     IntentError,
     active_version,
-    export_run,
     intent_from_dict,
     resolve_intents,
     run_alignment,
@@ -226,11 +224,9 @@ def export_zip(workspace: Workspace, run_id: int) -> bytes:
     Unpacked into a folder, ``create_encoder(f"aligned:{folder}")`` loads the aligned
     encoder. Raises ``UnknownRunError`` for an unknown run.
     """
-    workspace.alignment_run(run_id)
+    files = workspace.alignment_run_files(run_id)
     buffer = io.BytesIO()
-    with tempfile.TemporaryDirectory(prefix="modalchorus-export-") as tmp:
-        folder = export_run(workspace, run_id, tmp)
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(folder.iterdir()):
-                archive.write(path, path.name)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in sorted(files.items()):
+            archive.writestr(name, data)
     return buffer.getvalue()
