@@ -70,6 +70,11 @@ ABLATION: dict[str, dict[str, Any]] = {
     "metric_weight=0": {"metric_weight": 0.0},
     "metric_weight=1": {"metric_weight": 1.0},
     "cross_dof=1": {"cross_dof": 1.0},
+    "cross_dof=2": {"cross_dof": 2.0},
+    "cross_dof=5": {"cross_dof": 5.0},
+    "lr_schedule=constant": {"lr_schedule": "constant"},
+    "anchor_sampling=balanced": {"anchor_sampling": "balanced"},
+    "batch_size=384": {"batch_size": 384},
     "hidden=(256,256)": {"hidden": (256, 256)},
     "init=random": {"init": "random"},
 }

@@ -134,6 +134,14 @@ def test_triplet_form_fits(data):
     assert np.isfinite(est.embedding_text_).all()
 
 
+@pytest.mark.parametrize("option", [{"anchor_sampling": "balanced"}, {"lr_schedule": "constant"}])
+def test_training_options_change_the_fit(data, option):
+    default = ModalFusionMap(random_state=0, **FAST).fit(*data)
+    other = ModalFusionMap(random_state=0, **FAST, **option).fit(*data)
+    assert np.isfinite(other.embedding_image_).all()
+    assert not np.allclose(other.embedding_image_, default.embedding_image_)
+
+
 class TinyNet(nn.Module):
     def __init__(self, d: int) -> None:
         super().__init__()
@@ -257,6 +265,8 @@ def test_transform_errors(fitted, data):
     [
         ({"normalisation": "l2"}, "unknown normalisation"),
         ({"nonmetric": "pairwise"}, "unknown nonmetric"),
+        ({"anchor_sampling": "random"}, "unknown anchor_sampling"),
+        ({"lr_schedule": "cosine"}, "unknown lr_schedule"),
         ({"n_neighbors": 0}, "n_neighbors"),
         ({"perplexity": 50}, "perplexity"),
         ({"learning_rate": -1.0}, "learning_rate"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,77 @@ def projection_name(method: str, dataset: str, encoder_id: str) -> str:
     return f"{method}:{dataset}:{encoder_id}"
 
 
+@dataclass(frozen=True)
+class FittedLayout:
+    """A fitted joint layout and what storing it needs (see :func:`fit_layout`)."""
+
+    Y_image: np.ndarray
+    Y_text: np.ndarray
+    params: dict[str, Any]
+    fit_seconds: float
+    model_files: dict[str, bytes] | None
+
+
+def fit_layout(
+    method: str,
+    X_image: np.ndarray,
+    X_text: np.ndarray,
+    *,
+    random_state: int = 0,
+    params: dict[str, Any] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> FittedLayout:
+    """Fit ``method`` on image and text embeddings.
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    X_image : numpy.ndarray, shape (n, d)
+    X_text : numpy.ndarray, shape (m, d)
+    random_state : int
+    params : dict, optional
+        Parameters of :class:`ModalFusionMap` or of the baseline.
+    progress : callable, optional
+        ``progress(fraction, message)`` during an MFM fit (fraction of ``max_iter`` done).
+
+    Returns
+    -------
+    FittedLayout
+        ``Y_image`` (n, 2), ``Y_text`` (m, 2), the parameters used, fit seconds and, for the
+        MFM, its saved files (safetensors + JSON) so new points can be placed later.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
+    params = dict(params or {})
+    start = time.perf_counter()
+    if method != "mfm":
+        result = fit_project(method, X_image, X_text, random_state=random_state, **params)
+        return FittedLayout(
+            result.Y_image, result.Y_text, dict(result.params), result.fit_seconds, None
+        )
+    # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
+    params.setdefault("n_neighbors", max(1, min(15, len(X_image) - 1, len(X_text) - 1)))
+    model = ModalFusionMap(random_state=random_state, **params)
+    if progress is not None:
+        max_iter = int(model.max_iter)
+
+        def report(step: int, loss: float, _: ModalFusionMap) -> bool:
+            progress(step / max_iter, f"mfm: step {step}, loss {loss:.4f}")
+            return False  # never stops the fit
+
+        model.set_params(callback=report)
+    model.fit(X_image, X_text)
+    with tempfile.TemporaryDirectory(prefix="modalchorus-mfm-") as tmp:
+        folder = model.save(Path(tmp) / "mfm")
+        files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    used = {k: v for k, v in model.get_params().items() if k not in ("network", "callback")}
+    used["n_iter"] = int(model.n_iter_)
+    return FittedLayout(
+        model.embedding_image_, model.embedding_text_, used, time.perf_counter() - start, files
+    )
+
+
 def project_dataset(
     workspace: Workspace,
     dataset: str,
@@ -70,28 +143,14 @@ def project_dataset(
         )
     image_ids, X_image = workspace.get_embeddings(encoder_id, images["id"].tolist())
     text_ids, X_text = workspace.get_embeddings(encoder_id, texts["id"].tolist())
-    params = dict(params or {})
-    model_files: dict[str, bytes] | None = None
-    start = time.perf_counter()
-    if method == "mfm":
-        # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
-        params.setdefault("n_neighbors", max(1, min(15, len(images) - 1, len(texts) - 1)))
-        model = ModalFusionMap(random_state=random_state, **params).fit(X_image, X_text)
-        Y_image, Y_text = model.embedding_image_, model.embedding_text_
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = model.save(Path(tmp) / "mfm")
-            model_files = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    else:
-        result = fit_project(method, X_image, X_text, random_state=random_state, **params)
-        Y_image, Y_text = result.Y_image, result.Y_text
-    fit_seconds = time.perf_counter() - start
+    fitted = fit_layout(method, X_image, X_text, random_state=random_state, params=params)
     concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
     usable_ks = tuple(k for k in ks if k < min(len(images), len(texts)))
     report = projection_report(
         X_image,
         X_text,
-        Y_image,
-        Y_text,
+        fitted.Y_image,
+        fitted.Y_text,
         ks=usable_ks or (1,),
         concepts=concepts if len(concepts) else None,
     )
@@ -99,11 +158,11 @@ def project_dataset(
         projection_name(method, dataset, encoder_id),
         encoder_id,
         image_ids + text_ids,
-        np.concatenate([Y_image, Y_text]).astype(np.float32),
+        np.concatenate([fitted.Y_image, fitted.Y_text]).astype(np.float32),
         method=method,
-        params={"random_state": random_state, **params},
-        metrics={**report, "fit_seconds": round(fit_seconds, 3)},
-        model_files=model_files,
+        params={"random_state": random_state, **fitted.params},
+        metrics={**report, "fit_seconds": round(fitted.fit_seconds, 3)},
+        model_files=fitted.model_files,
     )
 
 

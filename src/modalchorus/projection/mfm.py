@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 MODALITIES = ("image", "text")
 #: Accepted values of ``nonmetric``.
 NONMETRIC_FORMS = ("listwise", "triplet")
+#: Accepted values of ``anchor_sampling`` and ``lr_schedule``.
+ANCHOR_SAMPLINGS = ("proportional", "balanced")
+LR_SCHEDULES = ("linear", "constant")
 #: File names written by :meth:`ModalFusionMap.save` into its folder.
 WEIGHTS_FILE, CONFIG_FILE = "mfm.safetensors", "mfm.json"
 _FORMAT_VERSION = 1
@@ -175,8 +178,13 @@ class ModalFusionMap:
         Activation of the default MLP (see :data:`~modalchorus.projection.networks.ACTIVATIONS`).
     batch_size : int
         Anchors per batch (a batch holds up to 3x as many points).
+    anchor_sampling : {"proportional", "balanced"}
+        ``"proportional"``: anchors drawn uniformly over all training points (each point
+        is an anchor equally often); ``"balanced"``: half images, half texts.
     learning_rate : float
-        Adam step size.
+        Adam step size (the initial one under ``lr_schedule="linear"``).
+    lr_schedule : {"linear", "constant"}
+        ``"linear"``: the step size decays linearly to 0 at ``max_iter``.
     max_iter : int
         Maximum number of optimisation steps.
     eval_every : int
@@ -251,12 +259,14 @@ class ModalFusionMap:
         n_neighbors: int = 15,
         perplexity: float | str = "auto",
         dof: float = 1.0,
-        cross_dof: float = 2.0,
+        cross_dof: float = 3.0,
         network: nn.Module | None = None,
         hidden: tuple[int, ...] = (128, 128),
         activation: str = "relu",
         batch_size: int = 256,
+        anchor_sampling: str = "proportional",
         learning_rate: float = 0.03,
+        lr_schedule: str = "linear",
         max_iter: int = 1000,
         eval_every: int = 50,
         patience: int = 4,
@@ -286,7 +296,9 @@ class ModalFusionMap:
         self.hidden = hidden
         self.activation = activation
         self.batch_size = batch_size
+        self.anchor_sampling = anchor_sampling
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.max_iter = max_iter
         self.eval_every = eval_every
         self.patience = patience
@@ -454,7 +466,7 @@ class ModalFusionMap:
             intra if self.intra_weight > 0 else None,
             int(self.batch_size),
             gen,
-            image_fraction=0.5,
+            image_fraction=0.5 if self.anchor_sampling == "balanced" else nf / (nf + mf),
         )
         self.network_ = net
         self._train(state, sampler, gen, log)
@@ -475,6 +487,12 @@ class ModalFusionMap:
             )
         if self.nonmetric not in NONMETRIC_FORMS:
             raise ValueError(f"unknown nonmetric {self.nonmetric!r}: use one of {NONMETRIC_FORMS}")
+        for name, allowed in (
+            ("anchor_sampling", ANCHOR_SAMPLINGS),
+            ("lr_schedule", LR_SCHEDULES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}: use one of {allowed}")
         if self.init not in ("pca", "random"):
             raise ValueError(f"unknown init {self.init!r}: use 'pca' or 'random'")
         if self.n_threads != "auto" and (
@@ -549,6 +567,7 @@ class ModalFusionMap:
     ) -> None:
         net = self.network_
         opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
+        total = int(self.max_iter)
         weights = {
             "metric": float(self.metric_weight),
             "nonmetric": float(self.nonmetric_weight),
@@ -574,6 +593,9 @@ class ModalFusionMap:
                 gen,
             )
             loss = sum(weights[name] * value for name, value in terms.items())
+            if self.lr_schedule == "linear":  # anneal to 0 at max_iter: fine detail settles last
+                for group in opt.param_groups:
+                    group["lr"] = float(self.learning_rate) * (1.0 - (step - 1) / total)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -9,16 +9,13 @@ progress (the MFM's training callback) for the page's progress bar.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from modalchorus.metrics.neighbourhood import projection_report
-from modalchorus.projecting import load_projection_model
-from modalchorus.projection import fit_project, list_methods
-from modalchorus.projection.mfm import ModalFusionMap
+from modalchorus.projecting import fit_layout, load_projection_model, projection_name
+from modalchorus.projection import list_methods
 from modalchorus.server.jobs import Progress
 from modalchorus.server.views import KIND_CONCEPT, KIND_IMAGE, DatasetView, is_upload
 from modalchorus.store import ProjectionInfo, UnknownProjectionError, Workspace
@@ -41,11 +38,6 @@ def check_method(method: str) -> str:
     if method not in methods():
         raise ValueError(f"unknown projection method {method!r}; known: {methods()}")
     return method
-
-
-def projection_name(method: str, dataset: str, encoder_id: str) -> str:
-    """The workspace name of a view's projection."""
-    return f"{method}:{dataset}:{encoder_id}"
 
 
 def stored_layout(
@@ -135,34 +127,6 @@ def store_layout(
     )
 
 
-def _fit_mfm(
-    X_image: np.ndarray, X_text: np.ndarray, progress: Progress
-) -> tuple[np.ndarray, dict[str, Any], dict[str, bytes]]:
-    model = ModalFusionMap(random_state=RANDOM_STATE)
-    max_iter = int(model.max_iter)
-
-    def callback(step: int, loss: float, _: object) -> bool:
-        progress(0.05 + 0.8 * step / max_iter, f"mfm: step {step}, loss {loss:.4f}")
-        return False
-
-    model.set_params(callback=callback).fit(X_image, X_text)
-    with tempfile.TemporaryDirectory(prefix="modalchorus-mfm-") as tmp:
-        folder = model.save(Path(tmp) / "mfm")
-        files = {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
-    params = {k: v for k, v in model.get_params().items() if k not in ("network", "callback")}
-    params |= {"n_iter": int(model.n_iter_), "fit_seconds": float(model.fit_seconds_)}
-    layout = np.vstack([model.embedding_image_, model.embedding_text_])
-    return layout, params, files
-
-
-def _fit_baseline(
-    method: str, X_image: np.ndarray, X_text: np.ndarray
-) -> tuple[np.ndarray, dict[str, Any], dict[str, bytes]]:
-    result = fit_project(method, X_image, X_text, random_state=RANDOM_STATE)
-    params = {**result.params, "fit_seconds": float(result.fit_seconds)}
-    return np.vstack([result.Y_image, result.Y_text]), params, {}
-
-
 def layout_metrics(view: DatasetView, coords: np.ndarray) -> dict[str, Any]:
     """Quality of a layout: :func:`~modalchorus.metrics.neighbourhood.projection_report` at k=10.
 
@@ -221,13 +185,15 @@ def fit_and_store(
             f"({images.size} images, {texts.size} texts)"
         )
     progress(0.02, f"{method}: fitting {images.size} images + {texts.size} texts")
-    X_image, X_text = view.vectors[images], view.vectors[texts]
-    if method == DEFAULT_METHOD:
-        layout, params, files = _fit_mfm(X_image, X_text, progress)
-    else:
-        layout, params, files = _fit_baseline(method, X_image, X_text)
+    fitted = fit_layout(
+        method,
+        view.vectors[images],
+        view.vectors[texts],
+        random_state=RANDOM_STATE,
+        progress=lambda fraction, message: progress(0.05 + 0.8 * fraction, message),
+    )
     coords = np.empty((view.n, 2), dtype=np.float32)
-    coords[np.concatenate([images, texts])] = layout
+    coords[np.concatenate([images, texts])] = np.vstack([fitted.Y_image, fitted.Y_text])
     progress(0.88, "scoring the layout (inter-modal trustworthiness / continuity)")
     metrics = layout_metrics(view, coords)
     progress(0.96, "storing the projection")
@@ -237,7 +203,12 @@ def fit_and_store(
         view.ids,
         coords,
         method=method,
-        params={**params, "dataset": view.dataset, "n_images": int(images.size)},
+        params={
+            **fitted.params,
+            "fit_seconds": round(fitted.fit_seconds, 3),
+            "dataset": view.dataset,
+            "n_images": int(images.size),
+        },
         metrics=metrics,
-        model_files=files,
+        model_files=fitted.model_files,
     )
