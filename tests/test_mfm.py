@@ -308,6 +308,19 @@ def test_listwise_kl_is_zero_at_its_optimum_and_positive_elsewhere():
     assert losses.listwise_kl_loss(p, D_low_sq).item() > 0
 
 
+def test_listwise_reverse_term_adds_kl_of_layout_to_targets():
+    g = torch.Generator().manual_seed(1)
+    D_low_sq = torch.rand(3, 5, generator=g) * 4
+    p = losses.row_targets(torch.rand(3, 5, generator=g), 0.2)
+    q = torch.softmax(-torch.log1p(D_low_sq), dim=1)  # the Cauchy layout distribution
+    by_hand = (q * (q.log() - p.log())).sum(1).mean()
+    forward = losses.listwise_kl_loss(p, D_low_sq)
+    both = losses.listwise_kl_loss(p, D_low_sq, reverse=0.5)
+    assert (both - forward).item() == pytest.approx(0.5 * by_hand.item(), rel=1e-5)
+    # At the optimum q = p both directions vanish.
+    assert losses.listwise_kl_loss(q, D_low_sq, reverse=0.5).item() == pytest.approx(0, abs=1e-6)
+
+
 def test_row_targets_mask_and_rank_order():
     D = torch.tensor([[0.1, 0.5, 0.3, 0.0]])
     mask = torch.tensor([[True, True, True, False]])

@@ -139,6 +139,7 @@ def listwise_kl_loss(
     D_low_sq: torch.Tensor,
     mask: torch.Tensor | None = None,
     dof: float = 1.0,
+    reverse: float = 0.0,
 ) -> torch.Tensor:
     r"""Listwise rank loss ``mean_i KL(p_i \| q_i)`` over each anchor's candidates.
 
@@ -165,6 +166,10 @@ def listwise_kl_loss(
         Candidate mask (as in :func:`row_targets`).
     dof : float
         Degrees of freedom ``\nu`` of the kernel.
+    reverse : float
+        Weight ``\beta`` of the reverse divergence: the loss becomes
+        ``KL(p_i \| q_i) + \beta KL(q_i \| p_i)`` (NeRV's recall and precision terms; the
+        second penalises layout neighbours that are far in high-D, i.e. trustworthiness).
 
     Returns
     -------
@@ -182,6 +187,11 @@ def listwise_kl_loss(
         neg_entropy = (p * torch.log(p.clamp_min(1e-30))).sum(dim=1)
         valid = p.sum(dim=1) > 0
     kl = neg_entropy - (p * log_q).sum(dim=1)
+    if reverse > 0:
+        # KL(q || p): mass the layout puts on candidates the target gives none. p is floored
+        # at 1e-30 (row_targets keeps real targets above ~1e-26).
+        q = log_q.exp() if mask is None else log_q.exp().masked_fill(~mask, 0.0)
+        kl = kl + reverse * (q * (log_q - torch.log(p.clamp_min(1e-30)))).sum(dim=1)
     return kl[valid].mean() if bool(valid.any()) else D_low_sq.sum() * 0.0
 
 

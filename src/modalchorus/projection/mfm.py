@@ -89,6 +89,8 @@ class ModalFusionMap:
        its distances to the batch's texts, and for every text, to the batch's images.
        ``"listwise"``: ``KL(p_i || q_i)`` between ``p_i = softmax(-D~_i / sigma_i)`` and a
        Student-t layout distribution (:func:`~modalchorus.projection.losses.listwise_kl_loss`);
+       plus ``beta KL(q_i || p_i)`` (``beta = precision_weight``), the precision side of
+       NeRV (Venna et al., 2010), which penalises false cross-modal neighbours;
        ``"triplet"``: hinge on sampled (anchor, nearer, farther) triples.
        ``sigma_i`` is calibrated once per point on its cross-modal k-NN list to
        ``perplexity``.
@@ -97,14 +99,14 @@ class ModalFusionMap:
     5. **Total** ``L = w_m L_metric + lambda L_nonmetric + mu L_intra`` with
        ``w_m = metric_weight``, ``lambda = nonmetric_weight``, ``mu = intra_weight``.
 
-    Training draws mini-batches of ``batch_size`` anchors (half images, half texts), each
+    Training draws mini-batches of ``batch_size`` anchors (``anchor_sampling``), each
     with one of its cross-modal and one of its intra-modal k nearest neighbours (k-NN lists
     computed once, blockwise), and computes every distance inside the batch from the
     embeddings: memory never grows with ``(N + M)^2``. Inputs larger than
     ``max_fit_points`` are fitted on a stratified sample and then all points are placed by
-    :meth:`transform`. Adam; early stopping when the loss (averaged over ``eval_every``
-    steps) has not improved by a relative ``tol`` for ``patience`` evaluations; the best
-    weights are kept.
+    :meth:`transform`. Adam with a step size decaying linearly to 0 (``lr_schedule``);
+    early stopping when the loss (averaged over ``eval_every`` steps) has not improved by
+    a relative ``tol`` for ``patience`` evaluations; the best weights are kept.
 
     The network sees each modality's embeddings centred on that modality's mean (fitted
     attribute ``modality_means_``), which moves the two cones onto each other before the
@@ -115,35 +117,39 @@ class ModalFusionMap:
     Chosen on ``benchmarks/bench_projection.py --ablation`` (pocket encoder; Flickr8k 1k =
     1,000 images + 5,000 captions; CIFAR-10 2k = 2,000 images + 80 class prompts; k = 10;
     one factor changed at a time; full table in ``benchmarks/RESULTS.md``, "Projection
-    quality"). Inter-modal T / C, Flickr | CIFAR:
+    quality"). Inter-modal T / C, Flickr | CIFAR; the defaults give
+    0.953 / 0.941 | 0.963 / 0.956, and differences under ~0.005 are seed noise:
 
-    * ``nonmetric="listwise"`` (default 0.936 / 0.941 | 0.952 / 0.953) over
-      ``"triplet"`` (0.886 / 0.914 | 0.872 / 0.914): the listwise KL sees every candidate
-      of an anchor at once and its targets carry the whole rank order, the triplet hinge
-      only sampled pairs of it.
-    * ``normalisation="zscore"``: minmax 0.935 / 0.940 | 0.932 / 0.947 (a single extreme
-      pair sets a block's scale), quantile 0.936 / 0.937 | 0.954 / 0.950 (tied with
-      zscore, slower to apply); zscore is best or tied on both and robust to outliers.
-    * ``cross_dof=2`` (cross-modal kernel lighter-tailed than the intra-modal Cauchy):
-      ``cross_dof=1`` loses on both, 0.926 / 0.932 | 0.927 / 0.940. Heavier tails
-      separate clusters (T up, C down); larger values (5, 20 in an earlier sweep) buy C
-      with T.
-    * ``nonmetric_weight=1`` (0.3: 0.928 / 0.931 | 0.934 / 0.936) and ``intra_weight=1``:
-      without the intra-modal term inter-modal C rises (0.945 | 0.965) but intra-modal
-      trustworthiness falls (images 0.928 | 0.826, texts 0.898 | 0.980), so maps read
-      worse inside each modality.
-    * ``metric_weight=0.3``: 0 and 1 are within +-0.003 of it on every number; the term
-      keeps the global arrangement (it raised continuity by ~0.02 in free-coordinate
-      sweeps) at little cost.
-    * ``hidden=(128, 128)``: (256, 256) is no better (0.934 / 0.939 | 0.947 / 0.954) and
-      halves ``transform`` throughput; (128, 128) places ~2.4 x 10^5 points/s on one
-      busy core.
-    * ``init="pca"``: same quality as ``"random"`` (0.934 / 0.941 | 0.953 / 0.954), a
-      deterministic, gap-free starting frame for 50 cheap steps.
-    * ``batch_size=256``, ``learning_rate=0.03``, ``max_iter=1000``: the best quality per
-      second among the budgets tried (128 anchors or 600 steps lose ~0.01 inter-modal T).
+    * ``nonmetric="listwise"`` over ``"triplet"`` (0.883 / 0.911 | 0.873 / 0.909): the
+      listwise KL sees every candidate of an anchor at once and its targets carry the whole
+      rank order, the triplet hinge only sampled pairs of it.
+    * ``precision_weight=0.1``: the reverse KL lifts trustworthiness for a little
+      continuity (0: 0.940 / 0.945 | 0.960 / 0.956; 0.2: 0.959 / 0.938 | 0.965 / 0.956),
+      and Flickr's intra-modal T with it (images 0.941 -> 0.948, texts 0.920 -> 0.930).
+    * ``cross_dof=3``: the cross-modal kernel's tail trades T for C (Flickr 1: 0.939 /
+      0.929, 2: 0.954 / 0.935, 5: 0.947 / 0.945); 3 keeps both high on both datasets.
+      The intra-modal kernel stays Cauchy (``dof=1``).
+    * ``normalisation="zscore"``: minmax ties (0.954 / 0.941 | 0.968 / 0.954) but lets one
+      extreme pair set a block's scale; quantile trades C for T on Flickr (0.963 / 0.936)
+      and is twice as slow.
+    * ``lr_schedule="linear"``: decaying the step size to 0 settles fine detail (constant:
+      0.946 / 0.941 | 0.952 / 0.950, intra-modal T lower on both).
+    * ``anchor_sampling="proportional"``: every point is an anchor equally often. Balanced
+      anchors tie on Flickr but draw CIFAR's 80 prompts ~12x more often than an image,
+      which pulls the images into tight clusters (image T 0.881 vs 0.889).
+    * ``nonmetric_weight=1`` and ``intra_weight=1``: lambda 0.3 trades inter-modal C for
+      intra-modal T; without the intra-modal term CIFAR's image T falls to 0.816 and
+      Flickr's text T to 0.914, so maps read worse inside each modality.
+    * ``metric_weight=0.3``: 0 and 1 are within noise on every number; the term keeps the
+      global arrangement (it raised continuity by ~0.02 in free-coordinate sweeps) at
+      little cost.
+    * ``hidden=(128, 128)``, ``batch_size=256``, ``max_iter=1000``, ``learning_rate=0.03``:
+      (256, 256) or 384 anchors gain at most 0.005 T on Flickr, lose on CIFAR and cost
+      1.2-2x the fit time; the (128, 128) net places ~3.6 x 10^5 points/s on one core.
+    * ``init="pca"``: same quality as ``"random"`` within noise, and a deterministic,
+      gap-free starting frame for 50 cheap steps.
 
-        Parameters
+    Parameters
     ----------
     n_components : int
         Output dimension (2 for a map).
@@ -169,6 +175,10 @@ class ModalFusionMap:
         (1 = Cauchy, as t-SNE).
     cross_dof : float
         Degrees of freedom of the kernel in the cross-modal listwise term.
+    precision_weight : float
+        Weight ``beta`` of the reverse divergence ``KL(q_i || p_i)`` added to the cross-modal
+        listwise term (NeRV's precision term: it penalises layout neighbours that are not
+        high-dimensional neighbours, i.e. it buys trustworthiness; 0 disables it).
     network : torch.nn.Module, optional
         Any module mapping ``(b, d)`` float32 to ``(b, n_components)``; a copy is trained
         (the passed module is left untouched). Default: an MLP built at fit time.
@@ -260,6 +270,7 @@ class ModalFusionMap:
         perplexity: float | str = "auto",
         dof: float = 1.0,
         cross_dof: float = 3.0,
+        precision_weight: float = 0.1,
         network: nn.Module | None = None,
         hidden: tuple[int, ...] = (128, 128),
         activation: str = "relu",
@@ -292,6 +303,7 @@ class ModalFusionMap:
         self.perplexity = perplexity
         self.dof = dof
         self.cross_dof = cross_dof
+        self.precision_weight = precision_weight
         self.network = network
         self.hidden = hidden
         self.activation = activation
@@ -517,7 +529,13 @@ class ModalFusionMap:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
-        for name in ("nonmetric_weight", "intra_weight", "metric_weight", "tol"):
+        for name in (
+            "nonmetric_weight",
+            "intra_weight",
+            "metric_weight",
+            "precision_weight",
+            "tol",
+        ):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
@@ -590,6 +608,7 @@ class ModalFusionMap:
                 self.nonmetric,
                 float(self.dof),
                 float(self.cross_dof),
+                float(self.precision_weight),
                 gen,
             )
             loss = sum(weights[name] * value for name, value in terms.items())
@@ -994,6 +1013,7 @@ def _batch_losses(
     nonmetric: str,
     dof: float,
     cross_dof: float,
+    precision_weight: float,
     gen: torch.Generator,
 ) -> dict[str, torch.Tensor]:
     """The loss terms of one batch (stacked training rows ``idx``, sorted: images first)."""
@@ -1020,7 +1040,9 @@ def _batch_losses(
             Dh = Dn[rows, cols]
             if nonmetric == "listwise":
                 p = row_targets(Dh, state.sigma_cross[idx[rows]])
-                parts.append(listwise_kl_loss(p, D_sq[rows, cols], dof=cross_dof))
+                parts.append(
+                    listwise_kl_loss(p, D_sq[rows, cols], dof=cross_dof, reverse=precision_weight)
+                )
             else:
                 Dl = D_sq[rows, cols].sqrt()
                 parts.append(triplet_hinge_loss(Dh, Dl, 4 * Dh.shape[0], gen))
