@@ -3,8 +3,9 @@
 A projection of a dataset under an encoder is stored in the workspace under
 ``f"{method}:{dataset}:{encoder_id}"`` (the name ``modalchorus project`` uses too) with the
 layout's :func:`~modalchorus.metrics.neighbourhood.projection_report` at k = 10 as its
-metrics, so reopening the page reads it back at once. Unlike ``project``, the fit reports
-progress (the MFM's training callback) for the page's progress bar.
+metrics, so reopening the page reads it back at once. The fit is
+:func:`~modalchorus.projecting.fit_layout`, as for ``project``, with its progress (the MFM's
+training callback) feeding the page's progress bar.
 """
 
 from __future__ import annotations
