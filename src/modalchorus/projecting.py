@@ -88,7 +88,6 @@ def fit_layout(
     if method not in METHODS:
         raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
     params = dict(params or {})
-    start = time.perf_counter()
     if method != "mfm":
         result = fit_project(method, X_image, X_text, random_state=random_state, **params)
         return FittedLayout(
@@ -96,6 +95,7 @@ def fit_layout(
         )
     # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
     params.setdefault("n_neighbors", max(1, min(15, len(X_image) - 1, len(X_text) - 1)))
+    start = time.perf_counter()
     model = ModalFusionMap(random_state=random_state, **params)
     if progress is not None:
         max_iter = int(model.max_iter)
