@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from modalchorus.align import (
     IntentError,
@@ -28,13 +29,14 @@ from modalchorus.align import (
     run_alignment,
     undo_alignment,
 )
+from modalchorus.align.adapters import ModalityAdapters
 from modalchorus.data import load_dataset
 from modalchorus.embedding import embed_dataset
 from modalchorus.encoders import create_encoder
 from modalchorus.evaluation import workspace_task_metrics
 from modalchorus.projecting import project_dataset, projection_name, resolve_encoder_id
 from modalchorus.store import UnknownSetError, Workspace
-from modalchorus.tasks.classification import with_class_prompts
+from modalchorus.tasks.classification import class_embeddings, with_class_prompts
 
 HELPERS = Path(__file__).parent / "helpers"
 N_IMAGES = 80
@@ -79,10 +81,38 @@ def misclassified(ws: Workspace, encoder_id: str) -> list[tuple[str, str, str]]:
     _, vectors = ws.get_embeddings(encoder_id, items["id"].tolist())
     texts = ws.items(dataset="cifar10", kind="text")
     _, prompts = ws.get_embeddings(encoder_id, texts["id"].tolist())
-    centroids = np.stack([prompts[texts["label"].to_numpy() == c].mean(0) for c in classes])
+    labels = texts["label"].to_numpy()
+    centroids = class_embeddings(np.concatenate([prompts[labels == c] for c in classes]), 10)
     predicted = np.array(classes)[np.argmax(vectors @ centroids.T, axis=1)]
     wrong = predicted != items["label"].to_numpy()
     return list(zip(items["id"][wrong], items["label"][wrong], predicted[wrong], strict=True))
+
+
+def test_adapter_is_centred_identity_at_start_and_round_trips() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(6, 8, generator=gen), dim=1)
+    is_image = torch.tensor([True, False] * 3)
+    centres = {"image": x[is_image].mean(0), "text": x[~is_image].mean(0)}
+    adapters = ModalityAdapters(8, None, centres)
+    torch.testing.assert_close(adapters(x, is_image), x)
+    with torch.no_grad():
+        adapters.image.linear[0].weight.copy_(torch.randn(8, 8, generator=gen))
+    out = adapters(x, is_image)
+    # W reads x - c: the image centre itself is left where it was.
+    torch.testing.assert_close(
+        adapters.adapt(centres["image"][None], "image"),
+        torch.nn.functional.normalize(centres["image"][None], dim=1),
+    )
+    state = adapters.state_dict()
+    torch.testing.assert_close(ModalityAdapters.from_state(state)(x, is_image), out)
+    # A state saved before adapters had centres loads with zero centres.
+    old = {k: v for k, v in state.items() if not k.endswith("centre")}
+    loaded = ModalityAdapters.from_state(old)
+    assert torch.count_nonzero(loaded.image.centre) == 0
+    torch.testing.assert_close(
+        loaded(x, is_image)[is_image],
+        torch.nn.functional.normalize(x + x @ adapters.image.linear[0].weight.T, dim=1)[is_image],
+    )
 
 
 def test_intent_json_round_trip_and_errors() -> None:
@@ -128,6 +158,9 @@ def test_bad_intents_fail_clearly_and_change_nothing(ws: Workspace, built) -> No
     for intents, error, message in cases:
         with pytest.raises(error, match=message):
             run_alignment(ws, intents, encoder_id=encoder_id)
+    for params, message in (({"preserve_sample": -1}, "preserve_sample"), ({"steps": 0}, "steps")):
+        with pytest.raises(ValueError, match=message):
+            run_alignment(ws, [PointSet(image, cats)], encoder_id=encoder_id, params=params)
     assert (ws.embedded_encoders(), ws.projections()) == before
     assert ws.alignment_runs() == []
 
@@ -159,6 +192,10 @@ def test_adapter_run_fixes_targets_preserves_the_rest_and_keeps_the_frame(
     cos = (old * new).sum(1)
     assert np.median(cos[others]) > 0.97
     assert cos[~others].mean() < cos[others].mean()
+    # The points move toward their target sets; the sets' members stay where they were.
+    points = np.isin(ids, [i for i, _, _ in wrong])
+    anchors = ~others & ~points
+    assert np.median(cos[anchors]) > 0.97 and cos[anchors].mean() > cos[points].mean()
     # Same 2-D frame: the new layout comes from the stored MFM's transform.
     parent_name = projection_name("mfm", "cifar10", base)
     layout = ws.projection_info(projection_name("mfm", "cifar10", run.encoder_id))

@@ -192,6 +192,7 @@ def run_alignment(
             **tuner.get_params(),
             "steps": tuner.steps_,
             "learning_rate": tuner.learning_rate_,
+            "preserve_sample": tuner.preserve_sample_,
         },
         "metrics_before": before,
         "metrics_after": after,

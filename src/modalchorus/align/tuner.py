@@ -7,13 +7,13 @@ minimises::
 
     sum_i strength_i * intent_term_i / n_intents  +  preserve_weight * preservation
 
-where preservation = mean (1 - cos) of kept rows to their parent embeddings + the KL
-divergence of the sampled rows' softmax similarities over the anchors (their zero-shot
-logits, when the anchors are class prompts).
-(:mod:`modalchorus.align.losses`). The preservation term keeps the rows no intent moves
-(a sample of the unnamed rows, plus every member of a target or avoid set: the anchors a
-point moves toward or away from) where they were; without it few-shot tuning wrecks the
-rest of the space (DESIGN §7).
+where preservation = mean (1 - cos) of a sample of the rows no intent names to their parent
+embeddings + the same mean over the anchors (every member of a target or avoid set: what a
+point moves toward or away from) + the KL divergence of the sampled rows' softmax
+similarities over the concepts (their zero-shot logits, when the concepts are class prompts)
+(:mod:`modalchorus.align.losses`). The anchors get a mean of their own so that a few of them
+are not outweighed by a thousand sampled rows: the point moves to the set, the set stays.
+Without preservation few-shot tuning wrecks the rest of the space (DESIGN §7).
 """
 
 from __future__ import annotations
@@ -43,12 +43,13 @@ from modalchorus.align.towers import (
 from modalchorus.encoders.base import Encoder
 
 SCOPES = ("adapter", *TOWER_SCOPES)
-#: Per-scope defaults of ``steps`` and ``learning_rate``, chosen with
-#: ``benchmarks/bench_alignment.py`` on CIFAR-10 test images 8000-9999 (see RESULTS.md).
+#: Per-scope defaults of the "auto" parameters, chosen with ``benchmarks/bench_alignment.py``
+#: on CIFAR-10 test images 5000-6999 and 8000-9999 (see RESULTS.md). The tower scopes
+#: embed every preservation row through the encoder each step, hence their smaller sample.
 SCOPE_DEFAULTS = {
-    "adapter": {"steps": 300, "learning_rate": 1e-2},
-    "lora": {"steps": 80, "learning_rate": 5e-3},
-    "last-blocks": {"steps": 80, "learning_rate": 1e-4},
+    "adapter": {"steps": 150, "learning_rate": 1e-3, "preserve_sample": 1024},
+    "lora": {"steps": 80, "learning_rate": 5e-3, "preserve_sample": 512},
+    "last-blocks": {"steps": 80, "learning_rate": 1e-4, "preserve_sample": 512},
 }
 EMBED_BATCH = 256
 
@@ -93,11 +94,19 @@ class IndexedIntent:
 
 
 class _AdapterRows:
-    """Embeds rows through a new, trainable adapter on the parent embeddings."""
+    """Embeds rows through a new, trainable adapter on the parent embeddings.
+
+    Each modality's adapter is centred on the mean of that modality's parent embeddings.
+    """
 
     def __init__(self, reference: torch.Tensor, is_image: torch.Tensor, rank: int | None) -> None:
         self.reference, self.is_image = reference, is_image
-        self.adapters = ModalityAdapters(reference.shape[1], rank)
+        centres = {
+            modality: reference[mask].mean(0)
+            for modality, mask in (("image", is_image), ("text", ~is_image))
+            if mask.any()
+        }
+        self.adapters = ModalityAdapters(reference.shape[1], rank, centres)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.adapters.parameters())
@@ -161,8 +170,9 @@ class AlignmentTuner:
         Softmax temperature of the point-set term.
     preserve_weight : float
         Weight of the preservation term.
-    preserve_sample : int
-        Rows not named by any intent sampled per step for the preservation term.
+    preserve_sample : int | "auto"
+        Rows not named by any intent sampled per step for the preservation term; "auto"
+        takes the scope's default.
     negative_sample : int
         Rows sampled per step as negatives of point-set intents without an avoid set.
     separate_margin : float
@@ -170,16 +180,17 @@ class AlignmentTuner:
     lora_rank, lora_alpha : int, float
         LoRA rank and scaling (``lora`` scope).
     hold_anchors : bool
-        Keep the members of target/avoid sets under the preservation term (the point
-        moves toward the set, not the set toward the point).
+        Keep the members of target/avoid sets under the preservation term, with a mean of
+        their own (the point moves toward the set, not the set toward the point).
     free_contested : bool
         Exempt from the zero-shot-logit preservation the rows whose nearest concept is an
         anchor (they sit in a class the intents contest, so they may change side).
     weight_decay : float
         AdamW weight decay on the tuned parameters.
     adapter_rank : int | None
-        Rank of the ``adapter`` scope's residual maps (None: full rank). A low rank makes
-        a few examples move a few shared directions instead of memorising them.
+        Rank of the ``adapter`` scope's residual maps (None: full rank). A low rank limits a
+        run to a few random directions of change; the full-rank map, read on centred
+        embeddings, generalises better from a few examples (see RESULTS.md).
     random_state : int
         Seed of the row sampling (and of nothing global).
     progress : callable, optional
@@ -193,7 +204,7 @@ class AlignmentTuner:
         The tuned state (parent state + what this run changed).
     loss_history_ : list[float]
         Total loss per step.
-    steps_, learning_rate_ : int, float
+    steps_, learning_rate_, preserve_sample_ : int, float, int
         Resolved values of the "auto" parameters.
     seconds_ : float
         Wall time of :meth:`fit`.
@@ -207,7 +218,7 @@ class AlignmentTuner:
         learning_rate: float | str = "auto",
         temperature: float = 0.2,
         preserve_weight: float = 3.0,
-        preserve_sample: int = 512,
+        preserve_sample: int | str = "auto",
         negative_sample: int = 128,
         separate_margin: float = 0.0,
         lora_rank: int = 8,
@@ -215,7 +226,7 @@ class AlignmentTuner:
         hold_anchors: bool = True,
         free_contested: bool = True,
         weight_decay: float = 0.0,
-        adapter_rank: int | None = 16,
+        adapter_rank: int | None = None,
         random_state: int = 0,
         progress: Callable[[float, str], None] | None = None,
     ) -> None:
@@ -249,6 +260,12 @@ class AlignmentTuner:
         self.steps_ = int(defaults["steps"] if self.steps == "auto" else self.steps)
         lr = defaults["learning_rate"] if self.learning_rate == "auto" else self.learning_rate
         self.learning_rate_ = float(lr)
+        sample = (
+            defaults["preserve_sample"] if self.preserve_sample == "auto" else self.preserve_sample
+        )
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+            raise ValueError(f"preserve_sample must be 'auto' or an integer >= 0, got {sample!r}")
+        self.preserve_sample_ = sample
         if self.steps_ < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         for name in ("learning_rate_", "temperature"):
@@ -340,19 +357,22 @@ class AlignmentTuner:
                 m: rng.choice(p, min(len(p), self.negative_sample), replace=False)
                 for m, p in pools.items()
             }
-            pick = rng.choice(len(others), min(len(others), self.preserve_sample), replace=False)
+            pick = rng.choice(len(others), min(len(others), self.preserve_sample_), replace=False)
             sample = others[pick]
-            keep = np.concatenate([held, sample])
             sampled = np.concatenate(list(negatives.values()))
-            rows = np.unique(np.concatenate([named, keep, relation, sampled]))
+            rows = np.unique(np.concatenate([named, sample, relation, sampled]))
             at = _row_getter(rows, embedder.embed(torch.from_numpy(rows)))
             terms = [
                 intent.strength * self._intent_loss(intent, at, negatives, is_image)
                 for intent in intents
             ]
             loss = torch.stack(terms).mean()
-            if len(keep) and self.preserve_weight > 0:
-                preserve = losses.preservation_loss(at(keep), ref[torch.from_numpy(keep)])
+            if self.preserve_weight > 0 and len(held) + len(sample):
+                preserve = sum(
+                    losses.preservation_loss(at(kept), ref[torch.from_numpy(kept)])
+                    for kept in (held, sample)
+                    if len(kept)
+                )
                 # Similarity profiles (softmax over the concepts, else over the sampled rows)
                 # are kept for the sampled rows outside the contested classes.
                 kl_rows = sample[~contested[pick]]
