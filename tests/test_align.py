@@ -82,7 +82,9 @@ def misclassified(ws: Workspace, encoder_id: str) -> list[tuple[str, str, str]]:
     texts = ws.items(dataset="cifar10", kind="text")
     _, prompts = ws.get_embeddings(encoder_id, texts["id"].tolist())
     labels = texts["label"].to_numpy()
-    centroids = class_embeddings(np.concatenate([prompts[labels == c] for c in classes]), 10)
+    centroids = class_embeddings(
+        np.concatenate([prompts[labels == c] for c in classes]), len(classes)
+    )
     predicted = np.array(classes)[np.argmax(vectors @ centroids.T, axis=1)]
     wrong = predicted != items["label"].to_numpy()
     return list(zip(items["id"][wrong], items["label"][wrong], predicted[wrong], strict=True))
@@ -211,6 +213,22 @@ def test_adapter_run_fixes_targets_preserves_the_rest_and_keeps_the_frame(
     assert before == workspace_task_metrics(ws, base, "cifar10")
     assert after["accuracy"] > before["accuracy"]
     assert ws.alignment_run(run.id).intents[0]["target"] == ws.get_set(sets[wrong[0][1]]).item_ids
+
+
+def test_a_point_moves_to_its_target_set_and_the_set_stays(ws: Workspace, built) -> None:
+    base = built["encoder_id"]
+    cats = prompt_set(ws, "cat")
+    images = ws.items(dataset="cifar10", kind="image")
+    image = images[images["label"] != "cat"]["id"].iloc[0]
+    run = run_alignment(ws, [PointSet(image, cats, strength=2.0)], encoder_id=base)
+    ids, old = ws.get_embeddings(base)
+    _, new = ws.get_embeddings(run.encoder_id, ids)
+    drift = 1.0 - (old * new).sum(1)
+    anchors = np.isin(ids, ws.get_set(cats).item_ids)
+    # The set is held by a preservation mean of its own: a few anchors among the many
+    # preserved rows must not be free to move onto the point.
+    assert drift[ids.index(image)] > 0.3
+    assert drift[anchors].max() < 0.02
 
 
 def test_undo_redo_and_branching(ws: Workspace, built) -> None:

@@ -598,7 +598,7 @@ class ModalFusionMap:
         net.train()
         step = 0
 
-        for step in range(1, int(self.max_iter) + 1):
+        for step in range(1, total + 1):
             idx = sampler().to(self.device_)
             terms = _batch_losses(
                 net,
@@ -621,7 +621,7 @@ class ModalFusionMap:
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
-            if step % int(self.eval_every) and step != int(self.max_iter):
+            if step % int(self.eval_every) and step != total:
                 continue
             n_avg = step - (history[-1]["step"] if history else 0)
             entry = {"step": step, **{k: v / n_avg for k, v in sums.items()}}
