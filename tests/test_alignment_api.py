@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -226,3 +227,41 @@ def test_unknown_runs_and_foreign_versions(client, encoder) -> None:
     assert other.status_code == 422 and "other@1" in message(other)
     assert client.get("/api/alignment/runs", params={"encoder": "nope"}).status_code == 404
     assert client.post("/api/alignment/undo", json={"encoder": "nope"}).status_code == 404
+
+
+def test_a_cancelled_run_changes_nothing(client, encoder, cat_and_dog) -> None:
+    history = client.get("/api/alignment/runs", params={"encoder": encoder}).json()
+    _, cols = points(client, encoder)
+    point = cols["id"][int(np.flatnonzero(cols["kind"] == 0)[1])]
+    spec = {"type": "point-set", "point": point, "target": "cat prompts"}
+    intent = client.post("/api/intents", json=spec).json()
+    started = client.post(
+        "/api/alignment/runs",
+        json={
+            "encoder": encoder,
+            "intent_ids": [intent["id"]],
+            "scope": "adapter",
+            "params": {"steps": 1_000_000},  # hours: only a cancel ends it within the test
+        },
+    )
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+
+    def wait_for(condition) -> dict:
+        deadline = time.monotonic() + 60
+        while not condition(job := client.get(f"/api/jobs/{job_id}").json()):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        return job
+
+    wait_for(lambda job: job["message"].startswith("tuning step"))
+    asked = client.post(f"/api/jobs/{job_id}/cancel")
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["message"].startswith("cancelling")
+    assert wait_for(lambda job: job["status"] != "running")["status"] == "cancelled"
+    assert follow(client, job_id)["status"] == "cancelled"  # the event stream ends too
+    assert client.get("/api/alignment/runs", params={"encoder": encoder}).json() == history
+    again = client.post(f"/api/jobs/{job_id}/cancel")
+    assert again.status_code == 409 and "cancelled" in message(again)
+    assert client.post("/api/jobs/nope/cancel").status_code == 404
+    client.delete(f"/api/intents/{intent['id']}")

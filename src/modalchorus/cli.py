@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from modalchorus.store import WorkspaceError
@@ -61,6 +62,23 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[float, str], None]]:
+    """A transient progress bar on stderr; yields ``report(fraction, message)``.
+
+    Drawn only on a terminal, so ``--json`` output and logs stay clean.
+    """
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=1.0)
+        yield lambda fraction, message: bar.update(task, completed=fraction, description=message)
 
 
 def emit(data: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:
@@ -330,7 +348,12 @@ def project_cmd(
         for name in names:
             ws.dataset(name)  # unknown dataset: fail before fitting anything
         k_values = _parse_ints(ks, "--k")
-        infos = [project_dataset(ws, n, encoder_id, method, k_values, seed) for n in names]
+        infos = []
+        for name in names:
+            with progress_bar(f"{method}: {name}") as report:
+                infos.append(
+                    project_dataset(ws, name, encoder_id, method, k_values, seed, progress=report)
+                )
         data = {
             "projections": [
                 {"name": i.name, "method": i.method, "n_items": i.n_items, "metrics": i.metrics}
@@ -430,14 +453,16 @@ def align_cmd(
                 if spec is None:
                     raise ValueError(f"cannot tell how to load base encoder {base!r} for {scope}")
                 base_encoder = create_encoder(spec, device="cpu")
-            run = run_alignment(
-                ws,
-                parsed,
-                encoder_id=encoder_id,
-                scope=scope,
-                params=None if steps is None else {"steps": steps},
-                encoder=base_encoder,
-            )
+            with progress_bar(f"{scope} run") as report:
+                run = run_alignment(
+                    ws,
+                    parsed,
+                    encoder_id=encoder_id,
+                    scope=scope,
+                    params=None if steps is None else {"steps": steps},
+                    encoder=base_encoder,
+                    progress=report,
+                )
             data = {"action": "align", "run": _jsonable(run.__dict__)}
             if export is not None:
                 data["exported_to"] = str(export_run(ws, run.id, export))

@@ -124,13 +124,15 @@ def project_dataset(
     ks: tuple[int, ...] = (5, 10, 20),
     random_state: int = 0,
     params: dict[str, Any] | None = None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> ProjectionInfo:
     """Fit ``method`` on a dataset's stored image and text embeddings and store the layout.
 
     The stored metrics are :func:`~modalchorus.metrics.neighbourhood.projection_report`
     (free texts such as class prompts are the concepts of the cross-modal agreement) plus
     ``fit_seconds``. An MFM projection also stores its fitted network, so new embeddings can
-    later be placed in the same frame.
+    later be placed in the same frame. ``progress(fraction, message)`` follows an MFM fit
+    (see :func:`fit_layout`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
@@ -143,7 +145,9 @@ def project_dataset(
         )
     image_ids, X_image = workspace.get_embeddings(encoder_id, images["id"].tolist())
     text_ids, X_text = workspace.get_embeddings(encoder_id, texts["id"].tolist())
-    fitted = fit_layout(method, X_image, X_text, random_state=random_state, params=params)
+    fitted = fit_layout(
+        method, X_image, X_text, random_state=random_state, params=params, progress=progress
+    )
     concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
     usable_ks = tuple(k for k in ks if k < min(len(images), len(texts)))
     report = projection_report(

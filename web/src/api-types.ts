@@ -365,6 +365,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/jobs/{job_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Job
+         * @description Ask a queued or running job to stop (409 when it has already finished).
+         *
+         *     A queued job is cancelled at once. A running one stops at its next progress report and
+         *     writes nothing: its status turns ``cancelled`` (follow its events). A job that reaches
+         *     its end first finishes as ``done``.
+         */
+        post: operations["cancel_job_api_jobs__job_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jobs/{job_id}/events": {
         parameters: {
             query?: never;
@@ -374,9 +398,10 @@ export interface paths {
         };
         /**
          * Job Events
-         * @description Server-sent ``progress`` events (``JobInfo`` as JSON) until the job is done or failed.
+         * @description Server-sent ``progress`` events (``JobInfo`` as JSON) until the job finishes.
          *
-         *     The first event is sent at once; the last one has status ``done`` or ``failed``.
+         *     The first event is sent at once; the last one has status ``done``, ``failed`` or
+         *     ``cancelled``.
          */
         get: operations["job_events_api_jobs__job_id__events_get"];
         put?: never;
@@ -861,7 +886,7 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "done" | "failed";
+            status: "queued" | "running" | "done" | "failed" | "cancelled";
             /** Updated At */
             updated_at: number;
         };
@@ -2023,6 +2048,55 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_job_api_jobs__job_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobInfo"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

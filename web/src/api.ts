@@ -122,6 +122,7 @@ export const api = {
     await send('DELETE', `/api/sets/${id}`);
   },
   job: (id: string) => json<JobInfo>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  cancelJob: (id: string) => json<JobInfo>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
   intents: () => json<IntentOut[]>('GET', '/api/intents'),
   createIntent: (spec: IntentSpec) => json<IntentOut>('POST', '/api/intents', spec),
   deleteIntent: async (id: number) => {
@@ -136,14 +137,18 @@ export const api = {
   exportUrl: (runId: number) => `/api/alignment/runs/${runId}/export`,
 };
 
-/** Follow a job's server-sent progress events until it is done or failed. */
+/** Whether a job has reached its final state. */
+export const jobFinished = (job: JobInfo): boolean =>
+  job.status === 'done' || job.status === 'failed' || job.status === 'cancelled';
+
+/** Follow a job's server-sent progress events until it finishes (done, failed or cancelled). */
 export function followJob(id: string, onProgress: (job: JobInfo) => void): Promise<JobInfo> {
   return new Promise((resolve, reject) => {
     const source = new EventSource(`/api/jobs/${encodeURIComponent(id)}/events`);
     source.addEventListener('progress', (event) => {
       const job = JSON.parse((event as MessageEvent<string>).data) as JobInfo;
       onProgress(job);
-      if (job.status === 'done' || job.status === 'failed') {
+      if (jobFinished(job)) {
         source.close();
         resolve(job);
       }

@@ -80,7 +80,11 @@ class App {
   private readonly marks: Record<string, number> = {};
   private readonly renderer = sharedRenderer();
   private readonly notices = new Notices();
-  private readonly bar = new SettingsBar((change) => void this.change(change));
+  private readonly bar = new SettingsBar(
+    (change) => void this.change(change),
+    // The job's follower sees its final ``cancelled`` state.
+    (job) => void api.cancelJob(job.id).catch((error: unknown) => this.notices.error(error)),
+  );
   private readonly detail = new DetailPanel((id) => void this.pick(id));
   private readonly metrics = new MetricsPanel();
   private readonly setsPanel = new SetsPanel({
@@ -106,6 +110,9 @@ class App {
     addIntents: (specs) => this.addIntents(specs),
     deleteIntent: (intent) => this.deleteIntent(intent),
     run: (scope) => this.runAlignment(scope),
+    cancel: async (job) => {
+      await api.cancelJob(job.id);
+    },
     compare: (mode) => this.compare(mode),
     undo: () => this.step('undo'),
     redo: () => this.step('redo'),
@@ -276,6 +283,7 @@ class App {
         if (generation !== this.generation) return;
         this.bar.showJob(null);
         if (job.status === 'failed') throw new Error(`fitting failed: ${job.error}`);
+        if (job.status === 'cancelled') throw new Error('Fitting was cancelled: choose the method again to restart it.');
         answer = await api.ensureProjection(key);
       }
       const fetchStart = performance.now();
@@ -583,6 +591,10 @@ class App {
       this.alignPanel.showJob(null);
       this.bar.showJob(null);
       if (done.status === 'failed') throw new Error(`alignment failed: ${done.error}`);
+      if (done.status === 'cancelled') {
+        this.notices.show('Alignment run cancelled: nothing changed.');
+        return;
+      }
       await this.refreshHistory();
       this.notices.show(`Alignment run #${done.result} done: ${this.history?.active_encoder_id ?? ''} is current.`);
       await this.load();

@@ -123,7 +123,8 @@ def run_alignment(
     encoder : Encoder, optional
         The family's base encoder; required for the tower scopes.
     progress : callable, optional
-        ``progress(fraction, message)``.
+        ``progress(fraction, message)``; never called after the run is committed, so an
+        exception it raises (e.g. to cancel) leaves the workspace as it was.
 
     Returns
     -------
@@ -205,7 +206,8 @@ def run_alignment(
         layouts,
         tuner.state_.to_files(new_id),
     )
-    report(1.0, f"run {info.id} done: {new_id} is current")
+    # No progress report after the commit: a job cancelled at a progress call has written
+    # nothing (see modalchorus.server.jobs).
     logger.info("alignment run %d (%s) took %.1f s", info.id, scope, info.seconds)
     return info
 

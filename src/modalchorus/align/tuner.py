@@ -352,6 +352,9 @@ class AlignmentTuner:
             m: np.flatnonzero(np.asarray(is_image) == (m == "image")) for m in ("image", "text")
         }
         self.loss_history_: list[float] = []
+        # Share of the progress bar for tuning; the rest is re-embedding every row, which
+        # for the tower scopes means a forward pass of the encoder over every item.
+        tuning_share = 0.95 if self.scope == "adapter" else 0.6
         for step in range(self.steps_):
             negatives = {
                 m: rng.choice(p, min(len(p), self.negative_sample), replace=False)
@@ -391,9 +394,11 @@ class AlignmentTuner:
             optimiser.step()
             self.loss_history_.append(float(loss.detach()))
             if self.progress is not None and (step % 10 == 0 or step == self.steps_ - 1):
-                self.progress((step + 1) / self.steps_, f"tuning step {step + 1}/{self.steps_}")
+                self.progress(
+                    tuning_share * (step + 1) / self.steps_, f"tuning step {step + 1}/{self.steps_}"
+                )
 
-        self.embeddings_ = self._embed_all(embedder, n)
+        self.embeddings_ = self._embed_all(embedder, n, tuning_share)
         self.state_ = self._final_state(state, embedder)
         self.seconds_ = time.perf_counter() - start
         return self
@@ -471,11 +476,18 @@ class AlignmentTuner:
             state.adapter_modules(),
         )
 
-    @staticmethod
-    def _embed_all(embedder: _AdapterRows | _TowerRows, n: int) -> np.ndarray:
+    def _embed_all(
+        self, embedder: _AdapterRows | _TowerRows, n: int, start_fraction: float
+    ) -> np.ndarray:
         out = []
         with torch.no_grad():
             for start in range(0, n, EMBED_BATCH):
+                if self.progress is not None:
+                    done = start / n
+                    self.progress(
+                        start_fraction + (1 - start_fraction) * done,
+                        f"re-embedding {start}/{n} items",
+                    )
                 rows = torch.arange(start, min(n, start + EMBED_BATCH))
                 out.append(embedder.embed(rows))
         return torch.cat(out).numpy().astype(np.float32)

@@ -4,6 +4,11 @@ A :class:`JobManager` runs submitted functions one at a time on a worker thread 
 CPU-bound; two at once would only slow both down). A function receives a ``progress``
 callable and returns a short result string. Jobs with the same ``key`` that are still
 queued or running are shared, so a page reload does not start a second fit.
+
+Cancelling is cooperative: a queued job never starts, and a running one stops at its next
+``progress`` call, which raises :class:`JobCancelled` on the job thread. The work must
+therefore write nothing it would have to undo before its last ``progress`` call; the fits and
+alignment runs commit once, at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ JobFunction = Callable[[Progress], str]
 
 #: Finished jobs kept for status queries.
 _KEEP_FINISHED = 200
+#: Statuses after which a job never changes again.
+FINISHED = ("done", "failed", "cancelled")
+
+
+class JobCancelled(Exception):
+    """Raised by a job's ``progress`` callable once the job has been asked to stop."""
+
+
+class JobFinishedError(ValueError):
+    """A finished job cannot be cancelled."""
 
 
 @dataclass
@@ -44,11 +59,17 @@ class Job:
     updated_at: float = field(default_factory=time.time)
     version: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def finished(self) -> bool:
-        """Done or failed."""
-        return self.status in ("done", "failed")
+        """Done, failed or cancelled."""
+        return self.status in FINISHED
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether :meth:`JobManager.cancel` was called for this job."""
+        return self._cancel.is_set()
 
     def update(self, **changes: object) -> None:
         """Set fields, bump :attr:`version` and the timestamp."""
@@ -114,6 +135,30 @@ class JobManager:
         with self._lock:
             return self._jobs[job_id]
 
+    def cancel(self, job_id: str) -> Job:
+        """Ask the job ``job_id`` to stop.
+
+        A queued job is marked cancelled at once; a running one stops at its next progress
+        report (its status turns ``cancelled`` then). Asking twice is harmless.
+
+        Raises
+        ------
+        KeyError
+            No such job.
+        JobFinishedError
+            The job is already done, failed or cancelled.
+        """
+        job = self.get(job_id)
+        with self._lock:
+            if job.finished:
+                raise JobFinishedError(f"job {job_id} is already {job.status}")
+            job._cancel.set()
+            if job.status == "queued":
+                job.update(status="cancelled", message="cancelled before it started")
+            elif not job.message.startswith("cancelling"):
+                job.update(message=f"cancelling ({job.message})")
+        return job
+
     def jobs(self) -> list[Job]:
         """Every kept job, oldest first."""
         with self._lock:
@@ -124,13 +169,21 @@ class JobManager:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, job: Job, function: JobFunction) -> None:
-        job.update(status="running", message="started")
+        with self._lock:
+            if job.cancel_requested:  # cancelled while queued
+                return
+            job.update(status="running", message="started")
 
         def progress(fraction: float, message: str) -> None:
+            if job.cancel_requested:
+                raise JobCancelled(job.id)
             job.update(progress=float(fraction), message=message)
 
         try:
             result = function(progress)
+        except JobCancelled:
+            logger.info("job %s (%s) cancelled", job.id, job.key)
+            job.update(status="cancelled", message="cancelled")
         except Exception as exc:  # reported to the client; the server keeps running
             logger.exception("job %s (%s) failed", job.id, job.key)
             job.update(status="failed", error=f"{type(exc).__name__}: {exc}", message="failed")

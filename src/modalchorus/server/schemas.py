@@ -20,7 +20,7 @@ MAX_ADDED_TEXT_LENGTH = 1000
 MAX_ADDED_TEXTS = 64
 
 Task = Literal["zero-shot classification", "retrieval"]
-JobStatus = Literal["queued", "running", "done", "failed"]
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
 ConceptText = Annotated[
     str,

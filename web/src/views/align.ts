@@ -1,8 +1,9 @@
 // Alignment panel: state intents over the selection and sets, run a tuning job, compare
 // before / after in the same frame (animated), read the metric deltas and the points that
 // moved most, and step through the run history (undo / redo, export).
-import { api, type AlignmentHistory, type IntentOut, type IntentSpec, type JobInfo, type RunOut, type SetOut } from '../api';
+import { api, jobFinished, type AlignmentHistory, type IntentOut, type IntentSpec, type JobInfo, type RunOut, type SetOut } from '../api';
 import { clear, fmt, h, select } from '../dom';
+import { jobProgress } from './progress';
 
 export type Compare = 'before' | 'after';
 
@@ -11,6 +12,8 @@ export interface AlignHandlers {
   addIntents: (specs: IntentSpec[]) => Promise<void>;
   deleteIntent: (intent: IntentOut) => Promise<void>;
   run: (scope: 'adapter' | 'lora') => Promise<void>;
+  /** Ask the running job to stop. */
+  cancel: (job: JobInfo) => Promise<void>;
   compare: (mode: Compare) => Promise<void>;
   undo: () => Promise<void>;
   redo: () => Promise<void>;
@@ -226,15 +229,14 @@ export class AlignPanel {
   }
 
   showJob(job: JobInfo | null): void {
-    if (!job || job.status === 'done' || job.status === 'failed') {
+    if (!job || jobFinished(job)) {
       this.progress.hidden = true;
       return;
     }
     this.progress.hidden = false;
-    const pct = Math.round(job.progress * 100);
-    clear(this.progress,
-      h('div', { class: 'bar' }, h('div', { class: 'fill', style: `width:${pct}%` })),
-      h('span', { class: 'progress-text' }, `${job.message} (${pct}%)`));
+    clear(this.progress, ...jobProgress(job, (j) => {
+      this.handlers.cancel(j).catch((error: unknown) => this.say(error instanceof Error ? error.message : String(error), 'error'));
+    }));
   }
 
   renderHistory(history: AlignmentHistory | null): void {

@@ -1,7 +1,8 @@
 // Settings bar: dataset, task, encoder, projection method, colouring; job progress.
-import type { JobInfo, Settings } from '../api';
+import { jobFinished, type JobInfo, type Settings } from '../api';
 import { clear, h, select } from '../dom';
 import { COLOR_BY_LABELS, type ColorBy } from '../points';
+import { jobProgress } from './progress';
 
 export interface Choice {
   dataset: string;
@@ -25,7 +26,10 @@ export class SettingsBar {
   private readonly controls = h('div', { class: 'controls' });
   private readonly progress = h('div', { class: 'progress', hidden: true });
 
-  constructor(private readonly onChange: (change: Partial<Choice>) => void) {
+  constructor(
+    private readonly onChange: (change: Partial<Choice>) => void,
+    private readonly onCancel: (job: JobInfo) => void,
+  ) {
     this.el.append(h('h1', {}, 'ModalChorus'), this.controls, this.progress);
   }
 
@@ -83,16 +87,11 @@ export class SettingsBar {
   }
 
   showJob(job: JobInfo | null): void {
-    if (!job || job.status === 'done') {
+    if (!job || jobFinished(job)) {
       this.progress.hidden = true;
       return;
     }
     this.progress.hidden = false;
-    const pct = Math.round(job.progress * 100);
-    clear(
-      this.progress,
-      h('div', { class: 'bar' }, h('div', { class: 'fill', style: `width:${pct}%` })),
-      h('span', { class: 'progress-text' }, `${job.message} (${pct}%)`),
-    );
+    clear(this.progress, ...jobProgress(job, this.onCancel));
   }
 }

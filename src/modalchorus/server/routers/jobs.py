@@ -1,4 +1,4 @@
-"""Jobs: status of background work, and its progress pushed as server-sent events."""
+"""Jobs: status of background work, its progress pushed as server-sent events, cancelling."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from modalchorus.server.errors import not_found
-from modalchorus.server.jobs import Job
+from modalchorus.server.errors import conflict, not_found
+from modalchorus.server.jobs import FINISHED, Job, JobFinishedError
 from modalchorus.server.schemas import JobInfo, Problem
 from modalchorus.server.state import ServerState, get_state
 
@@ -44,11 +44,30 @@ def get_job(job: Annotated[Job, Depends(_job)]) -> JobInfo:
     return job.info()
 
 
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobInfo,
+    responses={**NOT_FOUND, 409: {"model": Problem}},
+)
+def cancel_job(job: Annotated[Job, Depends(_job)], state: State) -> JobInfo:
+    """Ask a queued or running job to stop (409 when it has already finished).
+
+    A queued job is cancelled at once. A running one stops at its next progress report and
+    writes nothing: its status turns ``cancelled`` (follow its events). A job that reaches
+    its end first finishes as ``done``.
+    """
+    try:
+        return state.jobs.cancel(job.id).info()
+    except JobFinishedError as exc:
+        raise conflict(str(exc)) from None
+
+
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=NOT_FOUND)
 async def job_events(job: Annotated[Job, Depends(_job)]) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent ``progress`` events (``JobInfo`` as JSON) until the job is done or failed.
+    """Server-sent ``progress`` events (``JobInfo`` as JSON) until the job finishes.
 
-    The first event is sent at once; the last one has status ``done`` or ``failed``.
+    The first event is sent at once; the last one has status ``done``, ``failed`` or
+    ``cancelled``.
     """
     seen, quiet = -1, 0.0
     while True:
@@ -57,7 +76,7 @@ async def job_events(job: Annotated[Job, Depends(_job)]) -> AsyncIterator[Server
             seen, quiet = version, 0.0
             info = job.info()
             yield ServerSentEvent(data=info, event="progress", id=str(version))
-            if info.status in ("done", "failed"):
+            if info.status in FINISHED:
                 return
         elif quiet >= KEEPALIVE_S:
             quiet = 0.0
