@@ -159,3 +159,28 @@ def test_align_panel_runs_an_intent_compares_and_undoes(panels, own_server) -> N
     history = httpx.get(f"{own_server.url}/api/alignment/runs", params={"encoder": base}).json()
     assert history["active_encoder_id"] == base and history["can_redo"]
     assert panels.errors == []
+
+
+def test_cancelling_a_run_in_the_align_panel_changes_nothing(panels, own_server) -> None:
+    base = httpx.get(f"{own_server.url}/api/settings").json()["encoders"][0]
+    rows = _prepare(own_server, base)
+    history = httpx.get(f"{own_server.url}/api/alignment/runs", params={"encoder": base}).json()
+    panels.open()
+    page = panels.page
+    panel = page.locator(".panel.align")
+    version = panels.probe("align.version")
+    page.evaluate(f"window.__modalchorus.selectRows({rows[:1]})")
+    panel.locator("select[name=target]").select_option(label="cat prompts (5)")
+    panel.locator("button.add-intent").click()
+    panel.locator(".intent").first.wait_for()
+
+    # LoRA embeds through the encoder every step: slow enough to cancel mid-way.
+    panel.locator("select[name=scope]").select_option("lora")
+    panel.locator("button.run-align").click()
+    panel.locator(".align-progress .cancel-job").click()
+    page.wait_for_function("!window.__modalchorus.align.running", timeout=120_000)
+    assert "cancelled" in page.locator(".notices").inner_text()
+    assert panels.probe("align.version") == version
+    after = httpx.get(f"{own_server.url}/api/alignment/runs", params={"encoder": base}).json()
+    assert after == history
+    assert panels.errors == []

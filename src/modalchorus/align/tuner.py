@@ -393,7 +393,7 @@ class AlignmentTuner:
             loss.backward()
             optimiser.step()
             self.loss_history_.append(float(loss.detach()))
-            if self.progress is not None and (step % 10 == 0 or step == self.steps_ - 1):
+            if self.progress is not None:  # every step: a cancel waits for at most one
                 self.progress(
                     tuning_share * (step + 1) / self.steps_, f"tuning step {step + 1}/{self.steps_}"
                 )
