@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -212,3 +213,56 @@ def test_bad_views_and_set_names(client, encoder, workspace, data, status, needl
     assert response.status_code == status, response.text
     assert needle in message(response)
     assert stored_state(client, workspace) == before
+
+
+def test_uploads_can_be_removed_and_dataset_items_cannot(client, encoder, workspace) -> None:
+    png = picture(30)
+    added = upload(client, encoder, [("gone.png", png)], "to remove").json()
+    item = added["items"][0]["id"]
+    kept = upload(client, encoder, [("kept.png", picture(31))], "to remove").json()
+    path = f"/api/items/{quote(item, safe='')}"
+    stored = workspace / "uploads" / item.removeprefix("uploads/")
+    assert stored.is_file()
+    n_before = len(frame(client, CIFAR, encoder)["id"])
+
+    intent = client.post(
+        "/api/intents", json={"type": "point-set", "point": item, "target": "to remove"}
+    ).json()
+    in_use = client.delete(path)
+    assert in_use.status_code == 409 and f"#{intent['id']}" in message(in_use)
+    assert stored.is_file() and len(frame(client, CIFAR, encoder)["id"]) == n_before
+    client.delete(f"/api/intents/{intent['id']}")
+
+    response = client.delete(path)
+    assert response.status_code == 200, response.text
+    assert response.json()["removed"] == [item]
+    assert not stored.exists()
+    cols = frame(client, CIFAR, encoder)
+    assert len(cols["id"]) == n_before - 1 and item not in cols["id"]
+    assert kept["items"][0]["id"] in cols["id"]
+    tagged = [s for s in client.get("/api/sets").json() if s["name"] == "to remove"][0]
+    assert tagged["item_ids"] == [kept["items"][0]["id"]]
+    assert client.get(path).status_code == 404
+    assert client.delete(path).status_code == 404
+
+    # The stored map still lists the removed item; an alignment run places the rest.
+    intent = client.post(
+        "/api/intents", json={"type": "point-set", "point": cols["id"][0], "target": "to remove"}
+    ).json()
+    run = client.post(
+        "/api/alignment/runs", json={"encoder": encoder, "intent_ids": [intent["id"]]}
+    ).json()
+    job, deadline = run, time.monotonic() + 120
+    while job["status"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = client.get(f"/api/jobs/{run['id']}").json()
+    assert job["status"] == "done", job
+    client.post("/api/alignment/undo", json={"encoder": encoder})
+    client.delete(f"/api/intents/{intent['id']}")
+
+    dataset_item = cols["id"][0]
+    refused = client.delete(f"/api/items/{quote(dataset_item, safe='')}")
+    assert refused.status_code == 409 and "only items added through Augment" in message(refused)
+    # Uploading the same picture again brings it back.
+    back = upload(client, encoder, [("gone.png", png)]).json()
+    assert back["items"][0]["id"] == item and back["n_new"] == 1 and stored.is_file()

@@ -20,6 +20,7 @@ from PIL import Image
 
 from modalchorus.data.types import Dataset, ImageRecord
 from modalchorus.store import (
+    ItemInUseError,
     NotFoundError,
     ProjectionInfo,
     SetInfo,
@@ -417,6 +418,50 @@ def test_set_errors_change_nothing(ws: Workspace) -> None:
     assert_same_state(after_dogs, visible_state(ws))
     assert ws.get_set(cats.id) == before["sets"][0]
     assert ws.create_set("x" * 100, ids[:1]).name == "x" * 100
+
+
+# ------------------------------------------------------------------ removing items
+
+
+def test_remove_items_takes_captions_set_members_and_counts(ws: Workspace) -> None:
+    items = ws.items()
+    images = items[items["kind"] == "image"]["id"].tolist()
+    captions = items[items["image_id"] == images[0]]["id"].tolist()
+    ws.put_embeddings(
+        ENCODER,
+        items["id"].tolist(),
+        items["content_hash"].tolist(),
+        np.eye(len(items), 8, dtype=np.float32) + 1.0,
+    )
+    both = ws.create_set("both", [images[0], captions[0], images[1]])
+    removed = ws.remove_items([images[0]])
+    assert removed == [images[0], *captions]
+    left = ws.items()["id"].tolist()
+    assert not set(removed) & set(left) and len(left) == len(items) - 3
+    info = ws.dataset("toy")
+    assert (info.n_images, info.n_texts) == (N_IMAGES - 1, 2 * N_IMAGES - 2)
+    assert ws.get_set(both.id).item_ids == [images[1]]
+    assert ws.get_embeddings(ENCODER)[0] == left  # the vectors stay, the items do not
+    with pytest.raises(UnknownItemError, match=repr(images[0])):
+        ws.remove_items([images[0]])
+    reopened = Workspace.open(ws.path)
+    assert reopened.items()["id"].tolist() == left
+
+
+def test_items_in_use_are_not_removed(ws: Workspace) -> None:
+    ids = ws.items()["id"].tolist()
+    ws.create_set("one", [ids[5]])
+    ws.create_intent({"type": "point-set", "point": ids[3], "target": "one"})
+    before = visible_state(ws)
+    items_before = ws.items()
+    with pytest.raises(ItemInUseError, match="intents #1"):
+        ws.remove_items([ids[3]])
+    with pytest.raises(ItemInUseError, match="sets 'one' empty"):
+        ws.remove_items([ids[4], ids[5]])
+    with pytest.raises(ValueError, match="at least one item"):
+        ws.remove_items([])
+    assert_same_state(before, visible_state(ws))
+    assert ws.items().equals(items_before)
 
 
 # ------------------------------------------------------------------ older workspaces

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from browser.conftest import Page
-from browser.support import CIFAR, IMAGES_PER_CLASS, LiveServer, workspace_copy
+from browser.support import CIFAR, IMAGES_PER_CLASS, LiveServer, click_point, workspace_copy
 
 N_CIFAR = 10 * IMAGES_PER_CLASS + 50
 
@@ -70,6 +70,17 @@ def test_augment_panel_adds_images_and_texts_without_a_reload(panels, own_server
     sets = httpx.get(f"{own_server.url}/api/sets").json()
     assert [s["n_items"] for s in sets if s["name"] == "my additions"] == [4]
 
+    # An added item can be removed from its detail; its set keeps the others.
+    shown = click_point(page, panels.probe(f"indexOf({added[0]!r})"))
+    assert shown in added
+    page.locator(".panel.detail button.remove-item").click()
+    page.locator(".notice", has_text=f"Removed the image {shown}").wait_for()
+    panels.wait_ready()
+    assert panels.probe("pointCount") == before + 3 and panels.probe(f"indexOf({shown!r})") < 0
+    sets = httpx.get(f"{own_server.url}/api/sets").json()
+    assert [s["n_items"] for s in sets if s["name"] == "my additions"] == [3]
+    before += 3
+
     # A file that is not an image: the panel names it, nothing is added.
     panel.locator("input[name=augment_files]").set_input_files(
         [{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}]
@@ -78,7 +89,7 @@ def test_augment_panel_adds_images_and_texts_without_a_reload(panels, own_server
     error = panel.locator(".augment-message.error")
     error.wait_for()
     assert "notes.txt: not an image" in error.inner_text()
-    assert panels.probe("pointCount") == before + 4
+    assert panels.probe("pointCount") == before
     errors = [e for e in panels.errors if "422" not in e]  # the refused upload's console line
     assert errors == []
 

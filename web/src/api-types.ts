@@ -279,7 +279,14 @@ export interface paths {
         get: operations["get_item_api_items__item_id__get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Remove Item
+         * @description Remove an uploaded image or added text (an item of the ``uploads`` dataset).
+         *
+         *     Its set memberships go with it. Refused (409, nothing changed) for items of the
+         *     datasets, for items a stored intent names, and when a set would be left empty.
+         */
+        delete: operations["remove_item_api_items__item_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1041,6 +1048,17 @@ export interface components {
              * @enum {string}
              */
             status: "ready" | "fitting";
+        };
+        /**
+         * Removed
+         * @description What removing an uploaded item did.
+         */
+        Removed: {
+            /**
+             * Removed
+             * @description Ids of the removed items.
+             */
+            removed: string[];
         };
         /**
          * RunOut
@@ -1902,6 +1920,55 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_item_api_items__item_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Removed"];
+                };
+            };
+            /** @description Unknown item. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not an upload, or still in use. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

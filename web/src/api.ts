@@ -18,6 +18,7 @@ export type SetOut = Schemas['SetOut'];
 export type SetCreate = Schemas['SetCreate'];
 export type AugmentResult = Schemas['AugmentResult'];
 export type TextsAdd = Schemas['TextsAdd'];
+export type Removed = Schemas['Removed'];
 export type IntentOut = Schemas['IntentOut'];
 export type IntentSpec = IntentOut['spec'];
 export type RunOut = Schemas['RunOut'];
@@ -111,6 +112,7 @@ export const api = {
   /** Multipart form: ``files`` (repeated), ``dataset``, ``encoder``, optional ``set_name``. */
   uploadImages: (form: FormData) => json<AugmentResult>('POST', '/api/items/upload', form),
   addTexts: (body: TextsAdd) => json<AugmentResult>('POST', '/api/items/texts', body),
+  removeItem: (id: string) => json<Removed>('DELETE', itemPath(id)),
   thumbnailUrl: (id: string) => `${itemPath(id)}/thumbnail`,
   conceptAxis: (req: ConceptAxisRequest) => frame('POST', '/api/concept-axis', req),
   taskMetrics: (dataset: string, encoder: string) =>

@@ -9,6 +9,7 @@ import {
   followJob,
   type IntentOut,
   type IntentSpec,
+  type ItemDetail,
   type ProjectionMeta,
   type RunOut,
   type SetOut,
@@ -85,7 +86,10 @@ class App {
     // The job's follower sees its final ``cancelled`` state.
     (job) => void api.cancelJob(job.id).catch((error: unknown) => this.notices.error(error)),
   );
-  private readonly detail = new DetailPanel((id) => void this.pick(id));
+  private readonly detail = new DetailPanel(
+    (id) => void this.pick(id),
+    (item) => this.removeItem(item),
+  );
   private readonly metrics = new MetricsPanel();
   private readonly setsPanel = new SetsPanel({
     save: (name) => this.saveSet(name),
@@ -411,6 +415,21 @@ class App {
     const summary = `Added ${fresh} new item${fresh === 1 ? '' : 's'} (${ids.length - fresh} already present)${tagged}; ${placed}.`;
     this.notices.show(summary);
     return summary;
+  }
+
+  /** Remove an uploaded item; the map and the sets are reloaded without it. */
+  private async removeItem(item: ItemDetail): Promise<void> {
+    try {
+      await api.removeItem(item.id);
+    } catch (error) {
+      this.notices.error(error);
+      return;
+    }
+    this.detail.reset();
+    this.probe.detailId = null;
+    await this.refreshSets();
+    await this.load();
+    this.notices.show(`Removed ${item.kind === 'image' ? 'the image' : 'the text'} ${item.id}.`);
   }
 
   private lassoed(rows: number[]): void {

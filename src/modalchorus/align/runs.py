@@ -247,6 +247,9 @@ def _same_frame_layouts(
             continue
         model = load_projection_model(workspace, info.name)
         item_ids, old = workspace.get_projection(info.name)
+        current = np.array([i in kind_of for i in item_ids], dtype=bool)
+        if not current.all():  # items removed since the layout was stored
+            item_ids, old = [i for i, c in zip(item_ids, current, strict=True) if c], old[current]
         kinds = np.array([kind_of[i] for i in item_ids])
         vectors = lookup(item_ids)
         coords = np.empty_like(old, dtype=np.float64)

@@ -28,7 +28,7 @@ from modalchorus.data.images import decode_image
 from modalchorus.data.types import Dataset, ImageRecord, TextRecord, sha256_bytes
 from modalchorus.embedding import embed_dataset
 from modalchorus.encoders import Encoder
-from modalchorus.server.views import UPLOADS
+from modalchorus.server.views import UPLOADS, is_upload
 from modalchorus.store import UnknownDatasetError, UnknownEncoderError, Workspace, text_hash
 
 logger = logging.getLogger(__name__)
@@ -345,3 +345,38 @@ def embed_uploads(workspace: Workspace, encoder: Encoder) -> int:
         if missing:
             embed_dataset(workspace, _stored_dataset(workspace, upload_dir(workspace)), encoder)
     return missing
+
+
+class NotAnUploadError(ValueError):
+    """Only items of the ``uploads`` dataset can be removed through the server."""
+
+
+def remove_upload(workspace: Workspace, item_id: str) -> list[str]:
+    """Remove an uploaded image or added text (:meth:`Workspace.remove_items`).
+
+    An image's stored file is deleted once the removal is committed.
+
+    Returns
+    -------
+    list[str]
+        The removed item ids.
+
+    Raises
+    ------
+    NotAnUploadError
+        ``item_id`` is not an ``uploads`` item (datasets are managed from the CLI).
+    UnknownItemError, ItemInUseError
+        From the store; nothing is removed.
+    """
+    if not is_upload(item_id):
+        raise NotAnUploadError(
+            f"{item_id!r} belongs to a dataset; only items added through Augment "
+            f"(dataset {UPLOADS!r}) can be removed here"
+        )
+    with _lock:
+        removed = workspace.remove_items([item_id])
+        path = upload_dir(workspace) / item_id.removeprefix(f"{UPLOADS}/")
+        if path.parent == upload_dir(workspace) and path.is_file():
+            path.unlink()
+    logger.info("augment: removed %s", item_id)
+    return removed

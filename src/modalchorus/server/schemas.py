@@ -278,6 +278,12 @@ class AugmentResult(_Model):
     set: SetOut | None = None
 
 
+class Removed(_Model):
+    """What removing an uploaded item did."""
+
+    removed: list[str] = Field(description="Ids of the removed items.")
+
+
 # ---------------------------------------------------------------- alignment
 
 #: A set reference: a workspace set id, a set name, or a list of item ids.

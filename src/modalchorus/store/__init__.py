@@ -20,6 +20,7 @@ Examples
 
 from modalchorus.store.errors import (
     IncompatibleWorkspaceError,
+    ItemInUseError,
     NotAWorkspaceError,
     NotFoundError,
     UnknownDatasetError,
@@ -54,6 +55,7 @@ __all__ = [
     "DatasetInfo",
     "IntentInfo",
     "IncompatibleWorkspaceError",
+    "ItemInUseError",
     "NotAWorkspaceError",
     "NotFoundError",
     "ProjectionInfo",

@@ -51,6 +51,18 @@ def read_intent(conn: sqlite3.Connection, intent_id: int) -> IntentInfo:
     return IntentInfo(int(row[0]), json.loads(row[1]), row[2])
 
 
+def intents_naming(conn: sqlite3.Connection, item_ids: set[str]) -> list[int]:
+    """Ids of stored intents whose spec names one of ``item_ids`` directly (as the point or
+    in a list of items; set references are not followed)."""
+    named = []
+    for info in read_intents(conn):
+        values = [v for v in info.spec.values() if isinstance(v, str | list)]
+        flat = {x for v in values for x in ([v] if isinstance(v, str) else v)}
+        if flat & item_ids:
+            named.append(info.id)
+    return named
+
+
 def active_run_id(conn: sqlite3.Connection, base_encoder_id: str) -> int | None:
     """Id of the run whose version is current for a family, or None (the base)."""
     row = conn.execute(

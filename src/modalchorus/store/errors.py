@@ -60,3 +60,7 @@ class UnknownIntentError(NotFoundError):
 
 class UnknownRunError(NotFoundError):
     """An alignment run id the workspace does not hold."""
+
+
+class ItemInUseError(WorkspaceError, ValueError):
+    """Items cannot be removed: a stored intent names them, or a set would be left empty."""

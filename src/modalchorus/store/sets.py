@@ -179,3 +179,16 @@ def delete_set(conn: sqlite3.Connection, set_id: int) -> None:
     """Delete set ``set_id`` and its members."""
     conn.execute("DELETE FROM set_items WHERE set_id = ?", (set_id,))
     conn.execute("DELETE FROM sets WHERE id = ?", (set_id,))
+
+
+def remove_members(conn: sqlite3.Connection, item_ids: set[str], now: str) -> list[str]:
+    """Drop ``item_ids`` from every set, renumbering positions; returns the names of sets
+    this would leave empty, changing nothing in that case."""
+    sets = [info for info in read_sets(conn) if item_ids & set(info.item_ids)]
+    emptied = [info.name for info in sets if set(info.item_ids) <= item_ids]
+    if emptied:
+        return emptied
+    for info in sets:
+        write_members(conn, info.id, [i for i in info.item_ids if i not in item_ids])
+        touch(conn, info.id, now)
+    return []

@@ -45,6 +45,7 @@ from modalchorus.store.embeddings import (
     validate_embeddings,
 )
 from modalchorus.store.errors import (
+    ItemInUseError,
     NotAWorkspaceError,
     UnknownDatasetError,
     UnknownEncoderError,
@@ -416,6 +417,72 @@ class Workspace:
             tx.conn.execute("DELETE FROM datasets WHERE name = ?", (name,))
         logger.info("remove_dataset %s: %d items removed", name, removed)
         return int(removed)
+
+    def remove_items(self, item_ids: Sequence[str]) -> list[str]:
+        """Delete items (and the captions of deleted images) and their set memberships,
+        atomically.
+
+        Embeddings and cached vectors are kept, as by :meth:`remove_dataset`; projections
+        keep their coordinates but views no longer list the items.
+
+        Parameters
+        ----------
+        item_ids : Sequence[str]
+            At least one id of the workspace (repeats dropped).
+
+        Returns
+        -------
+        list[str]
+            Every removed id: ``item_ids`` in order, then captions of removed images.
+
+        Raises
+        ------
+        UnknownItemError
+            Some ids are not items of the workspace.
+        ItemInUseError
+            A stored intent names one of the items, or a set would be left empty.
+            Nothing is written.
+        """
+        ids = set_rows.check_members(item_ids)
+        with self._write(f"remove_items n={len(ids)}") as tx:
+            self._require_items(tx.head, ids)
+            table = tx.table(ITEMS_TABLE, ITEMS_SCHEMA)
+            stored = scan(table, ["id", "image_id", "dataset"])
+            asked = set(ids)
+            captions_of_removed = pc.fill_null(
+                pc.is_in(stored["image_id"], value_set=pa.array(ids, pa.string())), False
+            )
+            removed = ids + [
+                i for i in stored["id"].filter(captions_of_removed).to_pylist() if i not in asked
+            ]
+            gone = set(removed)
+            if named := runs.intents_naming(tx.conn, gone):
+                raise ItemInUseError(
+                    f"stored intents {', '.join(f'#{i}' for i in named)} name these items; "
+                    "delete those intents first"
+                )
+            if emptied := set_rows.remove_members(tx.conn, gone, utc_now()):
+                raise ItemInUseError(
+                    f"removing these items would leave sets {', '.join(map(repr, emptied))} "
+                    "empty; delete those sets first"
+                )
+            table.delete(f"id IN ({', '.join(_sql_literal(i) for i in removed)})")
+            affected = sorted(
+                set(
+                    stored["dataset"]
+                    .filter(pc.is_in(stored["id"], value_set=pa.array(removed, pa.string())))
+                    .to_pylist()
+                )
+            )
+            kinds = scan(table, ["dataset", "kind"])
+            for name in affected:
+                n_images, n_texts = _count_kinds(kinds, name)
+                tx.conn.execute(
+                    "UPDATE datasets SET n_images = ?, n_texts = ?, updated_at = ? WHERE name = ?",
+                    (n_images, n_texts, utc_now(), name),
+                )
+        logger.info("remove_items: %d items removed", len(removed))
+        return removed
 
     def datasets(self) -> list[DatasetInfo]:
         """Metadata of every dataset, in the order they were first added."""

@@ -2,12 +2,24 @@
 import { api, type ItemDetail, type Neighbours } from '../api';
 import { clear, fmt, h } from '../dom';
 
+/** The dataset of the items a user added (uploads and typed texts). */
+const UPLOADS = 'uploads';
+
 export class DetailPanel {
   readonly el = h('section', { class: 'panel detail' }, h('h2', {}, 'Instance'));
   private readonly body = h('div', { class: 'detail-body' }, h('p', { class: 'hint' }, 'Click a point to see it and its nearest items of the other modality.'));
 
-  constructor(private readonly onPick: (id: string) => void) {
+  constructor(
+    private readonly onPick: (id: string) => void,
+    /** Remove an uploaded image or added text (only those can be removed). */
+    private readonly onRemove: (item: ItemDetail) => Promise<void>,
+  ) {
     this.el.append(this.body);
+  }
+
+  /** Back to the hint (e.g. after the shown item was removed). */
+  reset(): void {
+    clear(this.body, h('p', { class: 'hint' }, 'Click a point to see it and its nearest items of the other modality.'));
   }
 
   loading(id: string): void {
@@ -48,10 +60,22 @@ export class DetailPanel {
         ),
       );
     }
+    let remove: HTMLButtonElement | null = null;
+    if (item.dataset === UPLOADS) {
+      const button = h('button', { type: 'button', class: 'small danger remove-item', title: 'Remove this item you added from the workspace' }, 'remove');
+      button.addEventListener('click', () => {
+        button.disabled = true;
+        this.onRemove(item).finally(() => {
+          button.disabled = false;
+        });
+      });
+      remove = button;
+    }
     clear(
       this.body,
       content,
       facts,
+      remove,
       h('h3', {}, `Top ${neighbours.neighbours.length} ${item.kind === 'image' ? 'texts' : 'images'} (cosine similarity)`),
       list,
     );

@@ -15,17 +15,26 @@ from modalchorus.server.augment import (
     MAX_ITEMS_PER_REQUEST,
     MAX_UPLOAD_BYTES,
     Added,
+    NotAnUploadError,
     UploadError,
     add_items,
     check_images,
+    remove_upload,
 )
-from modalchorus.server.errors import invalid
+from modalchorus.server.errors import conflict, invalid
 from modalchorus.server.projections import DEFAULT_METHOD, store_layout
 from modalchorus.server.routers.sets import set_out
-from modalchorus.server.schemas import AddedItem, AugmentResult, Problem, SetOut, TextsAdd
+from modalchorus.server.schemas import (
+    AddedItem,
+    AugmentResult,
+    Problem,
+    Removed,
+    SetOut,
+    TextsAdd,
+)
 from modalchorus.server.state import ServerState, get_state
 from modalchorus.server.views import UPLOADS, DatasetView
-from modalchorus.store import SetInfo
+from modalchorus.store import ItemInUseError, SetInfo
 
 router = APIRouter(tags=["augmentation"])
 State = Annotated[ServerState, Depends(get_state)]
@@ -150,3 +159,25 @@ def add_texts(body: TextsAdd, state: State) -> AugmentResult:
     view = _checked_view(state, body.dataset, body.encoder)
     added = add_items(state.workspace, state.encoder_for(view.encoder_id), texts=body.texts)
     return _result(state, body.dataset, view.encoder_id, added, body.set_name)
+
+
+@router.delete(
+    "/items/{item_id:path}",
+    response_model=Removed,
+    responses={
+        404: {"model": Problem, "description": "Unknown item."},
+        409: {"model": Problem, "description": "Not an upload, or still in use."},
+    },
+)
+def remove_item(item_id: str, state: State) -> Removed:
+    """Remove an uploaded image or added text (an item of the ``uploads`` dataset).
+
+    Its set memberships go with it. Refused (409, nothing changed) for items of the
+    datasets, for items a stored intent names, and when a set would be left empty.
+    """
+    try:
+        removed = remove_upload(state.workspace, item_id)
+    except (NotAnUploadError, ItemInUseError) as exc:
+        raise conflict(str(exc)) from None
+    state.views.clear()
+    return Removed(removed=removed)
