@@ -181,7 +181,8 @@ def test_adapter_run_fixes_targets_preserves_the_rest_and_keeps_the_frame(
     assert run.active and run.parent_encoder_id == base and run.scope == "adapter"
     assert active_version(ws, base) == run.encoder_id != base
     assert resolve_encoder_id(ws, "pocket") == run.encoder_id
-    assert progress[-1] == 1.0 and progress == sorted(progress)
+    # The last report comes before the commit (a cancel there writes nothing).
+    assert progress[-1] == 0.97 and progress == sorted(progress)
     # The intents' images now land in their true class.
     still_wrong = {i for i, _, _ in misclassified(ws, run.encoder_id)}
     fixed = [i for i, _, _ in wrong if i not in still_wrong]

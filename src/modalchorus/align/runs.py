@@ -200,6 +200,7 @@ def run_alignment(
         "moved": moved,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    report(0.97, "storing the new version")
     info = workspace.commit_alignment_run(
         record,
         (ids, items["content_hash"].tolist(), new),
