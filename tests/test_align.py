@@ -280,10 +280,22 @@ def test_lora_run_tunes_the_towers_and_exports(ws: Workspace, built, pocket, tmp
     wrong = misclassified(ws, base)[:6]
     sets = {c: prompt_set(ws, c) for c in {t for _, t, _ in wrong} | {p for _, _, p in wrong}}
     intents = [PointSet(i, sets[t], avoid=sets[p]) for i, t, p in wrong]
+    reports: list[tuple[float, str]] = []
     run = run_alignment(
-        ws, intents, encoder_id=base, scope="lora", encoder=pocket, params={"steps": 8}
+        ws,
+        intents,
+        encoder_id=base,
+        scope="lora",
+        encoder=pocket,
+        params={"steps": 8},
+        progress=lambda f, m: reports.append((f, m)),
     )
     assert run.scope == "lora" and "~lora@" in run.encoder_id
+    # Every phase reports, in order: loading, preparing, tuning, re-embedding, storing.
+    phases = ["loading images", "preparing images", "tuning step", "re-embedding", "storing"]
+    firsts = [next(i for i, (_, m) in enumerate(reports) if m.startswith(p)) for p in phases]
+    assert firsts == sorted(firsts)
+    assert [f for f, _ in reports] == sorted(f for f, _ in reports)
     ids, old = ws.get_embeddings(base)
     _, new = ws.get_embeddings(run.encoder_id, ids)
     assert not np.allclose(old, new)  # the towers changed

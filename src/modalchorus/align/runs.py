@@ -155,7 +155,16 @@ def run_alignment(
     tuner = AlignmentTuner(
         scope, progress=lambda f, m: report(0.05 + 0.75 * f, m), **(params or {})
     )
-    images = lambda: [_load_image(s) for s in items.loc[is_image, "source"]]  # noqa: E731
+
+    def images() -> list[Image.Image]:  # tower scopes: every image, decoded once
+        sources = items.loc[is_image, "source"].tolist()
+        loaded = []
+        for i, source in enumerate(sources):
+            if i % 256 == 0:
+                report(0.05, f"loading images {i}/{len(sources)}")
+            loaded.append(_load_image(source))
+        return loaded
+
     tuner.fit(
         reference,
         is_image,

@@ -15,7 +15,7 @@ models get LoRA on ``q_proj``/``v_proj`` of both towers, or their last blocks.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -28,6 +28,17 @@ from modalchorus.encoders.preprocess import images_to_tensor
 TOWER_SCOPES = ("lora", "last-blocks")
 LORA_PREFIX = "lora_"
 PREPARE_BATCH = 64
+
+#: ``progress(done, total)`` while images are prepared.
+PrepareProgress = Callable[[int, int], None]
+
+
+def _batch_starts(n: int, progress: PrepareProgress | None) -> Iterator[int]:
+    """Starts of the :data:`PREPARE_BATCH` batches of ``n`` rows, reporting before each."""
+    for start in range(0, n, PREPARE_BATCH):
+        if progress is not None:
+            progress(start, n)
+        yield start
 
 
 class TowerTuning:
@@ -53,8 +64,13 @@ class TowerTuning:
         """Parameters the ``last-blocks`` scope tunes."""
         raise NotImplementedError
 
-    def image_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        """Frozen preparation of images; every tensor's first axis has length n."""
+    def image_inputs(
+        self, images: Sequence[Image.Image], progress: PrepareProgress | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Frozen preparation of images; every tensor's first axis has length n.
+
+        ``progress(done, total)`` is called before each batch.
+        """
         raise NotImplementedError
 
     def embed_images(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -84,10 +100,12 @@ class PocketTuning(TowerTuning):
         return [*enc.heads.parameters(), *enc.text_tower.model.encoder.layer[-1].parameters()]
 
     @torch.no_grad()
-    def image_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+    def image_inputs(
+        self, images: Sequence[Image.Image], progress: PrepareProgress | None = None
+    ) -> dict[str, torch.Tensor]:
         enc = self.encoder
         features, logits = [], []
-        for start in range(0, len(images), PREPARE_BATCH):
+        for start in _batch_starts(len(images), progress):
             x = images_to_tensor(images[start : start + PREPARE_BATCH], enc.image_size)
             f, z = enc.image_tower(x.to(enc.device))
             features.append(f)
@@ -117,13 +135,15 @@ class HFClipTuning(TowerTuning):
         return self.encoder.trainable_parameters("last-blocks")
 
     @torch.no_grad()
-    def image_inputs(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+    def image_inputs(
+        self, images: Sequence[Image.Image], progress: PrepareProgress | None = None
+    ) -> dict[str, torch.Tensor]:
         enc = self.encoder
         pixels = [
             enc.image_processor(images=list(images[i : i + PREPARE_BATCH]), return_tensors="pt")[
                 "pixel_values"
             ]
-            for i in range(0, len(images), PREPARE_BATCH)
+            for i in _batch_starts(len(images), progress)
         ]
         return {"pixel_values": torch.cat(pixels).to(enc.device, torch.float32)}
 

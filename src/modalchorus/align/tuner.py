@@ -52,6 +52,10 @@ SCOPE_DEFAULTS = {
     "last-blocks": {"steps": 80, "learning_rate": 1e-4, "preserve_sample": 512},
 }
 EMBED_BATCH = 256
+#: Progress-bar span of the tuning steps, by ``scope == "adapter"``. Tower scopes first
+#: prepare every image with the frozen encoder (often the longest part on a CPU); every
+#: scope ends by re-embedding all rows.
+_TUNING_SHARE = {True: (0.0, 0.95), False: (0.3, 0.8)}
 
 
 @dataclass(frozen=True)
@@ -352,9 +356,8 @@ class AlignmentTuner:
             m: np.flatnonzero(np.asarray(is_image) == (m == "image")) for m in ("image", "text")
         }
         self.loss_history_: list[float] = []
-        # Share of the progress bar for tuning; the rest is re-embedding every row, which
-        # for the tower scopes means a forward pass of the encoder over every item.
-        tuning_share = 0.95 if self.scope == "adapter" else 0.6
+        start_share, end_share = _TUNING_SHARE[self.scope == "adapter"]
+        tuning = self._phase(start_share, end_share, "tuning step")
         for step in range(self.steps_):
             negatives = {
                 m: rng.choice(p, min(len(p), self.negative_sample), replace=False)
@@ -393,12 +396,10 @@ class AlignmentTuner:
             loss.backward()
             optimiser.step()
             self.loss_history_.append(float(loss.detach()))
-            if self.progress is not None:  # every step: a cancel waits for at most one
-                self.progress(
-                    tuning_share * (step + 1) / self.steps_, f"tuning step {step + 1}/{self.steps_}"
-                )
+            if tuning is not None:  # every step: a cancel waits for at most one
+                tuning(step + 1, self.steps_)
 
-        self.embeddings_ = self._embed_all(embedder, n, tuning_share)
+        self.embeddings_ = self._embed_all(embedder, n, end_share)
         self.state_ = self._final_state(state, embedder)
         self.seconds_ = time.perf_counter() - start
         return self
@@ -463,14 +464,17 @@ class AlignmentTuner:
         params = tower_parameters(view, self.scope)
         self._tower_names = list(params)
         if self.progress is not None:
-            self.progress(0.0, "preparing raw inputs")
+            self.progress(0.0, "loading the images")
         image_list = images()
         if len(image_list) != int(image_mask.sum()) or len(texts) != int((~image_mask).sum()):
             raise ValueError("images and texts must match the image and text rows")
+        prepared = view.image_inputs(
+            image_list, self._phase(0.0, _TUNING_SHARE[False][0], "preparing images")
+        )
         return _TowerRows(
             view,
             list(params.values()),
-            view.image_inputs(image_list),
+            prepared,
             view.text_inputs(texts),
             image_mask,
             state.adapter_modules(),
@@ -479,18 +483,25 @@ class AlignmentTuner:
     def _embed_all(
         self, embedder: _AdapterRows | _TowerRows, n: int, start_fraction: float
     ) -> np.ndarray:
+        report = self._phase(start_fraction, 1.0, "re-embedding items")
         out = []
         with torch.no_grad():
             for start in range(0, n, EMBED_BATCH):
-                if self.progress is not None:
-                    done = start / n
-                    self.progress(
-                        start_fraction + (1 - start_fraction) * done,
-                        f"re-embedding {start}/{n} items",
-                    )
+                if report is not None:
+                    report(start, n)
                 rows = torch.arange(start, min(n, start + EMBED_BATCH))
                 out.append(embedder.embed(rows))
         return torch.cat(out).numpy().astype(np.float32)
+
+    def _phase(self, start: float, end: float, what: str) -> Callable[[int, int], None] | None:
+        """``report(done, total)`` for a phase spanning ``[start, end]`` of the progress
+        bar, or None without a progress callback."""
+        progress = self.progress
+        if progress is None:
+            return None
+        return lambda done, total: progress(
+            start + (end - start) * done / total, f"{what} {done}/{total}"
+        )
 
     def _final_state(
         self, state: AlignmentState, embedder: _AdapterRows | _TowerRows
