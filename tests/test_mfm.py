@@ -398,6 +398,7 @@ def test_make_mlp_is_reproducible_from_a_generator():
 
 def test_compare_methods_and_table(data):
     XI, XT = data
+    reports: list[tuple[float, str]] = []
     rows = compare_methods(
         XI,
         XT,
@@ -405,8 +406,10 @@ def test_compare_methods_and_table(data):
         ks=(5, 10),
         method_params={"mfm": FAST},
         throughput_points=5_000,
+        progress=lambda fraction, message: reports.append((fraction, message)),
     )
     assert [r["method"] for r in rows] == ["mfm", "pca"]
+    assert reports == [(0.0, "fitting mfm (1/2)"), (0.5, "fitting pca (2/2)"), (1.0, "done")]
     assert rows[0]["transform_points_per_s"] > 0 and rows[1]["transform_points_per_s"] is None
     for r in rows:
         assert 0.0 < r["inter_T@10"] <= 1.0 and r["fit_seconds"] >= 0.0

@@ -535,14 +535,16 @@ def evaluate_cmd(
         _, X_image = ws.get_embeddings(enc.id, images["id"].tolist())
         _, X_text = ws.get_embeddings(enc.id, texts["id"].tolist())
         concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
-        rows = compare_methods(
-            X_image,
-            X_text,
-            method_list,
-            k_values,
-            concepts=concepts if len(concepts) else None,
-            random_state=seed,
-        )
+        with progress_bar(f"{dataset}: fitting") as report:
+            rows = compare_methods(
+                X_image,
+                X_text,
+                method_list,
+                k_values,
+                concepts=concepts if len(concepts) else None,
+                random_state=seed,
+                progress=report,
+            )
         table = format_table(rows, k_values)
         result = {
             "dataset": dataset,

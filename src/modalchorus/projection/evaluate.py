@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,6 +82,7 @@ def compare_methods(
     *,
     method_params: Mapping[str, Mapping[str, Any]] | None = None,
     throughput_points: int = 200_000,
+    progress: Callable[[float, str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit each method on the same embeddings and score it.
 
@@ -102,6 +103,8 @@ def compare_methods(
         :func:`~modalchorus.projection.baselines.fit_project`.
     throughput_points : int
         Rows timed for the MFM's ``transform`` (0 skips the measurement).
+    progress : callable, optional
+        ``progress(fraction, message)`` before each method's fit and after the last score.
 
     Returns
     -------
@@ -119,9 +122,11 @@ def compare_methods(
         raise ValueError("methods is empty")
     method_params = dict(method_params or {})
     rows: list[dict[str, Any]] = []
-    for method in methods:
+    for done, method in enumerate(methods):
         params = dict(method_params.get(method, {}))
         logger.info("compare_methods: fitting %s", method)
+        if progress is not None:
+            progress(done / len(methods), f"fitting {method} ({done + 1}/{len(methods)})")
         throughput = None
         if method == "mfm":
             start = time.perf_counter()
@@ -153,6 +158,8 @@ def compare_methods(
                 **report,
             }
         )
+    if progress is not None:
+        progress(1.0, "done")
     return rows
 
 
