@@ -71,6 +71,35 @@ class Job:
         """Whether :meth:`JobManager.cancel` was called for this job."""
         return self._cancel.is_set()
 
+    def request_cancel(self) -> None:
+        """Flag the job to stop (see :meth:`JobManager.cancel`); checked and set atomically.
+
+        Raises
+        ------
+        JobFinishedError
+            The job is already done, failed or cancelled.
+        """
+        with self._lock:
+            if self.status in FINISHED:
+                raise JobFinishedError(f"job {self.id} is already {self.status}")
+            self._cancel.set()
+            if self.status == "queued":
+                self.status, self.message = "cancelled", "cancelled before it started"
+            elif not self.message.startswith("cancelling"):
+                self.message = f"cancelling ({self.message})"
+            self.updated_at = time.time()
+            self.version += 1
+
+    def start(self) -> bool:
+        """Mark the job running, unless it was cancelled while queued (then False)."""
+        with self._lock:
+            if self._cancel.is_set():
+                return False
+            self.status, self.message = "running", "started"
+            self.updated_at = time.time()
+            self.version += 1
+            return True
+
     def update(self, **changes: object) -> None:
         """Set fields, bump :attr:`version` and the timestamp."""
         with self._lock:
@@ -149,14 +178,7 @@ class JobManager:
             The job is already done, failed or cancelled.
         """
         job = self.get(job_id)
-        with self._lock:
-            if job.finished:
-                raise JobFinishedError(f"job {job_id} is already {job.status}")
-            job._cancel.set()
-            if job.status == "queued":
-                job.update(status="cancelled", message="cancelled before it started")
-            elif not job.message.startswith("cancelling"):
-                job.update(message=f"cancelling ({job.message})")
+        job.request_cancel()
         return job
 
     def jobs(self) -> list[Job]:
@@ -169,10 +191,8 @@ class JobManager:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, job: Job, function: JobFunction) -> None:
-        with self._lock:
-            if job.cancel_requested:  # cancelled while queued
-                return
-            job.update(status="running", message="started")
+        if not job.start():  # cancelled while queued
+            return
 
         def progress(fraction: float, message: str) -> None:
             if job.cancel_requested:
