@@ -84,29 +84,29 @@ class Job:
                 raise JobFinishedError(f"job {self.id} is already {self.status}")
             self._cancel.set()
             if self.status == "queued":
-                self.status, self.message = "cancelled", "cancelled before it started"
+                self._set(status="cancelled", message="cancelled before it started")
             elif not self.message.startswith("cancelling"):
-                self.message = f"cancelling ({self.message})"
-            self.updated_at = time.time()
-            self.version += 1
+                self._set(message=f"cancelling ({self.message})")
 
     def start(self) -> bool:
         """Mark the job running, unless it was cancelled while queued (then False)."""
         with self._lock:
             if self._cancel.is_set():
                 return False
-            self.status, self.message = "running", "started"
-            self.updated_at = time.time()
-            self.version += 1
+            self._set(status="running", message="started")
             return True
 
     def update(self, **changes: object) -> None:
         """Set fields, bump :attr:`version` and the timestamp."""
         with self._lock:
-            for name, value in changes.items():
-                setattr(self, name, value)
-            self.updated_at = time.time()
-            self.version += 1
+            self._set(**changes)
+
+    def _set(self, **changes: object) -> None:
+        """:meth:`update` for callers that hold the lock."""
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.updated_at = time.time()
+        self.version += 1
 
     def info(self) -> JobInfo:
         """A consistent snapshot."""
