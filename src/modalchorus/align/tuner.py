@@ -52,10 +52,11 @@ SCOPE_DEFAULTS = {
     "last-blocks": {"steps": 80, "learning_rate": 1e-4, "preserve_sample": 512},
 }
 EMBED_BATCH = 256
-#: Progress-bar span of the tuning steps, by ``scope == "adapter"``. Tower scopes first
-#: prepare every image with the frozen encoder (often the longest part on a CPU); every
-#: scope ends by re-embedding all rows.
-_TUNING_SHARE = {True: (0.0, 0.95), False: (0.3, 0.8)}
+#: Progress-bar spans of a run's phases. Tower scopes first prepare every image with the
+#: frozen encoder (often the longest part on a CPU); every scope ends by re-embedding all
+#: rows (from the end of its tuning span to 1).
+_PREPARE_SPAN = (0.0, 0.3)
+_TUNING_SPAN = {"adapter": (0.0, 0.95), "towers": (0.3, 0.8)}
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,7 @@ class AlignmentTuner:
             m: np.flatnonzero(np.asarray(is_image) == (m == "image")) for m in ("image", "text")
         }
         self.loss_history_: list[float] = []
-        start_share, end_share = _TUNING_SHARE[self.scope == "adapter"]
+        start_share, end_share = _TUNING_SPAN["adapter" if self.scope == "adapter" else "towers"]
         tuning = self._phase(start_share, end_share, "tuning step")
         for step in range(self.steps_):
             negatives = {
@@ -468,9 +469,7 @@ class AlignmentTuner:
         image_list = images()
         if len(image_list) != int(image_mask.sum()) or len(texts) != int((~image_mask).sum()):
             raise ValueError("images and texts must match the image and text rows")
-        prepared = view.image_inputs(
-            image_list, self._phase(0.0, _TUNING_SHARE[False][0], "preparing images")
-        )
+        prepared = view.image_inputs(image_list, self._phase(*_PREPARE_SPAN, "preparing images"))
         return _TowerRows(
             view,
             list(params.values()),
