@@ -4,22 +4,24 @@ import { clear, fmt, h } from '../dom';
 
 /** The dataset of the items a user added (uploads and typed texts). */
 const UPLOADS = 'uploads';
+const HINT = 'Click a point to see it and its nearest items of the other modality.';
 
 export class DetailPanel {
   readonly el = h('section', { class: 'panel detail' }, h('h2', {}, 'Instance'));
-  private readonly body = h('div', { class: 'detail-body' }, h('p', { class: 'hint' }, 'Click a point to see it and its nearest items of the other modality.'));
+  private readonly body = h('div', { class: 'detail-body' });
 
   constructor(
     private readonly onPick: (id: string) => void,
     /** Remove an uploaded image or added text (only those can be removed). */
     private readonly onRemove: (item: ItemDetail) => Promise<void>,
   ) {
+    this.reset();
     this.el.append(this.body);
   }
 
   /** Back to the hint (e.g. after the shown item was removed). */
   reset(): void {
-    clear(this.body, h('p', { class: 'hint' }, 'Click a point to see it and its nearest items of the other modality.'));
+    clear(this.body, h('p', { class: 'hint' }, HINT));
   }
 
   loading(id: string): void {
@@ -60,25 +62,25 @@ export class DetailPanel {
         ),
       );
     }
-    let remove: HTMLButtonElement | null = null;
-    if (item.dataset === UPLOADS) {
-      const button = h('button', { type: 'button', class: 'small danger remove-item', title: 'Remove this item you added from the workspace' }, 'remove');
-      button.addEventListener('click', () => {
-        button.disabled = true;
-        this.onRemove(item).finally(() => {
-          button.disabled = false;
-        });
-      });
-      remove = button;
-    }
     clear(
       this.body,
       content,
       facts,
-      remove,
+      item.dataset === UPLOADS ? this.removeButton(item) : null,
       h('h3', {}, `Top ${neighbours.neighbours.length} ${item.kind === 'image' ? 'texts' : 'images'} (cosine similarity)`),
       list,
     );
+  }
+
+  private removeButton(item: ItemDetail): HTMLButtonElement {
+    const button = h('button', { type: 'button', class: 'small danger remove-item', title: 'Remove this item you added from the workspace' }, 'remove');
+    button.addEventListener('click', () => {
+      button.disabled = true;
+      void this.onRemove(item).finally(() => {
+        button.disabled = false;
+      });
+    });
+    return button;
   }
 
   private link(id: string, text: string): HTMLElement {
