@@ -203,6 +203,7 @@ def run_alignment(
             "steps": tuner.steps_,
             "learning_rate": tuner.learning_rate_,
             "preserve_sample": tuner.preserve_sample_,
+            "preserve_weight": tuner.preserve_weight_,
         },
         "metrics_before": before,
         "metrics_after": after,

@@ -47,9 +47,19 @@ SCOPES = ("adapter", *TOWER_SCOPES)
 #: on CIFAR-10 test images 5000-6999 and 8000-9999 (see RESULTS.md). The tower scopes
 #: embed every preservation row through the encoder each step, hence their smaller sample.
 SCOPE_DEFAULTS = {
-    "adapter": {"steps": 150, "learning_rate": 1e-3, "preserve_sample": 1024},
-    "lora": {"steps": 80, "learning_rate": 5e-3, "preserve_sample": 512},
-    "last-blocks": {"steps": 80, "learning_rate": 1e-4, "preserve_sample": 512},
+    "adapter": {
+        "steps": 150,
+        "learning_rate": 1e-3,
+        "preserve_sample": 1024,
+        "preserve_weight": 30.0,
+    },
+    "lora": {"steps": 80, "learning_rate": 5e-3, "preserve_sample": 512, "preserve_weight": 3.0},
+    "last-blocks": {
+        "steps": 80,
+        "learning_rate": 1e-4,
+        "preserve_sample": 512,
+        "preserve_weight": 3.0,
+    },
 }
 EMBED_BATCH = 256
 #: Progress-bar spans of a run's phases. Tower scopes first prepare every image with the
@@ -173,8 +183,8 @@ class AlignmentTuner:
         Adam learning rate; "auto" takes the scope's default.
     temperature : float
         Softmax temperature of the point-set term.
-    preserve_weight : float
-        Weight of the preservation term.
+    preserve_weight : float | "auto"
+        Weight of the preservation term; "auto" takes the scope's default.
     preserve_sample : int | "auto"
         Rows not named by any intent sampled per step for the preservation term; "auto"
         takes the scope's default.
@@ -209,7 +219,7 @@ class AlignmentTuner:
         The tuned state (parent state + what this run changed).
     loss_history_ : list[float]
         Total loss per step.
-    steps_, learning_rate_, preserve_sample_ : int, float, int
+    steps_, learning_rate_, preserve_sample_, preserve_weight_ : int, float, int, float
         Resolved values of the "auto" parameters.
     seconds_ : float
         Wall time of :meth:`fit`.
@@ -222,7 +232,7 @@ class AlignmentTuner:
         steps: int | str = "auto",
         learning_rate: float | str = "auto",
         temperature: float = 0.2,
-        preserve_weight: float = 3.0,
+        preserve_weight: float | str = "auto",
         preserve_sample: int | str = "auto",
         negative_sample: int = 128,
         separate_margin: float = 0.0,
@@ -276,8 +286,12 @@ class AlignmentTuner:
         for name in ("learning_rate_", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name.rstrip('_')} must be > 0")
-        if self.preserve_weight < 0:
-            raise ValueError("preserve_weight must be >= 0")
+        weight = (
+            defaults["preserve_weight"] if self.preserve_weight == "auto" else self.preserve_weight
+        )
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
+            raise ValueError(f"preserve_weight must be 'auto' or a number >= 0, got {weight!r}")
+        self.preserve_weight_ = float(weight)
 
     def fit(
         self,
@@ -374,7 +388,7 @@ class AlignmentTuner:
                 for intent in intents
             ]
             loss = torch.stack(terms).mean()
-            if self.preserve_weight > 0 and len(held) + len(sample):
+            if self.preserve_weight_ > 0 and len(held) + len(sample):
                 preserve = sum(
                     losses.preservation_loss(at(kept), ref[torch.from_numpy(kept)])
                     for kept in (held, sample)
@@ -392,7 +406,7 @@ class AlignmentTuner:
                         ref[torch.from_numpy(landmarks)],
                         self.temperature,
                     )
-                loss = loss + self.preserve_weight * preserve
+                loss = loss + self.preserve_weight_ * preserve
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -414,19 +428,27 @@ class AlignmentTuner:
         is_image: np.ndarray,
     ) -> torch.Tensor:
         if intent.kind == "point-set":
-            point_row = np.array([intent.point])
+            point = at(np.array([intent.point]))[0]
+            target = at(intent.target[intent.target != intent.point])
+            negative_sets = []
             if len(intent.avoid):
-                neg = intent.avoid
-            elif np.isin(intent.target, self._concepts).all():
-                # A target of concepts (e.g. a class's prompts): compete with the other concepts,
-                # as zero-shot classification does.
-                neg = np.setdiff1d(self._concepts, intent.target)
-            else:  # sampled rows of the target's modalities, outside the target
+                negative_sets.append(intent.avoid)
+            if len(self._concepts) and np.isin(intent.target, self._concepts).all():
+                # Joining a concept (e.g. a class's prompts) means beating every other
+                # concept, as zero-shot classification does; the avoid set gets its own term.
+                negative_sets.append(
+                    np.setdiff1d(self._concepts, np.append(intent.target, intent.point))
+                )
+            if not negative_sets:  # sampled rows of the target's modalities, outside it
                 kinds = {"image" if is_image[r] else "text" for r in intent.target.tolist()}
                 pool = np.concatenate([negatives[k] for k in sorted(kinds)])
-                neg = np.setdiff1d(pool, np.append(intent.target, intent.point))
-            target = intent.target[intent.target != intent.point]
-            return losses.point_set_loss(at(point_row)[0], at(target), at(neg), self.temperature)
+                negative_sets.append(np.setdiff1d(pool, np.append(intent.target, intent.point)))
+            terms = [
+                losses.point_set_loss(point, target, at(neg), self.temperature)
+                for neg in negative_sets
+                if len(neg)
+            ]
+            return torch.stack(terms).mean() if terms else point.sum() * 0.0
         # Set-set terms act on centroids: contrasting members against "the rest" would push
         # them away from unlabelled positives (e.g. the other captions of the same photos).
         a, b = at(intent.a), at(intent.b)
