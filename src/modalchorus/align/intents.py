@@ -66,8 +66,9 @@ class PointSet:
     target : SetRef
         Set id, set name or item ids the point should join.
     avoid : SetRef | None
-        Items the point should leave; None contrasts against the other concept texts
-        (when the target is concept texts, e.g. a class's prompts) or everything else.
+        Items the point should leave. When the target is concept texts (e.g. a class's
+        prompts) the point also competes with every other concept text, as in zero-shot
+        classification; with neither, it is contrasted with everything else.
     strength : float
         Weight of the intent's loss term, in (0, 10].
     """

@@ -14,6 +14,11 @@ similarities over the concepts (their zero-shot logits, when the concepts are cl
 (:mod:`modalchorus.align.losses`). The anchors get a mean of their own so that a few of them
 are not outweighed by a thousand sampled rows: the point moves to the set, the set stays.
 Without preservation few-shot tuning wrecks the rest of the space (DESIGN §7).
+
+A point-set term contrasts the point's similarity to its target with its similarity to
+negatives: the avoid set, and, when the target is concept texts (a class's prompts), every
+other concept, as zero-shot classification does (the mean of the two terms when both apply);
+without either, sampled rows of the target's modalities.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ SCOPES = ("adapter", *TOWER_SCOPES)
 #: Per-scope defaults of the "auto" parameters, chosen with ``benchmarks/bench_alignment.py``
 #: on CIFAR-10 test images 5000-6999 and 8000-9999 (see RESULTS.md). The tower scopes
 #: embed every preservation row through the encoder each step, hence their smaller sample.
+#: The adapter's strong preservation weight keeps the other classes' zero-shot logits while
+#: its point-set terms compete with every class (a weaker one lets them drop 1-2 points).
 SCOPE_DEFAULTS = {
     "adapter": {
         "steps": 150,
@@ -80,9 +87,8 @@ class IndexedIntent:
     point : int
         Row of the point (point-set only, else -1).
     target, avoid : numpy.ndarray of int
-        Rows of the target / avoid sets (point-set; ``avoid`` may be empty: contrast
-        against the other concepts when the target is concepts, else against sampled rows
-        of the target's modalities).
+        Rows of the target / avoid sets (point-set; ``avoid`` may be empty; the module
+        docstring says which negatives a point-set term uses).
     a, b : numpy.ndarray of int
         Rows of the two sets (set-set).
     """
