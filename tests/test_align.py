@@ -160,7 +160,12 @@ def test_bad_intents_fail_clearly_and_change_nothing(ws: Workspace, built) -> No
     for intents, error, message in cases:
         with pytest.raises(error, match=message):
             run_alignment(ws, intents, encoder_id=encoder_id)
-    for params, message in (({"preserve_sample": -1}, "preserve_sample"), ({"steps": 0}, "steps")):
+    for params, message in (
+        ({"preserve_sample": -1}, "preserve_sample"),
+        ({"steps": 0}, "steps"),
+        ({"preserve_weight": -1.0}, "preserve_weight"),
+        ({"preserve_weight": float("nan")}, "preserve_weight"),
+    ):
         with pytest.raises(ValueError, match=message):
             run_alignment(ws, [PointSet(image, cats)], encoder_id=encoder_id, params=params)
     assert (ws.embedded_encoders(), ws.projections()) == before

@@ -118,6 +118,8 @@ def test_bad_intents_are_refused_with_a_message(client, cat_and_dog, spec, statu
         ({"intent_ids": [], "encoder": "nope"}, 422, "no intents"),
         ({"scope": "everything"}, 422, "scope"),
         ({"params": {"no_such_knob": 1}}, 422, "no_such_knob"),
+        ({"params": {"steps": 0}}, 422, "steps must be >= 1"),
+        ({"params": {"preserve_weight": -1}}, 422, "preserve_weight"),
         ({"encoder": "nope"}, 404, "nope"),
     ],
 )

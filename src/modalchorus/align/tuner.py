@@ -274,7 +274,14 @@ class AlignmentTuner:
         keys = [k for k in names if k not in ("self", "progress")]
         return {k: getattr(self, k) for k in keys}
 
-    def _validate(self) -> None:
+    def validate(self) -> AlignmentTuner:
+        """Check the hyper-parameters and resolve the "auto" ones (``fit`` does it too).
+
+        Raises
+        ------
+        ValueError
+            Naming the bad parameter.
+        """
         if self.scope not in SCOPES:
             raise ValueError(f"unknown scope {self.scope!r}; use one of {', '.join(SCOPES)}")
         defaults = SCOPE_DEFAULTS[self.scope]
@@ -295,9 +302,16 @@ class AlignmentTuner:
         weight = (
             defaults["preserve_weight"] if self.preserve_weight == "auto" else self.preserve_weight
         )
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight >= 0:
-            raise ValueError(f"preserve_weight must be 'auto' or a number >= 0, got {weight!r}")
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not 0 <= weight < float("inf")
+        ):
+            raise ValueError(
+                f"preserve_weight must be 'auto' or a finite number >= 0, got {weight!r}"
+            )
         self.preserve_weight_ = float(weight)
+        return self
 
     def fit(
         self,
@@ -340,7 +354,7 @@ class AlignmentTuner:
         AlignmentTuner
             ``self``.
         """
-        self._validate()
+        self.validate()
         start = time.perf_counter()
         n = len(reference)
         if reference.ndim != 2 or len(is_image) != n or n == 0:

@@ -154,9 +154,11 @@ def prepare_run(
     base = workspace.encoder_family(body.encoder)
     resolve_intents(workspace, intents, _embedded_ids(workspace, active_version(workspace, base)))
     try:
-        AlignmentTuner(body.scope, **(body.params or {}))
+        AlignmentTuner(body.scope, **(body.params or {})).validate()
     except TypeError as exc:
         raise IntentError(f"unknown tuner parameter: {exc}") from None
+    except ValueError as exc:
+        raise IntentError(str(exc)) from None
     encoder = None
     if body.scope in TOWER_SCOPES:
         encoder = state.encoder.get()
