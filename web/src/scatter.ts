@@ -72,6 +72,7 @@ export class Scatter {
   count = 0;
   private points?: ScatterPoints;
   private spatialIndex?: ArrayBuffer;
+  private drawing: Promise<void> = Promise.resolve();
   private readonly resizer: ResizeObserver;
 
   constructor(
@@ -134,55 +135,70 @@ export class Scatter {
     this.plot.set(props);
   }
 
+  /** Run ``work`` after every earlier draw has finished (regl-scatterplot ignores a draw
+   *  that starts while the previous one is still running). */
+  private serial(work: () => Promise<void>): Promise<void> {
+    const next = this.drawing.then(work, work);
+    this.drawing = next.catch(() => undefined);
+    return next;
+  }
+
   /** Draw new points (a new spatial index is built). */
-  async draw(points: ScatterPoints, colors: string[]): Promise<void> {
-    this.points = points;
-    this.plot.set({ pointColor: colors });
-    this.plot.deselect({ preventEvent: true });
-    await this.plot.draw(
-      { x: points.x, y: points.y, valueA: points.color, valueB: points.glyph },
-      { zDataType: 'categorical', wDataType: 'categorical' },
-    );
-    this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
-    this.count = points.x.length;
-    this.plot.reset();
+  draw(points: ScatterPoints, colors: string[]): Promise<void> {
+    return this.serial(async () => {
+      this.points = points;
+      this.plot.set({ pointColor: colors });
+      this.plot.deselect({ preventEvent: true });
+      await this.plot.draw(
+        { x: points.x, y: points.y, valueA: points.color, valueB: points.glyph },
+        { zDataType: 'categorical', wDataType: 'categorical' },
+      );
+      this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
+      this.count = points.x.length;
+      this.plot.reset();
+    });
   }
 
   /** New colour categories for the same points (the spatial index is reused). */
-  async recolor(color: Float32Array, colors: string[]): Promise<void> {
-    if (!this.points) return;
-    this.points = { ...this.points, color };
-    this.plot.set({ pointColor: colors });
-    await this.plot.draw(
-      { x: this.points.x, y: this.points.y, valueA: color, valueB: this.points.glyph },
-      {
-        zDataType: 'categorical',
-        wDataType: 'categorical',
-        spatialIndex: this.spatialIndex,
-        preventFilterReset: true,
-      },
-    );
+  recolor(color: Float32Array, colors: string[]): Promise<void> {
+    return this.serial(async () => {
+      if (!this.points) return;
+      this.points = { ...this.points, color };
+      this.plot.set({ pointColor: colors });
+      await this.plot.draw(
+        { x: this.points.x, y: this.points.y, valueA: color, valueB: this.points.glyph },
+        {
+          zDataType: 'categorical',
+          wDataType: 'categorical',
+          spatialIndex: this.spatialIndex,
+          preventFilterReset: true,
+        },
+      );
+    });
   }
 
   /** Move the same points to new positions, animated over ``duration`` ms. */
-  async move(x: Float32Array, y: Float32Array, duration = 800): Promise<void> {
-    if (!this.points || x.length !== this.points.x.length) return;
-    const selected = [...(this.plot.get('selectedPoints') as number[])];
-    this.points = { ...this.points, x, y };
-    const ended = duration > 0 ? new Promise<void>((resolve) => this.plot.subscribe('transitionEnd', () => resolve(), 1)) : null;
-    await this.plot.draw(
-      { x, y, valueA: this.points.color, valueB: this.points.glyph },
-      {
-        zDataType: 'categorical',
-        wDataType: 'categorical',
-        transition: duration > 0,
-        transitionDuration: duration,
-        preventFilterReset: true,
-      },
-    );
-    if (ended) await ended;
-    this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
-    if (selected.length) this.select(selected);
+  move(x: Float32Array, y: Float32Array, duration = 800): Promise<void> {
+    return this.serial(async () => {
+      if (!this.points || x.length !== this.points.x.length) return;
+      const selected = [...(this.plot.get('selectedPoints') as number[])];
+      this.points = { ...this.points, x, y };
+      const ended =
+        duration > 0 ? new Promise<void>((resolve) => this.plot.subscribe('transitionEnd', () => resolve(), 1)) : null;
+      await this.plot.draw(
+        { x, y, valueA: this.points.color, valueB: this.points.glyph },
+        {
+          zDataType: 'categorical',
+          wDataType: 'categorical',
+          transition: duration > 0,
+          transitionDuration: duration,
+          preventFilterReset: true,
+        },
+      );
+      if (ended) await ended;
+      this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
+      if (selected.length) this.select(selected);
+    });
   }
 
   clear(): void {

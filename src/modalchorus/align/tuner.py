@@ -13,6 +13,7 @@ point moves toward or away from) + the KL divergence of the sampled rows' softma
 similarities over the concepts (their zero-shot logits, when the concepts are class prompts)
 (:mod:`modalchorus.align.losses`). The anchors get a mean of their own so that a few of them
 are not outweighed by a thousand sampled rows: the point moves to the set, the set stays.
+When a point-set intent targets concept texts, every concept text is an anchor.
 Without preservation few-shot tuning wrecks the rest of the space (DESIGN §7).
 
 A point-set term contrasts the point's similarity to its target with its similarity to
@@ -202,7 +203,8 @@ class AlignmentTuner:
         LoRA rank and scaling (``lora`` scope).
     hold_anchors : bool
         Keep the members of target/avoid sets under the preservation term, with a mean of
-        their own (the point moves toward the set, not the set toward the point).
+        their own (the point moves toward the set, not the set toward the point). When a
+        point-set intent targets concept texts, every concept text is held so.
     free_contested : bool
         Exempt from the zero-shot-logit preservation the rows whose nearest concept is an
         anchor (they sit in a class the intents contest, so they may change side).
@@ -387,6 +389,14 @@ class AlignmentTuner:
             nearest = relation[np.argmax(reference[others] @ reference[relation].T, axis=1)]
             contested = np.isin(nearest, anchors)
         held = anchors if self.hold_anchors else np.zeros(0, np.int64)
+        if (
+            self.hold_anchors
+            and len(relation)
+            and any(i.kind == "point-set" and np.isin(i.target, relation).all() for i in intents)
+        ):
+            # A point joining a concept competes with every concept: they all stay, as the
+            # classifier the point is moved within.
+            held = np.union1d(held, np.setdiff1d(relation, moving))
         pools = {
             m: np.flatnonzero(np.asarray(is_image) == (m == "image")) for m in ("image", "text")
         }
