@@ -389,11 +389,7 @@ class AlignmentTuner:
             nearest = relation[np.argmax(reference[others] @ reference[relation].T, axis=1)]
             contested = np.isin(nearest, anchors)
         held = anchors if self.hold_anchors else np.zeros(0, np.int64)
-        if (
-            self.hold_anchors
-            and len(relation)
-            and any(i.kind == "point-set" and np.isin(i.target, relation).all() for i in intents)
-        ):
+        if self.hold_anchors and any(_joins_concepts(i, relation) for i in intents):
             # A point joining a concept competes with every concept: they all stay, as the
             # classifier the point is moved within.
             held = np.union1d(held, np.setdiff1d(relation, moving))
@@ -441,8 +437,7 @@ class AlignmentTuner:
             loss.backward()
             optimiser.step()
             self.loss_history_.append(float(loss.detach()))
-            if tuning is not None:  # every step: a cancel waits for at most one
-                tuning(step + 1, self.steps_)
+            tuning(step + 1, self.steps_)  # every step: a cancel waits for at most one
 
         self.embeddings_ = self._embed_all(embedder, n, end_share)
         self.state_ = self._final_state(state, embedder)
@@ -463,7 +458,7 @@ class AlignmentTuner:
             negative_sets = []
             if len(intent.avoid):
                 negative_sets.append(intent.avoid)
-            if len(self._concepts) and np.isin(intent.target, self._concepts).all():
+            if _joins_concepts(intent, self._concepts):
                 # Joining a concept (e.g. a class's prompts) means beating every other
                 # concept, as zero-shot classification does; the avoid set gets its own term.
                 negative_sets.append(
@@ -538,18 +533,17 @@ class AlignmentTuner:
         out = []
         with torch.no_grad():
             for start in range(0, n, EMBED_BATCH):
-                if report is not None:
-                    report(start, n)
+                report(start, n)
                 rows = torch.arange(start, min(n, start + EMBED_BATCH))
                 out.append(embedder.embed(rows))
         return torch.cat(out).numpy().astype(np.float32)
 
-    def _phase(self, start: float, end: float, what: str) -> Callable[[int, int], None] | None:
+    def _phase(self, start: float, end: float, what: str) -> Callable[[int, int], None]:
         """``report(done, total)`` for a phase spanning ``[start, end]`` of the progress
-        bar, or None without a progress callback."""
+        bar (it does nothing without a progress callback)."""
         progress = self.progress
         if progress is None:
-            return None
+            return lambda done, total: None
         return lambda done, total: progress(
             start + (end - start) * done / total, f"{what} {done}/{total}"
         )
@@ -564,6 +558,15 @@ class AlignmentTuner:
             named = dict(embedder.view.root.named_parameters())
             state.tower_tensors = {k: named[k].detach().clone() for k in self._tower_names}
         return state
+
+
+def _joins_concepts(intent: IndexedIntent, concepts: np.ndarray) -> bool:
+    """Whether ``intent`` moves a point toward concept texts (e.g. a class's prompts)."""
+    return (
+        intent.kind == "point-set"
+        and len(concepts) > 0
+        and bool(np.isin(intent.target, concepts).all())
+    )
 
 
 def _row_getter(rows: np.ndarray, z: torch.Tensor) -> Callable[[np.ndarray], torch.Tensor]:

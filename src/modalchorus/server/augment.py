@@ -375,6 +375,7 @@ def remove_upload(workspace: Workspace, item_id: str) -> list[str]:
         )
     with _lock:
         removed = workspace.remove_items([item_id])
+        # Images are stored as uploads/<sha256>.<ext>; texts (uploads/text/...) have no file.
         path = upload_dir(workspace) / item_id.removeprefix(f"{UPLOADS}/")
         if path.parent == upload_dir(workspace) and path.is_file():
             path.unlink()
