@@ -14,12 +14,21 @@ import pytest
 CLI = [sys.executable, "-m", "modalchorus.cli"]
 
 
-def run(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, data_dir: Path | None = None, answer: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI; ``answer`` is its standard input (what a user types at a prompt)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     if data_dir is not None:
         env["MODALCHORUS_DATA_DIR"] = str(data_dir)
     return subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, env=env, timeout=600, check=False
+        [*CLI, *args],
+        input=answer,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
 
 
@@ -29,7 +38,17 @@ def tree(path: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     "command",
-    ["encoders", "embed", "info", "demo", "eval-encoder", "project", "evaluate", "align"],
+    [
+        "encoders",
+        "embed",
+        "info",
+        "remove-dataset",
+        "demo",
+        "eval-encoder",
+        "project",
+        "evaluate",
+        "align",
+    ],
 )
 def test_every_command_has_help(command: str) -> None:
     result = run(command, "--help")
@@ -59,6 +78,19 @@ def test_embed_then_info(tmp_path, small_manifest) -> None:
     info = json.loads(run("info", str(ws), "--json").stdout)
     assert info["items"] == {"image": 6, "text": 12, "total": 18}
     assert [e["items"] for e in info["encoders"].values()] == [18]
+
+    # removing asks first; "n" keeps everything
+    name = report["dataset"]
+    declined = run("remove-dataset", str(ws), name, answer="n\n")
+    assert declined.returncode == 1 and "6 images, 12 texts" in declined.stderr
+    assert json.loads(run("info", str(ws), "--json").stdout)["items"]["total"] == 18
+    unknown = run("remove-dataset", str(ws), "nope", "--yes")
+    assert unknown.returncode == 2 and "no dataset 'nope'" in unknown.stderr
+    removed = run("remove-dataset", str(ws), name, "--json", answer="y\n")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(removed.stdout)["removed_items"] == 18
+    info = json.loads(run("info", str(ws), "--json").stdout)
+    assert info["items"]["total"] == 0 and [e["items"] for e in info["encoders"].values()] == [18]
 
 
 def test_corrupt_images_are_skipped_and_reported(tmp_path, data_dir) -> None:

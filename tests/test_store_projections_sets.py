@@ -464,7 +464,29 @@ def test_items_in_use_are_not_removed(ws: Workspace) -> None:
     assert ws.items().equals(items_before)
 
 
-# ------------------------------------------------------------------ older workspaces
+def test_removing_a_dataset_leaves_no_set_or_intent_pointing_at_it(ws: Workspace) -> None:
+    ws.add_dataset(toy_dataset("other", n=3))
+    toy = ws.items(dataset="toy")["id"].tolist()
+    other = ws.items(dataset="other")["id"].tolist()
+    mixed = ws.create_set("mixed", [toy[0], other[0], toy[1]])
+    only_other = ws.create_set("only other", other[:2])
+    intent = ws.create_intent({"type": "point-set", "point": other[2], "target": "mixed"})
+
+    before = visible_state(ws)
+    with pytest.raises(ItemInUseError, match=f"intents #{intent.id} name dataset 'other'"):
+        ws.remove_dataset("other")
+    assert_same_state(before, visible_state(ws))
+    ws.delete_intent(intent.id)
+    before = visible_state(ws)
+    with pytest.raises(ItemInUseError, match="leave sets 'only other' empty"):
+        ws.remove_dataset("other")
+    assert_same_state(before, visible_state(ws))
+    assert ws.items(dataset="other")["id"].tolist() == other
+
+    ws.delete_set(only_other.id)
+    assert ws.remove_dataset("other") == len(other)
+    assert ws.get_set(mixed.id).item_ids == [toy[0], toy[1]]
+    assert [d.name for d in ws.datasets()] == ["toy"]
 
 
 def test_open_workspace_made_before_projections_and_sets(ws: Workspace) -> None:

@@ -198,6 +198,36 @@ def info_cmd(workspace: Annotated[Path, typer.Argument()], as_json: JsonFlag = F
     emit(summary, as_json, _render_summary)
 
 
+@app.command("remove-dataset")
+def remove_dataset_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    name: Annotated[str, typer.Argument(help="Dataset to remove (see `info`).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove a dataset's items from a workspace (refused while sets or intents need them).
+
+    Embeddings stay cached, so embedding the same data again later re-encodes nothing.
+    """
+    from modalchorus.store import Workspace
+
+    with user_errors():
+        ws = Workspace.open(workspace)
+        info = ws.dataset(name)
+        if not yes:
+            typer.confirm(
+                f"remove {name!r} ({info.n_images} images, {info.n_texts} texts) from {ws.path}?",
+                abort=True,
+                err=True,
+            )
+        removed = ws.remove_dataset(name)
+    emit(
+        {"workspace": str(ws.path), "dataset": name, "removed_items": removed},
+        as_json,
+        lambda d: out.print(f"removed {d['dataset']!r}: {d['removed_items']} items"),
+    )
+
+
 def _render_metrics(metrics: list[dict[str, Any]]) -> None:
     for m in metrics:
         if m["task"] == "zero-shot classification":

@@ -391,7 +391,8 @@ class Workspace:
         return result
 
     def remove_dataset(self, name: str) -> int:
-        """Delete a dataset's items and metadata, atomically.
+        """Delete a dataset's items, their set memberships and the dataset's metadata,
+        atomically.
 
         Embeddings and cached vectors are kept: re-adding the same data later does not
         re-encode it.
@@ -405,15 +406,20 @@ class Workspace:
         ------
         UnknownDatasetError
             The workspace has no dataset ``name``.
+        ItemInUseError
+            A stored intent names one of its items, or a set holds only its items.
+            Nothing is written.
         """
         with self._write(f"remove_dataset {name}") as tx:
             if tx.conn.execute("SELECT 1 FROM datasets WHERE name = ?", (name,)).fetchone() is None:
                 raise UnknownDatasetError(f"workspace has no dataset {name!r}")
             table = tx.table(ITEMS_TABLE, ITEMS_SCHEMA)
-            predicate = f"dataset = {_sql_literal(name)}"
-            removed = table.count_rows(predicate)
+            stored = scan(table, ["id", "dataset"])
+            ids = stored["id"].filter(pc.equal(stored["dataset"], name)).to_pylist()
+            removed = len(ids)
             if removed:
-                table.delete(predicate)
+                _release_items(tx.conn, set(ids), f"dataset {name!r}")
+                table.delete(f"dataset = {_sql_literal(name)}")
             tx.conn.execute("DELETE FROM datasets WHERE name = ?", (name,))
         logger.info("remove_dataset %s: %d items removed", name, removed)
         return int(removed)
@@ -455,17 +461,7 @@ class Workspace:
             removed = ids + [
                 i for i in stored["id"].filter(captions_of_removed).to_pylist() if i not in asked
             ]
-            gone = set(removed)
-            if named := runs.intents_naming(tx.conn, gone):
-                raise ItemInUseError(
-                    f"stored intents {', '.join(f'#{i}' for i in named)} name these items; "
-                    "delete those intents first"
-                )
-            if emptied := set_rows.remove_members(tx.conn, gone, utc_now()):
-                raise ItemInUseError(
-                    f"removing these items would leave sets {', '.join(map(repr, emptied))} "
-                    "empty; delete those sets first"
-                )
+            _release_items(tx.conn, set(removed), "these items")
             table.delete(f"id IN ({', '.join(_sql_literal(i) for i in removed)})")
             affected = sorted(
                 set(
@@ -1327,6 +1323,21 @@ def _check_kind(kind: str | None) -> None:
 def _sql_literal(value: str) -> str:
     """A string as a SQL literal for Lance filter expressions."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def _release_items(conn: sqlite3.Connection, item_ids: set[str], what: str) -> None:
+    """Drop items about to be deleted from every set, or raise ``ItemInUseError`` (nothing
+    changed) while a stored intent names one of them or a set holds nothing else."""
+    if named := runs.intents_naming(conn, item_ids):
+        raise ItemInUseError(
+            f"stored intents {', '.join(f'#{i}' for i in named)} name {what}; "
+            "delete those intents first"
+        )
+    if emptied := set_rows.remove_members(conn, item_ids, utc_now()):
+        raise ItemInUseError(
+            f"removing {what} would leave sets {', '.join(map(repr, emptied))} empty; "
+            "delete those sets first"
+        )
 
 
 def _count_kinds(table: pa.Table, dataset: str) -> tuple[int, int]:
