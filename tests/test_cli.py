@@ -179,3 +179,19 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
     bad = run("project", str(ws), "--method", "isomap")
     assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2
+
+
+def test_removing_uploads_deletes_their_files(tmp_path, small_manifest) -> None:
+    from modalchorus.data import load_dataset
+    from modalchorus.store import Workspace
+
+    ws = Workspace.create(tmp_path / "ws")
+    ws.add_dataset(load_dataset(str(small_manifest), name="uploads", caption_column="caption"))
+    ws.add_dataset(load_dataset(str(small_manifest), name="mine", caption_column="caption"))
+    stored = tmp_path / "ws" / "uploads" / "0123abcd.png"
+    stored.parent.mkdir()
+    stored.write_bytes(b"an uploaded image")
+    result = run("remove-dataset", str(tmp_path / "ws"), "uploads", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert not stored.parent.exists()
+    assert [d.name for d in Workspace.open(tmp_path / "ws").datasets()] == ["mine"]

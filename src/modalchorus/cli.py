@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -208,7 +209,9 @@ def remove_dataset_cmd(
     """Remove a dataset's items from a workspace (refused while sets or intents need them).
 
     Embeddings stay cached, so embedding the same data again later re-encodes nothing.
+    Removing `uploads` (what the UI's Augment panel added) deletes its image files too.
     """
+    from modalchorus.server.augment import UPLOADS, upload_dir
     from modalchorus.store import Workspace
 
     with user_errors():
@@ -221,6 +224,8 @@ def remove_dataset_cmd(
                 err=True,
             )
         removed = ws.remove_dataset(name)
+        if name == UPLOADS:  # their image files go too, once nothing refers to them
+            shutil.rmtree(upload_dir(ws), ignore_errors=True)
     emit(
         {"workspace": str(ws.path), "dataset": name, "removed_items": removed},
         as_json,
