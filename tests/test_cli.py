@@ -180,6 +180,14 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
     assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2
 
+    removed = run("remove-dataset", str(ws), "manifest", "--yes", "--json")
+    assert removed.returncode == 0, removed.stderr
+    assert sorted(n.split(":")[0] for n in json.loads(removed.stdout)["removed_projections"]) == [
+        "mfm",
+        "pca",
+    ]
+    assert json.loads(run("info", str(ws), "--json").stdout)["projections"]["total"] == 0
+
 
 def test_removing_uploads_deletes_their_files(tmp_path, small_manifest) -> None:
     from modalchorus.data import load_dataset

@@ -209,8 +209,10 @@ def remove_dataset_cmd(
     """Remove a dataset's items from a workspace (refused while sets or intents need them).
 
     Embeddings stay cached, so embedding the same data again later re-encodes nothing.
-    Removing `uploads` (what the UI's Augment panel added) deletes its image files too.
+    The dataset's stored projections go too, and removing `uploads` (what the UI's
+    Augment panel added) deletes its image files.
     """
+    from modalchorus.projecting import projection_name
     from modalchorus.server.augment import UPLOADS, upload_dir
     from modalchorus.store import Workspace
 
@@ -224,12 +226,29 @@ def remove_dataset_cmd(
                 err=True,
             )
         removed = ws.remove_dataset(name)
-        if name == UPLOADS:  # their image files go too, once nothing refers to them
+        # What only served the dataset goes after it: a crash in between leaves files or
+        # layouts nothing reads (a layout whose items are gone is refitted, never shown).
+        if name == UPLOADS:
             shutil.rmtree(upload_dir(ws), ignore_errors=True)
+        layouts = [
+            info.name
+            for info in ws.projections()
+            if info.name == projection_name(info.method, name, info.encoder_id)
+        ]
+        for layout in layouts:
+            ws.remove_projection(layout)
     emit(
-        {"workspace": str(ws.path), "dataset": name, "removed_items": removed},
+        {
+            "workspace": str(ws.path),
+            "dataset": name,
+            "removed_items": removed,
+            "removed_projections": layouts,
+        },
         as_json,
-        lambda d: out.print(f"removed {d['dataset']!r}: {d['removed_items']} items"),
+        lambda d: out.print(
+            f"removed {d['dataset']!r}: {d['removed_items']} items, "
+            f"{len(d['removed_projections'])} stored projections"
+        ),
     )
 
 
