@@ -489,6 +489,9 @@ def test_removing_a_dataset_leaves_no_set_or_intent_pointing_at_it(ws: Workspace
     assert [d.name for d in ws.datasets()] == ["toy"]
 
 
+# ------------------------------------------------------------------ older workspaces
+
+
 def test_open_workspace_made_before_projections_and_sets(ws: Workspace) -> None:
     """Dropping the new catalog tables gives the catalog the current code's v1 shape."""
     items = ws.items()

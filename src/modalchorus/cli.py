@@ -231,12 +231,12 @@ def remove_dataset_cmd(
         if name == UPLOADS:
             shutil.rmtree(upload_dir(ws), ignore_errors=True)
         layouts = [
-            info.name
-            for info in ws.projections()
-            if info.name == projection_name(info.method, name, info.encoder_id)
+            layout.name
+            for layout in ws.projections()
+            if layout.name == projection_name(layout.method, name, layout.encoder_id)
         ]
-        for layout in layouts:
-            ws.remove_projection(layout)
+        for layout_name in layouts:
+            ws.remove_projection(layout_name)
     emit(
         {
             "workspace": str(ws.path),
