@@ -13,14 +13,15 @@ free 2-D points to improve smoothed versions of the k = 10 metrics directly, wit
   ``relu(r(a, j) - k) * relu(k + 1 - s(a, j))`` with ``r`` the exact high-D rank: a false
   neighbour is pushed out in proportion to how wrong it is.
 
-Both carry the Venna-Kaski normalisation, so the loss is a smooth "1 - T" and "1 - C". It
-is a measurement, not a method: it needs every pairwise rank (``O((N + M)^2)`` memory) and
+Both carry the Venna-Kaski normalisation: the first is a smooth "1 - C"; the second weighs
+an intruder by how deep inside the anchor's k nearest it sits as well as by its rank excess.
+It is a measurement, not a method: it needs every pairwise rank (``O((N + M)^2)`` memory) and
 places no new point. The figures go to ``benchmarks/results/direct_metric_layout.jsonl`` and
 ``benchmarks/RESULTS.md`` ("Where MFM falls short").
 
 Usage::
 
-    .venv/bin/python benchmarks/direct_metric_layout.py --dataset flickr8k-1k --steps 300
+    .venv/bin/python benchmarks/direct_metric_layout.py --dataset flickr8k-1k --trust-weight 0.05
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def relation_loss(
     tau: float,
     chunk: int,
 ) -> float:
-    """Backpropagate ``w_C (1 - C~) + w_T (1 - T~)`` of one relation; return its value."""
+    """Backpropagate one relation's ``w_C`` x missed + ``w_T`` x intruder loss; return it."""
     n_a = YA.shape[0]
     m = YB.shape[0] - int(same)
     norm = 2.0 / (n_a * K * (2 * m - 3 * K - 1))
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--dataset", default="flickr8k-1k", choices=DATASETS)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument(
         "--trust-weight", type=float, default=0.1, help="weight of 1 - T~ against 1 - C~"
     )
