@@ -148,7 +148,10 @@ def main() -> None:
     parser.add_argument("--dataset", default="flickr8k-1k", choices=DATASETS)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument(
-        "--trust-weight", type=float, default=0.1, help="weight of 1 - T~ against 1 - C~"
+        "--trust-weight",
+        type=float,
+        default=0.1,
+        help="weight of the intruder (trustworthiness) loss against the missed-neighbour one",
     )
     parser.add_argument(
         "--intra-weight", type=float, default=0.3, help="weight of the intra-modal relations"
