@@ -169,8 +169,8 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
         run("embed", str(small_manifest), "-w", str(ws), "--caption-column", "caption").returncode
         == 0
     )
-    for method in ("pca", "mfm"):
-        result = run("project", str(ws), "--method", method, "--k", "3", "--json")
+    for method, extra in (("pca", []), ("mfm", ["--refine-steps", "20"])):
+        result = run("project", str(ws), "--method", method, "--k", "3", "--json", *extra)
         assert result.returncode == 0, result.stderr
         (projection,) = json.loads(result.stdout)["projections"]
         assert projection["n_items"] == 18 and projection["method"] == method
@@ -179,6 +179,8 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
     bad = run("project", str(ws), "--method", "isomap")
     assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2
+    bad = run("project", str(ws), "--method", "pca", "--refine-steps", "5")
+    assert bad.returncode == 2 and "--refine-steps applies to --method mfm only" in bad.stderr
 
     removed = run("remove-dataset", str(ws), "manifest", "--yes", "--json")
     assert removed.returncode == 0, removed.stderr

@@ -185,6 +185,33 @@ def test_callback_can_stop_training(data):
     assert math.isfinite(calls[0][1])
 
 
+def test_refinement_phase_runs_after_training_and_round_trips(data, tmp_path):
+    steps = []
+    est = ModalFusionMap(
+        random_state=0,
+        refine_iter=20,
+        callback=lambda step, loss, _: steps.append(step) and False,
+        **FAST,
+    ).fit(*data)
+    assert est.n_iter_ == FAST["max_iter"] and est.refine_iter_ == 20
+    refined = [h for h in est.loss_history_ if "refine_missed" in h]
+    assert [h["step"] for h in refined] == [40, 50]  # after the 30 first-phase steps
+    assert all(math.isfinite(h["loss"]) and h["refine_missed"] >= 0 for h in refined)
+    assert steps == [10, 20, 30, 40, 50]
+    plain = ModalFusionMap(random_state=0, **FAST).fit(*data)
+    assert not np.allclose(est.embedding_image_, plain.embedding_image_)
+    loaded = ModalFusionMap.load(est.save(tmp_path / "refined"))
+    assert loaded.refine_iter_ == 20 and loaded.refine_iter == 20
+    np.testing.assert_allclose(loaded.transform(data[1], "text"), est.embedding_text_, atol=1e-5)
+
+
+def test_callback_can_stop_refinement(data):
+    est = ModalFusionMap(
+        random_state=0, refine_iter=40, callback=lambda step, *_: step > 30, **FAST
+    ).fit(*data)
+    assert est.refine_iter_ == 10
+
+
 def test_early_stopping_keeps_best(data):
     est = ModalFusionMap(
         random_state=0, max_iter=400, eval_every=5, patience=1, tol=0.5, batch_size=32, init_steps=0
@@ -272,6 +299,9 @@ def test_transform_errors(fitted, data):
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"network": "mlp"}, "torch.nn.Module"),
         ({"init": "spectral"}, "unknown init"),
+        ({"refine_iter": -1}, "refine_iter"),
+        ({"refine_learning_rate": 0.0}, "refine_learning_rate"),
+        ({"refine_trust_weight": float("nan")}, "refine_trust_weight"),
     ],
 )
 def test_invalid_parameters(data, params, match):

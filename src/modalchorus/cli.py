@@ -389,6 +389,14 @@ def project_cmd(
     method: Annotated[str, typer.Option(help="mfm, tsne, umap, mds, dcm or pca.")] = "mfm",
     ks: KsOpt = "5,10,20",
     seed: Annotated[int, typer.Option(help="random_state of the method.")] = 0,
+    refine_steps: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="MFM only: steps of the k-NN refinement phase (better neighbourhoods, "
+            "~0.2 s a step on 6,000 points; 300 is a good start).",
+        ),
+    ] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit a 2-D projection of a workspace dataset and store it with its quality figures."""
@@ -402,11 +410,16 @@ def project_cmd(
         for name in names:
             ws.dataset(name)  # unknown dataset: fail before fitting anything
         k_values = _parse_ints(ks, "--k")
+        if refine_steps and method != "mfm":
+            raise ValueError("--refine-steps applies to --method mfm only")
+        params = {"refine_iter": refine_steps} if refine_steps else None
         infos = []
         for name in names:
             with progress_bar(f"{method}: {name}") as report:
                 infos.append(
-                    project_dataset(ws, name, encoder_id, method, k_values, seed, progress=report)
+                    project_dataset(
+                        ws, name, encoder_id, method, k_values, seed, params, progress=report
+                    )
                 )
         data = {
             "projections": [

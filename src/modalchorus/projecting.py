@@ -77,7 +77,8 @@ def fit_layout(
     params : dict, optional
         Parameters of :class:`ModalFusionMap` or of the baseline.
     progress : callable, optional
-        ``progress(fraction, message)`` during an MFM fit (fraction of ``max_iter`` done).
+        ``progress(fraction, message)`` during an MFM fit (fraction of ``max_iter +
+        refine_iter`` done; early stopping can end the first phase sooner).
 
     Returns
     -------
@@ -98,7 +99,7 @@ def fit_layout(
     start = time.perf_counter()
     model = ModalFusionMap(random_state=random_state, **params)
     if progress is not None:
-        max_iter = int(model.max_iter)
+        max_iter = int(model.max_iter) + int(model.refine_iter)
 
         def report(step: int, loss: float, _: ModalFusionMap) -> bool:
             progress(step / max_iter, f"mfm: step {step}, loss {loss:.4f}")

@@ -22,6 +22,9 @@ FLOOR_INTER = 0.95
 FLOOR_INTRA = 0.93
 #: Fewer steps than the default (1000) keep the module well under a minute on 2 busy cores.
 MFM_PARAMS = {"random_state": 0, "max_iter": 400}
+#: The refinement phase after the same first phase. Measured: inter T/C 0.990/0.990, T
+#: image/text 0.991/0.982 (each +0.002 to +0.006 over the unrefined map).
+REFINE_ITER = 100
 
 
 def captioned_space(
@@ -53,8 +56,9 @@ def space() -> tuple[np.ndarray, np.ndarray]:
 def reports(space) -> dict[str, dict]:
     XI, XT = space
     out = {}
-    mfm = ModalFusionMap(**MFM_PARAMS).fit(XI, XT)
-    out["mfm"] = projection_report(XI, XT, mfm.embedding_image_, mfm.embedding_text_, ks=(K,))
+    for name, extra in (("mfm", {}), ("mfm_refined", {"refine_iter": REFINE_ITER})):
+        mfm = ModalFusionMap(**MFM_PARAMS, **extra).fit(XI, XT)
+        out[name] = projection_report(XI, XT, mfm.embedding_image_, mfm.embedding_text_, ks=(K,))
     for method in ("dcm", "pca"):
         res = fit_project(method, XI, XT, random_state=0)
         out[method] = projection_report(XI, XT, res.Y_image, res.Y_text, ks=(K,))
@@ -75,3 +79,8 @@ def test_mfm_beats_metric_baselines(reports, metric, baseline):
 @pytest.mark.parametrize("metric", ["T_image", "T_text"])
 def test_mfm_intramodal_floor(reports, metric):
     assert reports["mfm"][f"{metric}@{K}"] >= FLOOR_INTRA
+
+
+@pytest.mark.parametrize("metric", ["inter_T", "inter_C", "T_image", "T_text"])
+def test_refinement_improves_every_neighbourhood_metric(reports, metric):
+    assert reports["mfm_refined"][f"{metric}@{K}"] >= reports["mfm"][f"{metric}@{K}"] + 0.001

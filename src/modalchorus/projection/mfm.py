@@ -35,6 +35,7 @@ from modalchorus.projection.losses import (
     triplet_hinge_loss,
 )
 from modalchorus.projection.networks import MLPSpec
+from modalchorus.projection.rank_refinement import rank_refinement_loss
 from modalchorus.projection.sampling import (
     BatchSampler,
     calibrate_bandwidths,
@@ -197,6 +198,21 @@ class ModalFusionMap:
         ``"linear"``: the step size decays linearly to 0 at ``max_iter``.
     max_iter : int
         Maximum number of optimisation steps.
+    refine_iter : int
+        Steps of an optional second phase (0 skips it) that fine-tunes the network on
+        smoothed ``refine_k``-NN trustworthiness and continuity themselves
+        (:mod:`~modalchorus.projection.rank_refinement`): anchors of every relation scored
+        against the whole training set of the other side. It raises inter- and
+        intra-modal quality past what the first phase reaches, at ~0.2 s a step on
+        Flickr8k 1k (6,000 points); see ``benchmarks/RESULTS.md``.
+    refine_k : int
+        Neighbourhood size the refinement scores.
+    refine_learning_rate : float
+        Initial Adam step size of the refinement (decays linearly to 0).
+    refine_trust_weight : float
+        Weight of the trustworthiness (intruder) term against the continuity one.
+    refine_intra_weight : float
+        Weight of the intra-modal relations against the cross-modal ones.
     eval_every : int
         Steps per loss average (one early-stopping check, one log line, one callback).
     patience : int
@@ -252,6 +268,8 @@ class ModalFusionMap:
         Steps run.
     best_step_ : int
         Step whose weights were kept.
+    refine_iter_ : int
+        Refinement steps run (their weights are kept; 0 without refinement).
     fit_indices_ : dict
         ``{"image": (n_fit_image,), "text": (n_fit_text,)}`` rows the network was trained on.
     fit_seconds_ : float
@@ -279,6 +297,11 @@ class ModalFusionMap:
         learning_rate: float = 0.03,
         lr_schedule: str = "linear",
         max_iter: int = 1000,
+        refine_iter: int = 0,
+        refine_k: int = 10,
+        refine_learning_rate: float = 0.01,
+        refine_trust_weight: float = 0.1,
+        refine_intra_weight: float = 0.6,
         eval_every: int = 50,
         patience: int = 4,
         tol: float = 2e-3,
@@ -312,6 +335,11 @@ class ModalFusionMap:
         self.learning_rate = learning_rate
         self.lr_schedule = lr_schedule
         self.max_iter = max_iter
+        self.refine_iter = refine_iter
+        self.refine_k = refine_k
+        self.refine_learning_rate = refine_learning_rate
+        self.refine_trust_weight = refine_trust_weight
+        self.refine_intra_weight = refine_intra_weight
         self.eval_every = eval_every
         self.patience = patience
         self.tol = tol
@@ -482,6 +510,9 @@ class ModalFusionMap:
         )
         self.network_ = net
         self._train(state, sampler, gen, log)
+        self.refine_iter_ = 0
+        if self.refine_iter > 0:
+            self._refine(state, gen, log)
 
         # -- place everything ---------------------------------------------------------------
         self.embedding_image_ = self.transform(XI, "image")
@@ -518,6 +549,8 @@ class ModalFusionMap:
             "n_neighbors": 2,
             "batch_size": 4,
             "max_iter": 1,
+            "refine_iter": 0,
+            "refine_k": 1,
             "eval_every": 1,
             "patience": 1,
             "init_steps": 0,
@@ -534,6 +567,8 @@ class ModalFusionMap:
             "intra_weight",
             "metric_weight",
             "precision_weight",
+            "refine_trust_weight",
+            "refine_intra_weight",
             "tol",
         ):
             v = getattr(self, name)
@@ -541,7 +576,7 @@ class ModalFusionMap:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.nonmetric_weight + self.intra_weight + self.metric_weight <= 0:
             raise ValueError("at least one of the loss weights must be > 0")
-        for name in ("learning_rate", "dof", "cross_dof"):
+        for name in ("learning_rate", "refine_learning_rate", "dof", "cross_dof"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
@@ -653,6 +688,76 @@ class ModalFusionMap:
         self.loss_history_ = history
         self.n_iter_ = step
         self.best_step_ = best_step
+
+    def _refine(self, state: _TrainState, gen: torch.Generator, log: Callable[..., None]) -> None:
+        """Fine-tune the network on smoothed k-NN trustworthiness and continuity.
+
+        Each step places every training point, then scores ``batch_size`` anchors per
+        relation (image -> text and text -> image at weight 1; image -> image and
+        text -> text at ``refine_intra_weight``) against the whole pool of the other side
+        (:func:`~modalchorus.projection.rank_refinement.rank_refinement_loss`). A relation
+        whose pool has at most ``2 refine_k`` other points is skipped. Adam, step size decaying
+        linearly to 0; the last weights are kept.
+        """
+        net, k, nf = self.network_, int(self.refine_k), state.n_image
+        parts = {"image": slice(0, nf), "text": slice(nf, None)}
+        sizes = {"image": nf, "text": state.X.shape[0] - nf}
+        relations = [
+            (a, b, w)
+            for a, b, w in (
+                ("image", "text", 1.0),
+                ("text", "image", 1.0),
+                ("image", "image", float(self.refine_intra_weight)),
+                ("text", "text", float(self.refine_intra_weight)),
+            )
+            if w > 0 and sizes[b] - int(a == b) > 2 * k
+        ]
+        if not relations:
+            log("MFM: refinement skipped: every modality is too small for refine_k=%d", k)
+            return
+        total, lr0 = int(self.refine_iter), float(self.refine_learning_rate)
+        opt = torch.optim.Adam(net.parameters(), lr=lr0)
+        history = self.loss_history_
+        offset = history[-1]["step"] if history else 0
+        sums = {"loss": 0.0, "refine_missed": 0.0}
+        net.train()
+        for step in range(1, total + 1):
+            for group in opt.param_groups:
+                group["lr"] = lr0 * (1.0 - (step - 1) / total)
+            Y = net(state.Z)
+            loss = torch.zeros((), device=self.device_)
+            for a, b, weight in relations:
+                anchors = torch.randint(sizes[a], (int(self.batch_size),), generator=gen).to(
+                    self.device_
+                )
+                term, missed = rank_refinement_loss(
+                    Y[parts[a]][anchors],
+                    Y[parts[b]],
+                    state.X[parts[a]][anchors],
+                    state.X[parts[b]],
+                    k,
+                    self_columns=anchors if a == b else None,
+                    trust_weight=float(self.refine_trust_weight),
+                )
+                loss = loss + weight * term
+                sums["refine_missed"] += weight * float(missed)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums["loss"] += float(loss.detach())
+            if step % int(self.eval_every) and step != total:
+                continue
+            n_avg = offset + step - history[-1]["step"] if history else step
+            history.append({"step": offset + step, **{n: v / n_avg for n, v in sums.items()}})
+            sums = dict.fromkeys(sums, 0.0)
+            log("MFM refine step %d: loss %.5f", step, history[-1]["loss"])
+            if self.callback is not None and self.callback(
+                offset + step, history[-1]["loss"], self
+            ):
+                log("MFM: refinement stopped by callback at step %d", step)
+                break
+        net.eval()
+        self.refine_iter_ = step
 
     # ---------------------------------------------------------------------- transform
 
@@ -799,6 +904,7 @@ class ModalFusionMap:
                 "init": self.init_,
                 "n_iter": self.n_iter_,
                 "best_step": self.best_step_,
+                "refine_iter": self.refine_iter_,
                 "fit_seconds": getattr(self, "fit_seconds_", None),
                 "device": str(self.device_),
                 "loss_history": self.loss_history_,
@@ -876,6 +982,7 @@ class ModalFusionMap:
         est.init_ = fitted["init"]
         est.n_iter_ = int(fitted["n_iter"])
         est.best_step_ = int(fitted["best_step"])
+        est.refine_iter_ = int(fitted.get("refine_iter", 0))
         est.fit_seconds_ = fitted["fit_seconds"]
         est.loss_history_ = fitted["loss_history"]
         est.modality_means_ = {m: tensors[f"mean.{m}"].numpy() for m in MODALITIES}

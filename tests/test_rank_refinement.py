@@ -1,0 +1,105 @@
+"""The smoothed k-NN trustworthiness / continuity loss behind the MFM's refinement phase."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+import torch
+
+from modalchorus.metrics import projection_report
+from modalchorus.projection.rank_refinement import rank_refinement_loss, soft_ranks
+
+K = 5
+
+
+def exact_soft_ranks(d: torch.Tensor, query: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """The unwindowed sum ``0.5 + sum_l sigmoid((d_q - d_l) / tau)`` over every pool point."""
+    d_query = torch.gather(d, 1, query)
+    return 0.5 + torch.sigmoid((d_query[:, :, None] - d[:, None, :]) / tau[:, :, None]).sum(-1)
+
+
+@pytest.fixture()
+def distances() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    d = (torch.rand(6, 300, generator=gen) * 5).requires_grad_()
+    query = torch.randint(300, (6, 8), generator=gen)
+    return d, query, torch.full((6, 1), 0.2)
+
+
+def test_soft_ranks_with_a_full_window_are_the_exact_sum(distances):
+    d, query, tau = distances
+    exact = exact_soft_ranks(d, query, tau)
+    ranks = soft_ranks(d, query, tau, window=d.shape[1])
+    assert torch.allclose(ranks, exact, rtol=1e-5)
+    (g_exact,) = torch.autograd.grad(exact.sum(), d)
+    (g_ranks,) = torch.autograd.grad(ranks.sum(), d)
+    assert torch.allclose(g_ranks, g_exact, atol=1e-5)
+
+
+def test_soft_ranks_with_a_narrow_window_stay_close(distances):
+    d, query, tau = distances
+    exact = exact_soft_ranks(d, query, tau)
+    ranks = soft_ranks(d, query, tau, window=64).detach()
+    assert float(((ranks - exact.detach()).abs() / exact.detach()).max()) < 0.05
+
+
+def test_soft_ranks_skip_excluded_points():
+    d = torch.tensor([[1.0, 2.0, float("inf"), 3.0]])
+    ranks = soft_ranks(d, torch.tensor([[3, 0]]), torch.tensor([[1e-4]]), window=4)
+    assert ranks.tolist() == [[3.0, 1.0]]  # the excluded point never counts
+
+
+def random_pair(seed: int = 0, n: int = 60, m: int = 90, d: int = 12):
+    rng = np.random.default_rng(seed)
+    XI, XT = (rng.normal(size=(size, d)).astype(np.float32) for size in (n, m))
+    XI /= np.linalg.norm(XI, axis=1, keepdims=True)
+    XT /= np.linalg.norm(XT, axis=1, keepdims=True)
+    YI, YT = (rng.normal(size=(size, 2)).astype(np.float32) for size in (n, m))
+    return XI, XT, YI, YT
+
+
+def test_missed_term_with_hard_ranks_is_one_minus_continuity():
+    """With a vanishing temperature the continuity part is exactly ``1 - C`` (Venna-Kaski)."""
+    XI, XT, YI, YT = random_pair()
+    report = projection_report(XI, XT, YI, YT, ks=(K,))
+    t = torch.as_tensor
+    _, cross = rank_refinement_loss(t(YI), t(YT), t(XI), t(XT), K, tau=1e-7, window=1000)
+    assert float(cross) == pytest.approx(1 - report[f"inter_C_image_to_text@{K}"], abs=1e-5)
+    rows = torch.arange(len(XI))
+    _, intra = rank_refinement_loss(
+        t(YI), t(YI), t(XI), t(XI), K, self_columns=rows, tau=1e-7, window=1000
+    )
+    assert float(intra) == pytest.approx(1 - report[f"C_image@{K}"], abs=1e-5)
+
+
+def test_a_faithful_layout_costs_nothing_and_a_random_one_does():
+    rng = np.random.default_rng(1)
+    theta = np.sort(rng.uniform(0, np.pi / 2, size=80)).astype(np.float32)
+    # Points on a great circle: cosine distance 1 - cos(|dtheta|) ranks as |dtheta| in 2-D.
+    X = np.stack([np.cos(theta), np.sin(theta), np.zeros_like(theta)], axis=1)
+    Y = np.stack([theta, np.zeros_like(theta)], axis=1)
+    t = torch.as_tensor
+    rows = torch.arange(80)
+    loss = partial(rank_refinement_loss, x_anchor=t(X), x_pool=t(X), k=K, self_columns=rows)
+    total, missed = loss(t(Y), t(Y), tau=1e-5)
+    assert float(missed) == 0 and float(total) == 0
+    shuffled = t(Y[rng.permutation(80)])
+    total, missed = loss(shuffled, shuffled)
+    assert float(missed) > 0.2 and float(total) > float(missed)
+
+
+def test_gradient_steps_lower_the_loss():
+    XI, XT, YI, YT = random_pair(seed=2)
+    Y_image = torch.tensor(YI, requires_grad=True)
+    Y_text = torch.tensor(YT, requires_grad=True)
+    opt = torch.optim.Adam([Y_image, Y_text], lr=0.05)
+    losses = []
+    for _ in range(60):
+        loss, _ = rank_refinement_loss(Y_image, Y_text, torch.tensor(XI), torch.tensor(XT), K)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.6 * losses[0]
