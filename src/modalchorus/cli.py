@@ -394,7 +394,7 @@ def project_cmd(
         typer.Option(
             min=0,
             help="MFM only: steps of the k-NN refinement phase (better neighbourhoods, "
-            "~0.2 s a step on 6,000 points; 300 is a good start).",
+            "~0.25 s a step on 6,000 points; 300 is a good start).",
         ),
     ] = 0,
     as_json: JsonFlag = False,
