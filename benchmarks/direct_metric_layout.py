@@ -16,8 +16,11 @@ free 2-D points to improve smoothed versions of the k = 10 metrics directly, wit
 Both carry the Venna-Kaski normalisation: the first is a smooth "1 - C"; the second weighs
 an intruder by how deep inside the anchor's k nearest it sits as well as by its rank excess.
 It is a measurement, not a method: it needs every pairwise rank (``O((N + M)^2)`` memory) and
-places no new point. The figures go to ``benchmarks/results/direct_metric_layout.jsonl`` and
-``benchmarks/RESULTS.md`` ("Where MFM falls short").
+places no new point. (``modalchorus.projection.rank_refinement`` is the library's windowed,
+stochastic form of this loss, which ``ModalFusionMap(refine_iter=...)`` trains the network
+on; this exact form is kept so the recorded figures stay reproducible.) The figures go to
+``benchmarks/results/direct_metric_layout.jsonl`` and ``benchmarks/RESULTS.md`` ("Where MFM
+falls short").
 
 Usage::
 

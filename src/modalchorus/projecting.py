@@ -99,10 +99,10 @@ def fit_layout(
     start = time.perf_counter()
     model = ModalFusionMap(random_state=random_state, **params)
     if progress is not None:
-        max_iter = int(model.max_iter) + int(model.refine_iter)
+        total_steps = int(model.max_iter) + int(model.refine_iter)
 
         def report(step: int, loss: float, _: ModalFusionMap) -> bool:
-            progress(step / max_iter, f"mfm: step {step}, loss {loss:.4f}")
+            progress(step / total_steps, f"mfm: step {step}, loss {loss:.4f}")
             return False  # never stops the fit
 
         model.set_params(callback=report)

@@ -264,9 +264,10 @@ class ModalFusionMap:
     embedding_image_ : numpy.ndarray, shape (n, n_components)
     embedding_text_ : numpy.ndarray, shape (m, n_components)
     loss_history_ : list of dict
-        One entry per evaluation: ``step``, ``loss`` and the mean of each term.
+        One entry per evaluation: ``step``, ``loss`` and the mean of each term; entries of
+        the refinement phase follow, numbered on, with ``refine_missed``.
     network_ : torch.nn.Module
-        The trained network (best weights).
+        The trained network (best weights, then refined when ``refine_iter > 0``).
     normaliser_ : BlockNormaliser
     modality_means_ : dict
         ``{"image": (d,), "text": (d,)}`` float32 centring vectors.
@@ -727,7 +728,7 @@ class ModalFusionMap:
         total, lr0 = int(self.refine_iter), float(self.refine_learning_rate)
         opt = torch.optim.Adam(net.parameters(), lr=lr0)
         history = self.loss_history_
-        offset = history[-1]["step"] if history else 0
+        offset = history[-1]["step"]  # the first phase always logs its last step
         sums = {"loss": 0.0, "refine_missed": 0.0}
         net.train()
         for step in range(1, total + 1):
@@ -756,7 +757,7 @@ class ModalFusionMap:
             sums["loss"] += float(loss.detach())
             if step % int(self.eval_every) and step != total:
                 continue
-            n_avg = offset + step - history[-1]["step"] if history else step
+            n_avg = offset + step - history[-1]["step"]
             history.append({"step": offset + step, **{n: v / n_avg for n, v in sums.items()}})
             sums = dict.fromkeys(sums, 0.0)
             log("MFM refine step %d: loss %.5f", step, history[-1]["loss"])

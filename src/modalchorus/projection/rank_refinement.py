@@ -75,10 +75,10 @@ def soft_ranks(
         start = (closer - window // 2).clamp(0, max(q - window, 0))
         positions = start[:, :, None] + torch.arange(min(window, q), device=d.device)
         members = torch.gather(order, 1, positions.reshape(p, -1))
-        inside = torch.isfinite(torch.gather(sorted_d, 1, positions.reshape(p, -1)))
+    # An excluded (inf) member adds sigmoid(-inf) = 0 and gets no gradient.
     d_members = torch.gather(d, 1, members).view(positions.shape)
     smooth = torch.sigmoid((d_query[:, :, None] - d_members) / tau[:, :, None])
-    return 0.5 + start + (smooth * inside.view(positions.shape)).sum(-1)
+    return 0.5 + start + smooth.sum(-1)
 
 
 def rank_refinement_loss(
