@@ -20,7 +20,7 @@ from modalchorus.projection.sampling import (
     sample_block_pairs,
 )
 
-FAST = {"max_iter": 30, "eval_every": 10, "batch_size": 48, "init_steps": 5}
+FAST = {"max_iter": 30, "refine_iter": 10, "eval_every": 10, "batch_size": 48, "init_steps": 5}
 
 
 def gapped_clusters(
@@ -182,6 +182,7 @@ def test_callback_can_stop_training(data):
 
     est = ModalFusionMap(callback=stop_after_first, random_state=0, **FAST).fit(*data)
     assert len(calls) == 1 and est.n_iter_ == FAST["eval_every"]
+    assert est.refine_iter_ == 0  # a stop in the first phase skips the refinement
     assert math.isfinite(calls[0][1])
 
 
@@ -189,16 +190,16 @@ def test_refinement_phase_runs_after_training_and_round_trips(data, tmp_path):
     steps = []
     est = ModalFusionMap(
         random_state=0,
-        refine_iter=20,
         callback=lambda step, loss, _: steps.append(step) and False,
-        **FAST,
+        **{**FAST, "refine_iter": 20},
     ).fit(*data)
     assert est.n_iter_ == FAST["max_iter"] and est.refine_iter_ == 20
     refined = [h for h in est.loss_history_ if "refine_missed" in h]
     assert [h["step"] for h in refined] == [40, 50]  # after the 30 first-phase steps
     assert all(math.isfinite(h["loss"]) and h["refine_missed"] >= 0 for h in refined)
     assert steps == [10, 20, 30, 40, 50]
-    plain = ModalFusionMap(random_state=0, **FAST).fit(*data)
+    plain = ModalFusionMap(random_state=0, **{**FAST, "refine_iter": 0}).fit(*data)
+    assert plain.refine_iter_ == 0
     assert not np.allclose(est.embedding_image_, plain.embedding_image_)
     loaded = ModalFusionMap.load(est.save(tmp_path / "refined"))
     assert loaded.refine_iter_ == 20 and loaded.refine_iter == 20
@@ -207,14 +208,21 @@ def test_refinement_phase_runs_after_training_and_round_trips(data, tmp_path):
 
 def test_callback_can_stop_refinement(data):
     est = ModalFusionMap(
-        random_state=0, refine_iter=40, callback=lambda step, *_: step > 30, **FAST
+        random_state=0, callback=lambda step, *_: step > 30, **{**FAST, "refine_iter": 40}
     ).fit(*data)
     assert est.refine_iter_ == 10
 
 
 def test_early_stopping_keeps_best(data):
     est = ModalFusionMap(
-        random_state=0, max_iter=400, eval_every=5, patience=1, tol=0.5, batch_size=32, init_steps=0
+        random_state=0,
+        max_iter=400,
+        refine_iter=0,
+        eval_every=5,
+        patience=1,
+        tol=0.5,
+        batch_size=32,
+        init_steps=0,
     ).fit(*data)
     assert est.n_iter_ < 400
     losses_ = [h["loss"] for h in est.loss_history_]
@@ -302,6 +310,7 @@ def test_transform_errors(fitted, data):
         ({"refine_iter": -1}, "refine_iter"),
         ({"refine_learning_rate": 0.0}, "refine_learning_rate"),
         ({"refine_trust_weight": float("nan")}, "refine_trust_weight"),
+        ({"refine_intra_trust_weight": -0.1}, "refine_intra_trust_weight"),
     ],
 )
 def test_invalid_parameters(data, params, match):

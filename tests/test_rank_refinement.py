@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modalchorus.metrics import projection_report
-from modalchorus.projection.rank_refinement import rank_refinement_loss, soft_ranks
+from modalchorus.projection.rank_refinement import rank_refinement_loss, rank_table, soft_ranks
 
 K = 5
 
@@ -51,6 +51,53 @@ def test_soft_ranks_skip_excluded_points():
     assert ranks.tolist() == [[3.0, 1.0]]  # the excluded point never counts
 
 
+def test_soft_ranks_beyond_the_horizon_are_unbiased_estimates():
+    gen = torch.Generator().manual_seed(3)
+    # Squared uniforms: the density of distances falls with distance, as in a layout.
+    d = (torch.rand(4, 2000, generator=gen) ** 2 * 10).requires_grad_()
+    query = torch.argsort(d.detach(), dim=1)[:, [5, 100, 900, 1500]]  # ranks 6, 101, 901, 1501
+    tau = torch.full((4, 1), 0.05)
+    exact = exact_soft_ranks(d, query, tau)
+    (g_exact,) = torch.autograd.grad(exact[:, 2:].sum(), d)
+    draws = [soft_ranks(d, query, tau, window=64, horizon=256, generator=gen) for _ in range(200)]
+    # Within the horizon nothing changes; beyond it, the draws average to the full sum.
+    for ranks in draws[:3]:
+        assert torch.allclose(ranks[:, :2], soft_ranks(d, query, tau, window=64)[:, :2])
+    mean = torch.stack(draws).mean(0)
+    exact = exact.detach()
+    assert float(((mean[:, 2:].detach() - exact[:, 2:]).abs() / exact[:, 2:]).max()) < 0.05
+    (g_mean,) = torch.autograd.grad(mean[:, 2:].sum(), d)
+    pulled = torch.gather(g_mean, 1, query[:, 2:]) / torch.gather(g_exact, 1, query[:, 2:])
+    assert float((pulled - 1).abs().max()) < 0.25  # the far query is pulled in as hard
+
+
+def brute_force_ranks(x_anchor, x_pool, self_columns=None) -> torch.Tensor:
+    """``1 +`` the number of pool points strictly nearer, for every (anchor, pool) pair."""
+    d = 1.0 - x_anchor @ x_pool.T
+    if self_columns is not None:
+        d[torch.arange(len(d)), self_columns] = float("inf")
+    return 1 + (d[:, None, :] < d[:, :, None]).sum(-1).float(), d
+
+
+@pytest.mark.parametrize("intra", [False, True])
+def test_rank_table_is_exact_near_and_interpolates_far(intra):
+    gen = torch.Generator().manual_seed(4)
+    x_pool = torch.nn.functional.normalize(torch.randn(600, 8, generator=gen), dim=1)
+    x_anchor = x_pool[:40] if intra else x_pool[:40].flip(1)
+    self_columns = torch.arange(40) if intra else None
+    table = rank_table(x_anchor, x_pool, self_columns=self_columns, exact=20, n_grid=32)
+    truth, d = brute_force_ranks(x_anchor, x_pool, self_columns)
+    rows = torch.arange(40)
+    assert torch.equal(table.columns, torch.topk(d, 20, dim=1, largest=False).indices)
+    if intra:
+        assert not (table.columns == rows[:, None]).any()
+    columns = torch.argsort(d, dim=1)[:, : 600 - int(intra)]  # every pool point
+    ranks = table.ranks(rows, columns, torch.gather(d, 1, columns))
+    expected = torch.gather(truth, 1, columns)
+    assert torch.equal(ranks[:, :20], expected[:, :20])
+    assert float(((ranks - expected).abs() / expected).max()) < 0.12
+
+
 def random_pair(seed: int = 0, n: int = 60, m: int = 90, d: int = 12):
     rng = np.random.default_rng(seed)
     XI, XT = (rng.normal(size=(size, d)).astype(np.float32) for size in (n, m))
@@ -72,6 +119,13 @@ def test_missed_term_with_hard_ranks_is_one_minus_continuity():
         t(YI), t(YI), t(XI), t(XI), K, self_columns=rows, tau=1e-7, window=1000
     )
     assert float(intra) == pytest.approx(1 - report[f"C_image@{K}"], abs=1e-5)
+    # Scoring a subset of anchors against a table of the whole relation gives the same.
+    table = rank_table(t(XI), t(XI), self_columns=rows, exact=20)
+    some = torch.arange(0, len(XI), 3)
+    subset = partial(rank_refinement_loss, t(YI)[some], t(YI), t(XI)[some], t(XI), K)
+    subset = partial(subset, self_columns=some, tau=1e-7, window=1000)
+    _, from_table = subset(table=table, rows=some)
+    assert float(from_table) == pytest.approx(float(subset()[1]), abs=1e-6)
 
 
 def test_a_faithful_layout_costs_nothing_and_a_random_one_does():

@@ -390,13 +390,13 @@ def project_cmd(
     ks: KsOpt = "5,10,20",
     seed: Annotated[int, typer.Option(help="random_state of the method.")] = 0,
     refine_steps: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=0,
-            help="MFM only: steps of the k-NN refinement phase (better neighbourhoods, "
-            "~0.25 s a step on 6,000 points; 300 is a good start).",
+            help="MFM only: steps of its k-NN refinement phase (default 250; 0 skips it for "
+            "a faster fit with poorer neighbourhoods).",
         ),
-    ] = 0,
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Fit a 2-D projection of a workspace dataset and store it with its quality figures."""
@@ -410,9 +410,9 @@ def project_cmd(
         for name in names:
             ws.dataset(name)  # unknown dataset: fail before fitting anything
         k_values = _parse_ints(ks, "--k")
-        if refine_steps and method != "mfm":
+        if refine_steps is not None and method != "mfm":
             raise ValueError("--refine-steps applies to --method mfm only")
-        params = {"refine_iter": refine_steps} if refine_steps else None
+        params = None if refine_steps is None else {"refine_iter": refine_steps}
         infos = []
         for name in names:
             with progress_bar(f"{method}: {name}") as report:

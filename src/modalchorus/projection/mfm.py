@@ -35,7 +35,7 @@ from modalchorus.projection.losses import (
     triplet_hinge_loss,
 )
 from modalchorus.projection.networks import MLPSpec
-from modalchorus.projection.rank_refinement import rank_refinement_loss
+from modalchorus.projection.rank_refinement import rank_refinement_loss, rank_table
 from modalchorus.projection.sampling import (
     BatchSampler,
     calibrate_bandwidths,
@@ -99,9 +99,9 @@ class ModalFusionMap:
        candidates of each batch point (keeps each modality's own neighbourhoods readable).
     5. **Total** ``L = w_m L_metric + lambda L_nonmetric + mu L_intra`` with
        ``w_m = metric_weight``, ``lambda = nonmetric_weight``, ``mu = intra_weight``.
-    6. **Optional refinement** (``refine_iter > 0``): a second phase fine-tunes the network
-       on smoothed k-NN trustworthiness and continuity themselves, for the four relations
-       (:mod:`~modalchorus.projection.rank_refinement`). Slower; off by default.
+    6. **Refinement** (``refine_iter`` steps; 0 skips it): a second phase fine-tunes the
+       network on smoothed k-NN trustworthiness and continuity themselves, for the four
+       relations (:mod:`~modalchorus.projection.rank_refinement`).
 
     Training draws mini-batches of ``batch_size`` anchors (``anchor_sampling``), each
     with one of its cross-modal and one of its intra-modal k nearest neighbours (k-NN lists
@@ -122,7 +122,9 @@ class ModalFusionMap:
     1,000 images + 5,000 captions; CIFAR-10 2k = 2,000 images + 80 class prompts; k = 10;
     one factor changed at a time; full table in ``benchmarks/RESULTS.md``, "Projection
     quality"). Inter-modal T / C, Flickr | CIFAR; the defaults give
-    0.953 / 0.941 | 0.963 / 0.956, and differences under ~0.005 are seed noise:
+    0.955 / 0.940 | 0.965 / 0.958 (intra-modal T images / texts 0.966 / 0.955 | 0.938 /
+    0.978). The first-phase figures below were measured without refinement and with 1,000
+    steps (0.953 / 0.941 | 0.963 / 0.956); differences under ~0.005 are seed noise:
 
     * ``nonmetric="listwise"`` over ``"triplet"`` (0.883 / 0.911 | 0.873 / 0.909): the
       listwise KL sees every candidate of an anchor at once and its targets carry the whole
@@ -147,17 +149,22 @@ class ModalFusionMap:
     * ``metric_weight=0.3``: 0 and 1 are within noise on every number; the term keeps the
       global arrangement (it raised continuity by ~0.02 in free-coordinate sweeps) at
       little cost.
-    * ``hidden=(128, 128)``, ``batch_size=256``, ``max_iter=1000``, ``learning_rate=0.03``:
-      (256, 256) or 384 anchors gain at most 0.005 T on Flickr, lose on CIFAR and cost
-      1.2-2x the fit time; the (128, 128) net places ~3.6 x 10^5 points/s on one core.
+    * ``hidden=(128, 128)``, ``batch_size=256``, ``learning_rate=0.03``: (256, 256) or 384
+      anchors gain at most 0.005 T on Flickr, lose on CIFAR and cost 1.2-2x the fit time;
+      the (128, 128) net places ~3.6 x 10^5 points/s on one core.
     * ``init="pca"``: same quality as ``"random"`` within noise, and a deterministic,
       gap-free starting frame for 50 cheap steps.
-    * ``refine_iter=0``: 300 refinement steps lift Flickr to 0.966 / 0.943 with intra-modal
-      T 0.962 / 0.962 (from 0.948 / 0.930) and CIFAR to 0.964 / 0.963 with image T 0.935
-      (from 0.889), but the Flickr fit takes 106 s instead of 32 s (UMAP: ~37 s), so the
-      phase is opt-in. Its own defaults (step size 0.01, trust weight 0.1, intra weight 1)
-      were the best of a small sweep on both datasets; step sizes of 0.03 and more trade
-      intra-modal T for a little inter-modal C.
+    * ``max_iter=600``, ``refine_iter=250``: the refinement lifts the intra-modal T that
+      the first phase leaves short (1,000 steps alone: Flickr texts 0.929, CIFAR images
+      0.889; t-SNE: 0.980, 0.963), and 600 + 250 steps fit Flickr in 30 s, under UMAP's
+      37 s. 1,000 + 300 steps reach the same quality (CIFAR image T 0.935 either way) in
+      ~1.4x the time; 500 + 150 leave Flickr text T at 0.944. ``refine_iter=0`` gives the
+      faster, first-phase-only map.
+    * ``refine_learning_rate=0.01``, ``refine_trust_weight=0.1``, ``refine_intra_weight=1``:
+      the best of a small sweep on both datasets (a step size of 0.02 lowered Flickr text
+      T, 0.944 -> 0.936 at 500 + 150 steps). ``refine_intra_trust_weight=0.3`` (0.1
+      before): CIFAR image T 0.933 -> 0.939 and Flickr text T 0.953 -> 0.957, for ~0.002 of
+      Flickr inter-modal C.
 
     Parameters
     ----------
@@ -208,18 +215,23 @@ class ModalFusionMap:
     max_iter : int
         Maximum number of optimisation steps.
     refine_iter : int
-        Steps of an optional second phase (0 skips it) that fine-tunes the network on
-        smoothed ``refine_k``-NN trustworthiness and continuity themselves
+        Steps of a second phase (0 skips it) that fine-tunes the network on smoothed
+        ``refine_k``-NN trustworthiness and continuity themselves
         (:mod:`~modalchorus.projection.rank_refinement`): ``batch_size`` anchors per
         relation and step, each scored against the whole training set of the other side.
         It raises inter- and intra-modal quality past what the first phase reaches, at
-        ~0.25 s a step on Flickr8k 1k (6,000 points); see ``benchmarks/RESULTS.md``.
+        ~0.08 s a step on Flickr8k 1k (6,000 points, 2 cores); see
+        ``benchmarks/RESULTS.md``.
     refine_k : int
         Neighbourhood size the refinement scores.
     refine_learning_rate : float
         Initial Adam step size of the refinement (decays linearly to 0).
     refine_trust_weight : float
-        Weight of the trustworthiness (intruder) term against the continuity one.
+        Weight of the trustworthiness (intruder) term against the continuity one, in the
+        cross-modal relations.
+    refine_intra_trust_weight : float
+        The same weight in the intra-modal relations, where trustworthiness is what the
+        quality targets ask for.
     refine_intra_weight : float
         Weight of the intra-modal relations against the cross-modal ones.
     eval_every : int
@@ -245,10 +257,11 @@ class ModalFusionMap:
         ``device_``).
     n_threads : int or "auto"
         CPU threads torch uses inside :meth:`fit` and :meth:`transform` (set for the call,
-        restored afterwards). ``"auto"``: 1. Batch tensors are small, and on the shared
-        2-core machines this was measured faster: with two threads every elementwise op of a
-        training step paid ~100x in synchronisation, and ``transform`` placed 1.6 x 10^5
-        instead of 2.6 x 10^5 points/s. Give more threads on a machine of your own.
+        restored afterwards). ``"auto"``: torch's own setting (one thread per core unless
+        changed). On the 2-core benchmark machine two threads were faster than one
+        (2026-11-30): 300 first-phase steps in 6.3-7.7 s instead of 9.3 s, a refinement step
+        in 0.08 s instead of 0.14 s, ``transform`` at 4.2-5.7 x 10^5 instead of 3.4 x 10^5
+        points/s. On a machine busy with other work, 1 can be faster.
     random_state : int or None
         Seed of every random choice (network init, sampling, batches) via local generators;
         the global seeds are never touched. The same seed gives the same map on the same
@@ -257,7 +270,8 @@ class ModalFusionMap:
         Log progress at INFO (else DEBUG) on the ``modalchorus.projection.mfm`` logger.
     callback : callable, optional
         ``callback(step, mean_loss, estimator)`` after every evaluation; returning ``True``
-        stops training (the best weights so far are kept).
+        stops fitting (the weights so far are kept, the best ones in the first phase; a
+        stop there skips the refinement).
 
     Attributes
     ----------
@@ -306,11 +320,12 @@ class ModalFusionMap:
         anchor_sampling: str = "proportional",
         learning_rate: float = 0.03,
         lr_schedule: str = "linear",
-        max_iter: int = 1000,
-        refine_iter: int = 0,
+        max_iter: int = 600,
+        refine_iter: int = 250,
         refine_k: int = 10,
         refine_learning_rate: float = 0.01,
         refine_trust_weight: float = 0.1,
+        refine_intra_trust_weight: float = 0.3,
         refine_intra_weight: float = 1.0,
         eval_every: int = 50,
         patience: int = 4,
@@ -349,6 +364,7 @@ class ModalFusionMap:
         self.refine_k = refine_k
         self.refine_learning_rate = refine_learning_rate
         self.refine_trust_weight = refine_trust_weight
+        self.refine_intra_trust_weight = refine_intra_trust_weight
         self.refine_intra_weight = refine_intra_weight
         self.eval_every = eval_every
         self.patience = patience
@@ -422,7 +438,7 @@ class ModalFusionMap:
         """
         start_time = time.perf_counter()
         self._check_params()
-        threads = 1 if self.n_threads == "auto" else int(self.n_threads)
+        threads = None if self.n_threads == "auto" else int(self.n_threads)
         with _torch_threads(threads):
             self._fit(X_image, X_text)
         self.fit_seconds_ = time.perf_counter() - start_time
@@ -519,9 +535,9 @@ class ModalFusionMap:
             image_fraction=0.5 if self.anchor_sampling == "balanced" else nf / (nf + mf),
         )
         self.network_ = net
-        self._train(state, sampler, gen, log)
+        stopped = self._train(state, sampler, gen, log)
         self.refine_iter_ = 0
-        if self.refine_iter > 0:
+        if self.refine_iter > 0 and not stopped:
             self._refine(state, gen, log)
 
         # -- place everything ---------------------------------------------------------------
@@ -578,6 +594,7 @@ class ModalFusionMap:
             "metric_weight",
             "precision_weight",
             "refine_trust_weight",
+            "refine_intra_trust_weight",
             "refine_intra_weight",
             "tol",
         ):
@@ -627,7 +644,8 @@ class ModalFusionMap:
         sampler: BatchSampler,
         gen: torch.Generator,
         log: Callable[..., None],
-    ) -> None:
+    ) -> bool:
+        """Run the first phase; return whether the callback stopped it."""
         net = self.network_
         opt = torch.optim.Adam(net.parameters(), lr=float(self.learning_rate))
         total = int(self.max_iter)
@@ -641,7 +659,7 @@ class ModalFusionMap:
         best_state = copy.deepcopy(net.state_dict())
         sums: dict[str, float] = {}
         net.train()
-        step = 0
+        step, stopped = 0, False
 
         for step in range(1, total + 1):
             idx = sampler().to(self.device_)
@@ -690,7 +708,7 @@ class ModalFusionMap:
             stop = stale >= int(self.patience)
             if self.callback is not None and self.callback(step, entry["loss"], self):
                 log("MFM: stopped by callback at step %d", step)
-                stop = True
+                stop = stopped = True
             if stop:
                 break
         net.load_state_dict(best_state)
@@ -698,6 +716,7 @@ class ModalFusionMap:
         self.loss_history_ = history
         self.n_iter_ = step
         self.best_step_ = best_step
+        return stopped
 
     def _refine(self, state: _TrainState, gen: torch.Generator, log: Callable[..., None]) -> None:
         """Fine-tune the network on smoothed k-NN trustworthiness and continuity.
@@ -705,26 +724,39 @@ class ModalFusionMap:
         Each step places every training point, then scores ``batch_size`` anchors per
         relation (image -> text and text -> image at weight 1; image -> image and
         text -> text at ``refine_intra_weight``) against the whole pool of the other side
-        (:func:`~modalchorus.projection.rank_refinement.rank_refinement_loss`). A relation
-        whose pool has at most ``2 refine_k`` other points is skipped. Adam, step size decaying
+        (:func:`~modalchorus.projection.rank_refinement.rank_refinement_loss`), with the
+        high-dimensional ranks of each relation tabulated once
+        (:func:`~modalchorus.projection.rank_refinement.rank_table`). A relation whose pool
+        has at most ``2 refine_k`` other points is skipped. Adam, step size decaying
         linearly to 0; the last weights are kept.
         """
         net, k, nf = self.network_, int(self.refine_k), state.n_image
         parts = {"image": slice(0, nf), "text": slice(nf, None)}
         sizes = {"image": nf, "text": state.X.shape[0] - nf}
-        relations = [
-            (a, b, w)
-            for a, b, w in (
-                ("image", "text", 1.0),
-                ("text", "image", 1.0),
-                ("image", "image", float(self.refine_intra_weight)),
-                ("text", "text", float(self.refine_intra_weight)),
+        cross, intra = float(self.refine_trust_weight), float(self.refine_intra_trust_weight)
+        relations = [  # (anchors, pool, weight, trust weight)
+            (a, b, w, t)
+            for a, b, w, t in (
+                ("image", "text", 1.0, cross),
+                ("text", "image", 1.0, cross),
+                ("image", "image", float(self.refine_intra_weight), intra),
+                ("text", "text", float(self.refine_intra_weight), intra),
             )
             if w > 0 and sizes[b] - int(a == b) > 2 * k
         ]
         if not relations:
             log("MFM: refinement skipped: every modality is too small for refine_k=%d", k)
             return
+        X = {m: state.X[part] for m, part in parts.items()}
+        tables = {
+            (a, b): rank_table(
+                X[a],
+                X[b],
+                self_columns=torch.arange(sizes[a], device=self.device_) if a == b else None,
+                exact=max(2 * k, 64),
+            )
+            for a, b, _, _ in relations
+        }
         total, lr0 = int(self.refine_iter), float(self.refine_learning_rate)
         opt = torch.optim.Adam(net.parameters(), lr=lr0)
         history = self.loss_history_
@@ -736,18 +768,21 @@ class ModalFusionMap:
                 group["lr"] = lr0 * (1.0 - (step - 1) / total)
             Y = net(state.Z)
             loss = torch.zeros((), device=self.device_)
-            for a, b, weight in relations:
+            for a, b, weight, trust_weight in relations:
                 anchors = torch.randint(sizes[a], (int(self.batch_size),), generator=gen).to(
                     self.device_
                 )
                 term, missed = rank_refinement_loss(
                     Y[parts[a]][anchors],
                     Y[parts[b]],
-                    state.X[parts[a]][anchors],
-                    state.X[parts[b]],
+                    X[a][anchors],
+                    X[b],
                     k,
                     self_columns=anchors if a == b else None,
-                    trust_weight=float(self.refine_trust_weight),
+                    table=tables[a, b],
+                    rows=anchors,
+                    trust_weight=trust_weight,
+                    generator=gen,
                 )
                 loss = loss + weight * term
                 sums["refine_missed"] += weight * float(missed)
@@ -811,7 +846,7 @@ class ModalFusionMap:
         mean = torch.as_tensor(self.modality_means_[modality], dtype=torch.float32)
         scale = float(self.input_scale_)
         step = int(self.transform_chunk_size)
-        threads = 1 if self.n_threads == "auto" else int(self.n_threads)
+        threads = None if self.n_threads == "auto" else int(self.n_threads)
         with _torch_threads(threads), torch.inference_mode():
             fused = self._fused_first_layer(mean, scale)
             for start in range(0, arr.shape[0], step):
