@@ -79,6 +79,10 @@ ABLATION: dict[str, dict[str, Any]] = {
     "batch_size=384": {"batch_size": 384},
     "hidden=(256,256)": {"hidden": (256, 256)},
     "init=random": {"init": "random"},
+    "max_iter=1000": {"max_iter": 1000},
+    "refine_iter=0": {"refine_iter": 0},
+    "refine_learning_rate=0.02": {"refine_learning_rate": 0.02},
+    "refine_intra_trust_weight=0.1": {"refine_intra_trust_weight": 0.1},
 }
 
 logger = logging.getLogger("bench_projection")
