@@ -71,8 +71,9 @@ def test_soft_ranks_beyond_the_horizon_are_unbiased_estimates():
     assert float((pulled - 1).abs().max()) < 0.25  # the far query is pulled in as hard
 
 
-def brute_force_ranks(x_anchor, x_pool, self_columns=None) -> torch.Tensor:
-    """``1 +`` the number of pool points strictly nearer, for every (anchor, pool) pair."""
+def brute_force_ranks(x_anchor, x_pool, self_columns=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``1 +`` the number of pool points strictly nearer for every (anchor, pool) pair, and
+    the distances."""
     d = 1.0 - x_anchor @ x_pool.T
     if self_columns is not None:
         d[torch.arange(len(d)), self_columns] = float("inf")
