@@ -52,6 +52,9 @@ def test_switching_dataset_draws_its_items_and_retrieval_metrics(app) -> None:
     )
     assert app.probe("pointCount") == N_COCO
     assert app.page.locator("[data-metric='t2i_R@1']").inner_text() != "–"
+    # Unlabelled captions: coloured by modality (CIFAR's label colouring does not apply).
+    assert app.page.locator("select[name=colorBy]").input_value() == "modality"
+    app.page.locator(".legend-entry", has_text="caption").first.wait_for()
     assert f"dataset={COCO}" in app.page.url
     app.page.reload()
     app.wait_ready()

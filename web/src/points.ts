@@ -61,12 +61,13 @@ export interface Coloring {
   legend: LegendEntry[];
 }
 
-/** Which colourings make sense for these points. */
+/** Which colourings make sense for these points; the first is the default. */
 export function colorChoices(points: Points): ColorBy[] {
   const out: ColorBy[] = [];
   if (points.labelNames.length) out.push('label');
   if (points.predicted.some((p) => p >= 0)) out.push('predicted', 'correct');
-  out.push('set', 'modality');
+  // Unlabelled data (e.g. a user's captioned photos): modality, not sets that may not exist yet.
+  out.push(...(out.length ? ['set', 'modality'] : ['modality', 'set']) as ColorBy[]);
   return out;
 }
 
