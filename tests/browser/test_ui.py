@@ -106,6 +106,32 @@ def test_drawn_lasso_with_the_mouse_selects_points(app) -> None:
     assert int(count) > 0
 
 
+ALL_POINTS_ON_CANVAS = """(() => {
+  const canvas = document.querySelector('.projection-view canvas');
+  const [w, h] = [canvas.clientWidth, canvas.clientHeight];
+  const probe = window.__modalchorus;
+  for (let i = 0; i < probe.pointCount; i++) {
+    const [x, y] = probe.screenPosition(i);
+    if (!(x >= 0 && x <= w && y >= 0 && y <= h)) return false;
+  }
+  return probe.pointCount > 0;
+})()"""
+
+
+def test_the_whole_map_fits_a_canvas_taller_than_wide(app) -> None:
+    app.page.set_viewport_size({"width": 760, "height": 1300})
+    app.open()
+    box = app.page.locator(".projection-view canvas").bounding_box()
+    assert box["height"] > 1.5 * box["width"]
+    app.page.wait_for_function(ALL_POINTS_ON_CANVAS, timeout=10_000)
+    app.page.set_viewport_size({"width": 1280, "height": 800})  # a resize refits too
+    app.page.set_viewport_size({"width": 700, "height": 1300})
+    app.page.wait_for_function(ALL_POINTS_ON_CANVAS, timeout=10_000)
+    app.page.click("button[title='Reset the view']")
+    app.page.wait_for_function(ALL_POINTS_ON_CANVAS, timeout=10_000)
+    assert app.errors == []
+
+
 def test_empty_lasso_creates_no_set_and_says_so(app, server) -> None:
     app.open()
     before = len(httpx.get(f"{server.url}/api/sets").json())

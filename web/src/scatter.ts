@@ -73,6 +73,8 @@ export class Scatter {
   private points?: ScatterPoints;
   private spatialIndex?: ArrayBuffer;
   private drawing: Promise<void> = Promise.resolve();
+  /** Camera distance of the view that shows every point (see ``homeDistance``). */
+  private home = 1;
   private readonly resizer: ResizeObserver;
 
   constructor(
@@ -129,10 +131,32 @@ export class Scatter {
   }
 
   resize(): void {
+    const wasHome = this.atHome();
     const { width, height } = this.size();
     const props: Record<string, number> = { width, height };
     if (this.fillWidth) props.aspectRatio = width / height;
     this.plot.set(props);
+    if (wasHome) this.resetView(); // keep a user's zoom, but refit the untouched view
+  }
+
+  /** Camera distance that shows the whole data square [-1, 1]²: regl-scatterplot's default
+   *  view fits the height only, which crops the sides of a canvas taller than wide. */
+  private homeDistance(): number {
+    const { width, height } = this.size();
+    return this.fillWidth ? 1 : Math.max(1, height / width);
+  }
+
+  private atHome(): boolean {
+    const [tx, ty] = this.plot.get('cameraTarget') as number[];
+    const distance = this.plot.get('cameraDistance') as number;
+    return Math.abs(tx) + Math.abs(ty) < 1e-6 && Math.abs(distance - this.home) < 1e-6;
+  }
+
+  /** Back to the view that shows every point. */
+  resetView(): void {
+    this.plot.reset();
+    this.home = this.homeDistance();
+    if (this.home !== 1) this.plot.set({ cameraDistance: this.home });
   }
 
   /** Run ``work`` after every earlier draw has finished (regl-scatterplot ignores a draw
@@ -155,7 +179,7 @@ export class Scatter {
       );
       this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
       this.count = points.x.length;
-      this.plot.reset();
+      this.resetView();
     });
   }
 

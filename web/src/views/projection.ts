@@ -43,7 +43,7 @@ export class ProjectionView {
       this.lassoButton.classList.toggle('active', lassoOn);
       this.scatter.setLassoMode(lassoOn);
     });
-    const reset = h('button', { class: 'tool', title: 'Reset the view', onclick: () => this.scatter.plot.reset() }, 'reset view');
+    const reset = h('button', { class: 'tool', title: 'Reset the view', onclick: () => this.scatter.resetView() }, 'reset view');
     stage.append(
       this.labels,
       this.tooltip,
