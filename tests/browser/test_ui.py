@@ -46,6 +46,8 @@ def test_projection_screenshot_is_not_blank(app) -> None:
 
 def test_switching_dataset_draws_its_items_and_retrieval_metrics(app) -> None:
     app.open()
+    glyph_legend = app.page.locator(".legend-entry.glyphs")
+    assert glyph_legend.inner_text().split() == ["image", "concept"]  # CIFAR: no captions
     app.page.select_option("select[name=dataset]", COCO)
     app.page.wait_for_function(
         f"window.__modalchorus.ready && window.__modalchorus.choice.dataset === '{COCO}'"
@@ -55,6 +57,7 @@ def test_switching_dataset_draws_its_items_and_retrieval_metrics(app) -> None:
     # Unlabelled captions: coloured by modality (CIFAR's label colouring does not apply).
     assert app.page.locator("select[name=colorBy]").input_value() == "modality"
     app.page.locator(".legend-entry", has_text="caption").first.wait_for()
+    assert glyph_legend.inner_text().split() == ["image", "caption"]  # no concept texts
     assert f"dataset={COCO}" in app.page.url
     app.page.reload()
     app.wait_ready()

@@ -85,13 +85,13 @@ export class ProjectionView {
 
   private renderLegend(coloring: Coloring): void {
     const swatch = (color: string) => h('span', { class: 'swatch', style: `background:${color}` });
+    const present = new Set(this.points?.kind ?? []);
+    const kinds = (['image', 'caption', 'concept'] as const).filter((_, kind) => present.has(kind));
     clear(
       this.legend,
       ...coloring.legend.map((e) => h('span', { class: 'legend-entry' }, swatch(e.color), e.label)),
       h('span', { class: 'legend-entry glyphs' },
-        h('span', { class: 'glyph glyph-image' }), 'image ',
-        h('span', { class: 'glyph glyph-caption' }), 'caption ',
-        h('span', { class: 'glyph glyph-concept' }), 'concept'),
+        ...kinds.flatMap((kind) => [h('span', { class: `glyph glyph-${kind}` }), `${kind} `])),
     );
   }
 
