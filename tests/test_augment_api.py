@@ -33,9 +33,23 @@ N_CIFAR = 10 * IMAGES_PER_CLASS + 50
 N_COCO = COCO_IMAGES * 6
 
 
+PHOTOS = "photos"  # a dataset of images only, as `modalchorus embed FOLDER` makes
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
-    return workspace_copy(tmp_path_factory, "augment")
+    from modalchorus.data import load_image_folder
+    from modalchorus.embedding import embed_dataset
+    from modalchorus.encoders import create_encoder
+    from modalchorus.store import Workspace
+
+    path = workspace_copy(tmp_path_factory, "augment")
+    folder = tmp_path_factory.mktemp(PHOTOS)
+    for seed in range(4):
+        (folder / f"{seed}.png").write_bytes(picture(seed))
+    with Workspace.open(path) as opened:
+        embed_dataset(opened, load_image_folder(folder, PHOTOS), create_encoder("pocket"))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +97,17 @@ def stored_state(client: httpx.Client, workspace: Path) -> tuple:
 
 def message(response: httpx.Response) -> str:
     return json.dumps(response.json()["detail"])
+
+
+def test_a_dataset_without_texts_gets_the_reason_and_no_job(client, encoder) -> None:
+    """First in the module: texts added later show in every dataset's view, PHOTOS's too."""
+    jobs = client.get("/api/jobs").json()
+    request = {"dataset": PHOTOS, "encoder": encoder, "method": "mfm"}
+    answer = client.post("/api/projection", json=request)
+    assert answer.status_code == 409, answer.text
+    assert "has 4 images and 0 texts" in answer.json()["detail"]
+    assert "at least 3 of each" in answer.json()["detail"]
+    assert client.get("/api/jobs").json() == jobs
 
 
 def test_uploaded_images_are_stored_embedded_and_placed_without_a_refit(

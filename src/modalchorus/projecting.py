@@ -40,6 +40,21 @@ def resolve_encoder_id(workspace: Workspace, encoder: str | None) -> str:
     raise ValueError(f"{what}: choose one of the stored encoders {', '.join(bases)}")
 
 
+#: Fewest images and fewest texts a joint map is fitted on (the MFM ranks at least two
+#: neighbours of each point in the other modality).
+MIN_POINTS_PER_MODALITY = 3
+
+
+def check_joint_sizes(dataset: str, n_images: int, n_texts: int) -> None:
+    """Raise ``ValueError`` naming the counts unless ``dataset`` can be projected jointly."""
+    if min(n_images, n_texts) < MIN_POINTS_PER_MODALITY:
+        raise ValueError(
+            f"dataset {dataset!r} has {n_images} images and {n_texts} texts: a joint map "
+            f"needs at least {MIN_POINTS_PER_MODALITY} of each; add texts (captions, class "
+            "prompts or any concepts) or images"
+        )
+
+
 def projection_name(method: str, dataset: str, encoder_id: str) -> str:
     """Name under which a projection is stored."""
     return f"{method}:{dataset}:{encoder_id}"
@@ -139,11 +154,7 @@ def project_dataset(
         raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
     items = workspace.items(dataset=dataset)
     images, texts = items[items["kind"] == "image"], items[items["kind"] == "text"]
-    if images.empty or texts.empty:
-        raise ValueError(
-            f"dataset {dataset!r} needs images and texts for a joint projection "
-            f"(has {len(images)} images, {len(texts)} texts)"
-        )
+    check_joint_sizes(dataset, len(images), len(texts))
     image_ids, X_image = workspace.get_embeddings(encoder_id, images["id"].tolist())
     text_ids, X_text = workspace.get_embeddings(encoder_id, texts["id"].tolist())
     fitted = fit_layout(

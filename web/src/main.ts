@@ -326,7 +326,9 @@ class App {
     } catch (error) {
       if (generation !== this.generation) return;
       this.bar.showJob(null);
-      this.status.textContent = 'could not load the projection';
+      // The reason stays in view (e.g. a dataset without texts): notices fade.
+      const reason = error instanceof Error ? error.message : String(error);
+      this.status.textContent = `could not load the projection: ${reason}`;
       this.notices.error(error);
     }
   }

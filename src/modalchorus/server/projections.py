@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from modalchorus.metrics.neighbourhood import projection_report
-from modalchorus.projecting import fit_layout, load_projection_model, projection_name
+from modalchorus.projecting import (
+    check_joint_sizes,
+    fit_layout,
+    load_projection_model,
+    projection_name,
+)
 from modalchorus.projection import list_methods
 from modalchorus.server.jobs import Progress
 from modalchorus.server.views import KIND_CONCEPT, KIND_IMAGE, DatasetView, is_upload
@@ -180,11 +185,7 @@ def fit_and_store(
     """
     check_method(method)
     images, texts = view.image_rows, view.text_rows
-    if not images.size or not texts.size:
-        raise ValueError(
-            f"dataset {view.dataset!r} needs images and texts to project together "
-            f"({images.size} images, {texts.size} texts)"
-        )
+    check_joint_sizes(view.dataset, images.size, texts.size)
     progress(0.02, f"{method}: fitting {images.size} images + {texts.size} texts")
     fitted = fit_layout(
         method,

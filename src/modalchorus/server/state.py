@@ -11,6 +11,7 @@ from fastapi import Request
 
 from modalchorus.align import active_version, version_encoder
 from modalchorus.encoders import Encoder, create_encoder
+from modalchorus.projecting import check_joint_sizes
 from modalchorus.server.cache import Memo
 from modalchorus.server.errors import VersionMismatchError
 from modalchorus.server.jobs import Job, JobManager, Progress
@@ -134,7 +135,13 @@ class ServerState:
         """Fit and store ``method``'s projection of ``view`` as a background job.
 
         A job for the same projection that is still queued or running is returned instead.
+
+        Raises
+        ------
+        ValueError
+            The view has too few images or texts for a joint map (no job is started).
         """
+        check_joint_sizes(view.dataset, view.image_rows.size, view.text_rows.size)
         workspace = self.workspace
 
         def fit(progress: Progress) -> str:  # runs on the job thread
@@ -144,12 +151,15 @@ class ServerState:
         return self.jobs.submit("fit_projection", name, fit)
 
     def warm(self, datasets: list[str], encoder_id: str, method: str) -> list[Job]:
-        """Start fitting the projections of ``datasets`` that are not stored yet."""
+        """Start fitting the projections of ``datasets`` that are not stored yet (and can be)."""
         jobs = []
         for dataset in datasets:
             view = self.view(dataset, encoder_id)
             if self.layout(view, method) is None:
-                jobs.append(self.submit_fit(view, method))
+                try:
+                    jobs.append(self.submit_fit(view, method))
+                except ValueError as exc:
+                    logger.info("not fitting %s: %s", dataset, exc)
         return jobs
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from modalchorus.server.errors import invalid, not_found
+from modalchorus.server.errors import conflict, invalid, not_found
 from modalchorus.server.frames import MEDIA_TYPE, encode_frame
 from modalchorus.server.projections import check_method
 from modalchorus.server.schemas import (
@@ -35,6 +35,7 @@ VersionQ = Annotated[
     ),
 ]
 NOT_FOUND = {404: {"model": Problem}}
+CONFLICT = {409: {"model": Problem}}
 
 
 def _meta(info: ProjectionInfo) -> ProjectionMeta:
@@ -89,7 +90,7 @@ def _stored(
     return found
 
 
-@router.post("/projection", response_model=ProjectionStatus, responses=NOT_FOUND)
+@router.post("/projection", response_model=ProjectionStatus, responses={**NOT_FOUND, **CONFLICT})
 def ensure_projection(body: ProjectionRequest, state: State) -> ProjectionStatus:
     """The stored projection, or a background job fitting it (follow ``/api/jobs/{id}``)."""
     view = _view(state, body.dataset, body.encoder, body.method, "body")
@@ -97,7 +98,10 @@ def ensure_projection(body: ProjectionRequest, state: State) -> ProjectionStatus
         found = state.layout(view, body.method)
         if found is not None:
             return ProjectionStatus(status="ready", projection=_meta(found[0]))
-    job = state.submit_fit(view, body.method)
+    try:
+        job = state.submit_fit(view, body.method)
+    except ValueError as exc:  # too few images or texts: say so now, not through a failed job
+        raise conflict(str(exc)) from None
     return ProjectionStatus(status="fitting", job=job.info())
 
 
