@@ -135,6 +135,31 @@ def test_the_whole_map_fits_a_canvas_taller_than_wide(app) -> None:
     assert app.errors == []
 
 
+VISIBLE_LABEL_BOXES = """[...document.querySelectorAll('.concept-label')]
+  .filter((label) => getComputedStyle(label).visibility !== 'hidden')
+  .map((label) => label.getBoundingClientRect())
+  .map((r) => [r.left, r.top, r.right, r.bottom])"""
+
+
+def test_class_labels_that_would_overlap_are_hidden(app) -> None:
+    app.open()
+    assert len(app.page.evaluate(VISIBLE_LABEL_BOXES)) >= 1
+    box = app.page.locator(".projection-view canvas").bounding_box()
+    app.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(8):  # zoom far out: the ten class centres crowd together
+        app.page.mouse.wheel(0, 800)
+        app.page.wait_for_timeout(100)
+    app.page.wait_for_timeout(500)
+    shown = app.page.evaluate(VISIBLE_LABEL_BOXES)
+    assert 1 <= len(shown) < 10
+    for i, a in enumerate(shown):
+        for b in shown[i + 1 :]:
+            assert a[0] >= b[2] or a[2] <= b[0] or a[1] >= b[3] or a[3] <= b[1], (a, b)
+    app.page.click("button[title='Reset the view']")
+    app.page.wait_for_function(f"{VISIBLE_LABEL_BOXES}.length > {len(shown)}")
+    assert app.errors == []
+
+
 def test_empty_lasso_creates_no_set_and_says_so(app, server) -> None:
     app.open()
     before = len(httpx.get(f"{server.url}/api/sets").json())

@@ -4,6 +4,9 @@ import { clear, h } from '../dom';
 import { type Coloring, conceptGroups, glyphs, KIND_IMAGE, type Points } from '../points';
 import { normalise, type Renderer, Scatter } from '../scatter';
 
+/** A screen rectangle: left, top, right, bottom (px). */
+type Box = [number, number, number, number];
+
 export interface ProjectionHandlers {
   click: (index: number) => void;
   lasso: (indices: number[]) => void;
@@ -21,7 +24,7 @@ export class ProjectionView {
   private readonly legend = h('div', { class: 'legend' });
   private readonly lassoButton: HTMLButtonElement;
   private points?: Points;
-  private groups: { label: string; rows: number[]; el: HTMLElement }[] = [];
+  private groups: { label: string; rows: number[]; el: HTMLElement; size?: [number, number] }[] = [];
   private readonly texts = new Map<string, string>();
   private encoder = '';
 
@@ -95,7 +98,10 @@ export class ProjectionView {
     );
   }
 
+  /** Put each class label at the centre of its concept texts; a label that would overlap
+   *  one placed before it is hidden (zooming in spreads them out and shows it again). */
   private placeLabels(): void {
+    const placed: Box[] = [];
     for (const group of this.groups) {
       let [sx, sy] = [0, 0];
       for (const i of group.rows) {
@@ -105,7 +111,14 @@ export class ProjectionView {
           sy += p[1];
         }
       }
-      group.el.style.transform = `translate(${sx / group.rows.length}px, ${sy / group.rows.length}px)`;
+      const [x, y] = [sx / group.rows.length, sy / group.rows.length];
+      group.size ??= [group.el.offsetWidth, group.el.offsetHeight];
+      // The label's box on screen: its CSS margin puts it 10 px right of and 8 px above (x, y).
+      const box: Box = [x + 10, y - 8, x + 10 + group.size[0], y - 8 + group.size[1]];
+      const free = placed.every((b) => box[0] >= b[2] || box[2] <= b[0] || box[1] >= b[3] || box[3] <= b[1]);
+      if (free) placed.push(box);
+      group.el.style.visibility = free ? '' : 'hidden';
+      group.el.style.transform = `translate(${x}px, ${y}px)`;
     }
   }
 
