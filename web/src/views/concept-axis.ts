@@ -243,7 +243,7 @@ export class ConceptAxisView {
       h('h3', {}, `cos(x, “${concepts[1]}”) − cos(x, “${concepts[0]}”)`),
       ...rows.map((r) =>
         h('div', { class: 'dist-row' },
-          h('span', { class: 'dist-name', style: `color:${r.group.color}` }, r.group.label),
+          h('span', { class: 'dist-name', style: `color:${r.group.color}`, title: r.group.label }, r.group.label),
           histogram(r.counts, r.group.color, r.mean),
           h('span', { class: 'dist-mean', title: `mean over ${r.n} items` }, fmt(r.mean, 3)),
         ),
