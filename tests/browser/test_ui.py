@@ -189,6 +189,30 @@ def test_clicking_a_point_shows_its_neighbours(app) -> None:
     assert app.errors == []
 
 
+def test_hover_tooltips_stay_inside_the_map(app) -> None:
+    app.open()
+    stage = app.page.locator(".projection-view .stage").bounding_box()
+    canvas = app.page.locator(".projection-view canvas").bounding_box()
+    for corner in ("right-most", "lowest"):  # the points nearest the map's edges
+        axis = 0 if corner == "right-most" else 1
+        row = app.page.evaluate(
+            f"""(() => {{ const m = window.__modalchorus; let best = 0;
+              for (let i = 1; i < m.pointCount; i++)
+                if (m.screenPosition(i)[{axis}] > m.screenPosition(best)[{axis}]) best = i;
+              return best; }})()"""
+        )
+        x, y = app.probe(f"screenPosition({row})")
+        app.page.mouse.move(canvas["x"] + x, canvas["y"] + y)
+        tooltip = app.page.locator(".projection-view .tooltip")
+        tooltip.wait_for()
+        app.page.wait_for_timeout(300)  # a caption's text arrives after the first paint
+        tip = tooltip.bounding_box()
+        assert tip["x"] + tip["width"] <= stage["x"] + stage["width"] + 0.5, corner
+        assert tip["y"] + tip["height"] <= stage["y"] + stage["height"] + 0.5, corner
+        app.page.mouse.move(canvas["x"] + 2, canvas["y"] + 2)
+    assert app.errors == []
+
+
 def test_concept_axis_renders_for_two_typed_concepts(app) -> None:
     app.open("?view=axis")
     app.page.fill("input[name=concept_a]", "a photo of a cat")

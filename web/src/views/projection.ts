@@ -128,14 +128,15 @@ export class ProjectionView {
     if (!points || !pos) return;
     const id = points.ids[index];
     const label = points.label[index] >= 0 ? points.labelNames[points.label[index]] : '';
-    this.tooltip.style.transform = `translate(${pos[0] + 12}px, ${pos[1] + 12}px)`;
     this.tooltip.hidden = false;
     if (points.kind[index] === KIND_IMAGE) {
       clear(this.tooltip, h('img', { src: api.thumbnailUrl(id), alt: id }), h('div', {}, label || id));
+      this.placeTooltip(pos);
       return;
     }
     const text = h('div', { class: 'tooltip-text' }, this.texts.get(id) ?? '…');
     clear(this.tooltip, text);
+    this.placeTooltip(pos);
     if (!this.texts.has(id)) {
       try {
         this.texts.set(id, (await api.item(id, this.encoder)).text ?? id);
@@ -143,6 +144,17 @@ export class ProjectionView {
         this.texts.set(id, id); // the map works without the text
       }
       text.textContent = this.texts.get(id)!;
+      this.placeTooltip(pos);
     }
+  }
+
+  /** Beside the point, on whichever side keeps the tooltip inside the map. */
+  private placeTooltip([px, py]: [number, number]): void {
+    const stage = this.tooltip.parentElement;
+    const [width, height] = [this.tooltip.offsetWidth, this.tooltip.offsetHeight];
+    let [x, y] = [px + 12, py + 12];
+    if (stage && x + width > stage.clientWidth) x = Math.max(0, px - 12 - width);
+    if (stage && y + height > stage.clientHeight) y = Math.max(0, py - 12 - height);
+    this.tooltip.style.transform = `translate(${x}px, ${y}px)`;
   }
 }
