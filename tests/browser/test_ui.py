@@ -220,6 +220,14 @@ def test_concept_axis_renders_for_two_typed_concepts(app) -> None:
     app.page.click(".axis-form button[type=submit]")
     app.page.wait_for_function("window.__modalchorus.axis.rendered", timeout=60_000)
     assert app.probe("axis.pointCount") == N_CIFAR
+    # Points of the axis preview on hover and open in the instance detail on click.
+    canvas = app.page.locator(".axis-view canvas").bounding_box()
+    x, y = app.probe("axis.screenPosition(0)")  # an image
+    app.page.mouse.move(canvas["x"] + x, canvas["y"] + y)
+    app.page.locator(".axis-view .tooltip img").wait_for()
+    app.page.mouse.click(canvas["x"] + x, canvas["y"] + y)
+    app.page.wait_for_function("window.__modalchorus.detailId !== null")
+    assert app.probe("indexOf(window.__modalchorus.detailId)") >= 0
     assert app.page.locator(".dist-row").count() >= 10  # one distribution per class
     assert app.page.locator(".axis-end.right").inner_text().startswith("a photo of a truck")
     png = app.page.locator(".axis-view .stage").screenshot()

@@ -39,7 +39,7 @@ export interface Probe {
   timings: Record<string, number>;
   notices: { kind: string; message: string }[];
   detailId: string | null;
-  axis: { pointCount: number; rendered: boolean };
+  axis: { pointCount: number; rendered: boolean; screenPosition: (index: number) => [number, number] | undefined };
   lasso: (vertices: [number, number][]) => void;
   /** Select rows as a lasso would (the selection panel and the align panel follow). */
   selectRows: (rows: number[]) => void;
@@ -99,16 +99,11 @@ class App {
     remove: (set) => this.removeSet(set),
   });
   private readonly projection = new ProjectionView(this.renderer, {
-    click: (i) => {
-      // A click selects one point: it replaces a lassoed selection.
-      this.selection = [];
-      this.setsPanel.hideSelection();
-      void this.showDetail(i);
-    },
+    click: (i) => this.pointClicked(i),
     lasso: (rows) => this.lassoed(rows),
     emptyLasso: () => this.notices.show('The lasso enclosed no points, so no set was created.'),
   });
-  private readonly axis = new ConceptAxisView(this.renderer);
+  private readonly axis = new ConceptAxisView(this.renderer, (i) => this.pointClicked(i));
   private readonly augmentPanel = new AugmentPanel((request) => this.augment(request));
   private readonly alignPanel = new AlignPanel({
     addIntents: (specs) => this.addIntents(specs),
@@ -141,7 +136,7 @@ class App {
       timings: {},
       notices: this.notices.log,
       detailId: null,
-      axis: { pointCount: 0, rendered: false },
+      axis: { pointCount: 0, rendered: false, screenPosition: (i) => this.axis.scatter.screenPosition(i) },
       lasso: (vertices) => this.projection.scatter.lasso(vertices),
       selectRows: (rows) => {
         this.projection.scatter.select(rows);
@@ -358,6 +353,13 @@ class App {
     const colors = coloring(this.points, this.choice.colorBy, this.sets);
     await this.projection.recolor(colors);
     this.axis.setContext(this.axisContext(colors));
+  }
+
+  /** A click on a point (either view) selects it alone: it replaces a lassoed selection. */
+  private pointClicked(index: number): void {
+    this.selection = [];
+    this.setsPanel.hideSelection();
+    void this.showDetail(index);
   }
 
   private async showDetail(index: number): Promise<void> {

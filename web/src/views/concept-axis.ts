@@ -7,6 +7,7 @@ import type { Coloring, Points } from '../points';
 import { glyphs } from '../points';
 import type { Renderer } from '../scatter';
 import { Scatter } from '../scatter';
+import { PointTooltip } from './tooltip';
 
 const GLYPHS = { size: [5, 7, 15], opacity: [0.85, 0.45, 1] };
 const BINS = 24;
@@ -45,7 +46,10 @@ export class ConceptAxisView {
   private readonly distributions = h('div', { class: 'distributions' });
   private stripLabels: { el: HTMLElement; y: number }[] = [];
 
-  constructor(renderer: Renderer) {
+  private readonly tooltip = new PointTooltip();
+
+  /** ``click(row)`` opens a point (a row of the context's points) in the instance detail. */
+  constructor(renderer: Renderer, click: (index: number) => void) {
     const input = (name: string, placeholder: string) =>
       h('input', { type: 'text', name, placeholder, autocomplete: 'off' });
     this.inputs = [
@@ -68,8 +72,14 @@ export class ConceptAxisView {
     });
     const stage = h('div', { class: 'stage' });
     this.el.append(form, this.message, h('div', { class: 'axis-body' }, stage, this.distributions));
-    this.scatter = new Scatter(stage, renderer, GLYPHS, { view: () => this.placeLabels() }, true);
-    stage.append(this.overlay);
+    this.scatter = new Scatter(
+      stage,
+      renderer,
+      GLYPHS,
+      { view: () => this.placeLabels(), hover: (i) => this.hover(i), hoverEnd: () => this.tooltip.hide(), click },
+      true,
+    );
+    stage.append(this.overlay, this.tooltip.el);
   }
 
   setContext(context: AxisContext): void {
@@ -186,6 +196,11 @@ export class ConceptAxisView {
     this.renderDistributions(groups, values.x, coloring.codes, values.concepts);
     this.pointCount = this.scatter.count;
     this.rendered = true;
+  }
+
+  private hover(index: number): void {
+    const pos = this.scatter.screenPosition(index);
+    if (this.context && pos) void this.tooltip.show(this.context.points, index, pos, this.context.encoder);
   }
 
   private placeLabels(): void {

@@ -1,8 +1,8 @@
 // Projection view: the joint image+text map, with class labels, hover previews and a lasso.
-import { api } from '../api';
 import { clear, h } from '../dom';
-import { type Coloring, conceptGroups, glyphs, KIND_IMAGE, type Points } from '../points';
+import { type Coloring, conceptGroups, glyphs, type Points } from '../points';
 import { normalise, type Renderer, Scatter } from '../scatter';
+import { PointTooltip } from './tooltip';
 
 /** A screen rectangle: left, top, right, bottom (px). */
 type Box = [number, number, number, number];
@@ -20,12 +20,11 @@ export class ProjectionView {
   readonly el = h('section', { class: 'view projection-view' });
   readonly scatter: Scatter;
   private readonly labels = h('div', { class: 'overlay labels' });
-  private readonly tooltip = h('div', { class: 'tooltip', hidden: true });
+  private readonly tooltip = new PointTooltip();
   private readonly legend = h('div', { class: 'legend' });
   private readonly lassoButton: HTMLButtonElement;
   private points?: Points;
   private groups: { label: string; rows: number[]; el: HTMLElement; size?: [number, number] }[] = [];
-  private readonly texts = new Map<string, string>();
   private encoder = '';
 
   constructor(renderer: Renderer, handlers: ProjectionHandlers) {
@@ -36,7 +35,7 @@ export class ProjectionView {
       lasso: handlers.lasso,
       emptyLasso: handlers.emptyLasso,
       hover: (i) => this.hover(i),
-      hoverEnd: () => (this.tooltip.hidden = true),
+      hoverEnd: () => this.tooltip.hide(),
       view: () => this.placeLabels(),
     });
     this.lassoButton = h('button', { class: 'tool', title: 'Lasso (or hold Shift and drag)' }, 'lasso');
@@ -49,7 +48,7 @@ export class ProjectionView {
     const reset = h('button', { class: 'tool', title: 'Reset the view', onclick: () => this.scatter.resetView() }, 'reset view');
     stage.append(
       this.labels,
-      this.tooltip,
+      this.tooltip.el,
       h('div', { class: 'toolbar' }, this.lassoButton, reset),
       this.legend,
     );
@@ -122,39 +121,8 @@ export class ProjectionView {
     }
   }
 
-  private async hover(index: number): Promise<void> {
-    const points = this.points;
+  private hover(index: number): void {
     const pos = this.scatter.screenPosition(index);
-    if (!points || !pos) return;
-    const id = points.ids[index];
-    const label = points.label[index] >= 0 ? points.labelNames[points.label[index]] : '';
-    this.tooltip.hidden = false;
-    if (points.kind[index] === KIND_IMAGE) {
-      clear(this.tooltip, h('img', { src: api.thumbnailUrl(id), alt: id }), h('div', {}, label || id));
-      this.placeTooltip(pos);
-      return;
-    }
-    const text = h('div', { class: 'tooltip-text' }, this.texts.get(id) ?? '…');
-    clear(this.tooltip, text);
-    this.placeTooltip(pos);
-    if (!this.texts.has(id)) {
-      try {
-        this.texts.set(id, (await api.item(id, this.encoder)).text ?? id);
-      } catch {
-        this.texts.set(id, id); // the map works without the text
-      }
-      text.textContent = this.texts.get(id)!;
-      this.placeTooltip(pos);
-    }
-  }
-
-  /** Beside the point, on whichever side keeps the tooltip inside the map. */
-  private placeTooltip([px, py]: [number, number]): void {
-    const stage = this.tooltip.parentElement;
-    const [width, height] = [this.tooltip.offsetWidth, this.tooltip.offsetHeight];
-    let [x, y] = [px + 12, py + 12];
-    if (stage && x + width > stage.clientWidth) x = Math.max(0, px - 12 - width);
-    if (stage && y + height > stage.clientHeight) y = Math.max(0, py - 12 - height);
-    this.tooltip.style.transform = `translate(${x}px, ${y}px)`;
+    if (this.points && pos) void this.tooltip.show(this.points, index, pos, this.encoder);
   }
 }
