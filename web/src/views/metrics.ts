@@ -71,22 +71,36 @@ export class MetricsPanel {
   }
 }
 
+/** Above this many classes the matrix is drawn as a heat map without numbers (hover a cell). */
+const COMPACT_ABOVE = 12;
+
 function confusionTable(classes: string[], confusion: number[][]): HTMLElement {
-  const table = h('table', { class: 'confusion', title: 'rows: true class, columns: predicted class' });
-  table.append(h('thead', {}, h('tr', {}, h('th', {}, 'true \\ pred'), ...classes.map((c) => h('th', { class: 'col' }, h('span', {}, c))))));
+  const compact = classes.length > COMPACT_ABOVE;
+  const table = h('table', {
+    class: compact ? 'confusion compact' : 'confusion',
+    title: 'rows: true class, columns: predicted class',
+    style: `--cell:${Math.max(3, Math.floor(320 / classes.length))}px`,
+  });
+  if (!compact) {
+    table.append(h('thead', {}, h('tr', {}, h('th', {}, 'true \\ pred'), ...classes.map((c) => h('th', { class: 'col' }, h('span', {}, c))))));
+  }
   const body = h('tbody');
   confusion.forEach((row, i) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
     body.append(
-      h('tr', {}, h('th', {}, classes[i]),
+      h('tr', {}, compact ? null : h('th', {}, classes[i]),
         ...row.map((count, j) => {
           const share = count / total;
           const hue = i === j ? '89,161,79' : '225,87,89';
-          return h('td', { style: `background:rgba(${hue},${Math.min(1, share * 1.5)})`, title: `${classes[i]} → ${classes[j]}: ${count}` }, count ? String(count) : '');
+          const style = `background:rgba(${hue},${Math.min(1, share * 1.5)})`;
+          return h('td', { style, title: `${classes[i]} → ${classes[j]}: ${count}` }, count && !compact ? String(count) : '');
         }),
       ),
     );
   });
   table.append(body);
-  return table;
+  const note = compact
+    ? h('p', { class: 'hint' }, `${classes.length} classes: rows are the true class, columns the predicted one (class order); hover a cell for its count.`)
+    : null;
+  return h('div', { class: 'confusion-wrap' }, table, note);
 }
