@@ -296,6 +296,14 @@ def test_image_folder_without_classes(tmp_path: Path, real_jpegs: list[Path]) ->
     assert dataset.images[0].label is None
 
 
+def test_class_folders_are_in_natural_order(tmp_path: Path, real_jpegs: list[Path]) -> None:
+    for name in ("class 10", "class 2", "Class 1", "class 1", "birds"):
+        (tmp_path / name).mkdir()
+        shutil.copy(real_jpegs[0], tmp_path / name / "x.jpg")
+    dataset = load_image_folder(tmp_path)
+    assert dataset.classes == ["birds", "Class 1", "class 1", "class 2", "class 10"]
+
+
 # --------------------------------------------------------------------------- manifests
 
 

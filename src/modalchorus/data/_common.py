@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 
@@ -44,6 +46,21 @@ def inspect_image_file(path: Path) -> tuple[str | None, str | None]:
 def file_loader(path: Path) -> partial[Image.Image]:
     """Return a picklable zero-argument callable that decodes ``path``."""
     return partial(load_image_file, path)
+
+
+def class_order(labels: Iterable[str]) -> list[str]:
+    """Distinct labels in natural order: ``"class 2"`` before ``"class 10"``.
+
+    Case-insensitive, with the exact label as the last tie-break, so the order (and with it
+    every label's class index) does not depend on the input's order.
+    """
+
+    def key(label: str) -> tuple[list[tuple[int, int, str]], str]:
+        parts = re.split(r"(\d+)", label)
+        natural = [(0, int(p), p) if p.isdecimal() else (1, 0, p.casefold()) for p in parts]
+        return natural, label
+
+    return sorted(set(labels), key=key)
 
 
 def finish_dataset(dataset: Dataset, source: str) -> Dataset:

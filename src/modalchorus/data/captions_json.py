@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from modalchorus.data._common import file_loader, finish_dataset, inspect_image_file
+from modalchorus.data._common import class_order, file_loader, finish_dataset, inspect_image_file
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
 
 __all__ = ["is_captions_list", "load_captions_json"]
@@ -109,7 +109,7 @@ def load_captions_json(
                 source=str(image_path),
             )
         )
-    classes = sorted({r.label for r in images if r.label is not None}) if label_field else None
+    classes = class_order(r.label for r in images if r.label is not None) if label_field else None
     dataset = Dataset(
         name=name or path.resolve().parent.name,
         images=images,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modalchorus.data._common import file_loader, finish_dataset, inspect_image_file
+from modalchorus.data._common import class_order, file_loader, finish_dataset, inspect_image_file
 from modalchorus.data.images import IMAGE_EXTENSIONS
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
 
@@ -69,7 +69,7 @@ def load_image_folder(root: str | Path, name: str | None = None) -> Dataset:
     dataset = Dataset(
         name=name or root.resolve().name,
         images=images,
-        classes=sorted(labels) or None,
+        classes=class_order(labels) or None,
         skipped=skipped,
     )
     return finish_dataset(dataset, str(root))

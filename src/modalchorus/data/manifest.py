@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modalchorus.data._common import file_loader, finish_dataset, inspect_image_file
+from modalchorus.data._common import class_order, file_loader, finish_dataset, inspect_image_file
 from modalchorus.data._manifest_formats import ManifestRow, read_manifest_table
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
 
@@ -143,7 +143,7 @@ def load_manifest(
                 source=str(group.path),
             )
         )
-    classes = sorted({r.label for r in images if r.label is not None}) if label_column else None
+    classes = class_order(r.label for r in images if r.label is not None) if label_column else None
     dataset = Dataset(
         name=name or path.stem, images=images, classes=classes or None, skipped=skipped
     )
