@@ -141,6 +141,24 @@ VISIBLE_LABEL_BOXES = """[...document.querySelectorAll('.concept-label')]
   .map((r) => [r.left, r.top, r.right, r.bottom])"""
 
 
+def test_class_labels_stay_inside_the_map(app) -> None:
+    app.open()
+    stage = app.page.locator(".projection-view .stage").bounding_box()
+    right = stage["x"] + stage["width"]
+    # Drag the map so that the right-most class centre sits 20 px from the right edge.
+    labels = app.page.locator(".concept-label")
+    centre = max(labels.nth(i).bounding_box()["x"] for i in range(labels.count()))
+    start = (stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2)
+    app.page.mouse.move(*start)
+    app.page.mouse.down()
+    app.page.mouse.move(start[0] + (right - 20 - centre), start[1], steps=10)
+    app.page.mouse.up()
+    app.page.wait_for_timeout(300)
+    for left, _, end, _ in app.page.evaluate(VISIBLE_LABEL_BOXES):
+        assert stage["x"] <= left and end <= right + 0.5, (left, end, right)
+    assert app.errors == []
+
+
 def test_class_labels_that_would_overlap_are_hidden(app) -> None:
     app.open()
     assert len(app.page.evaluate(VISIBLE_LABEL_BOXES)) >= 1

@@ -112,12 +112,15 @@ export class ProjectionView {
       }
       const [x, y] = [sx / group.rows.length, sy / group.rows.length];
       group.size ??= [group.el.offsetWidth, group.el.offsetHeight];
-      // The label's box on screen: its CSS margin puts it 10 px right of and 8 px above (x, y).
-      const box: Box = [x + 10, y - 8, x + 10 + group.size[0], y - 8 + group.size[1]];
+      const [width, height] = group.size;
+      // Right of the centre, or left of it where the right side would leave the map.
+      let left = x + 10;
+      if (left + width > this.labels.clientWidth) left = Math.max(0, x - 10 - width);
+      const box: Box = [left, y - 8, left + width, y - 8 + height];
       const free = placed.every((b) => box[0] >= b[2] || box[2] <= b[0] || box[1] >= b[3] || box[3] <= b[1]);
       if (free) placed.push(box);
       group.el.style.visibility = free ? '' : 'hidden';
-      group.el.style.transform = `translate(${x}px, ${y}px)`;
+      group.el.style.transform = `translate(${box[0]}px, ${box[1]}px)`;
     }
   }
 
