@@ -53,7 +53,7 @@ export class DetailPanel {
           : h('span', { class: 'neighbour-text' }, n.text ?? n.id);
       const bar = h('span', { class: 'sim-bar' }, h('span', { class: 'sim-fill', style: `width:${Math.max(0, n.similarity) * 100}%` }));
       list.append(
-        h('li', { class: n.is_pair ? 'neighbour pair' : 'neighbour', title: n.id, onclick: () => this.onPick(n.id) },
+        h('li', { class: n.is_pair ? 'neighbour pair' : 'neighbour', title: n.text ?? n.id, onclick: () => this.onPick(n.id) },
           preview,
           h('span', { class: 'neighbour-label' }, n.label ?? ''),
           bar,
