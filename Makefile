@@ -9,7 +9,7 @@ export MODALCHORUS_DATA_DIR ?= $(abspath ../shared/datasets)
 # The web UI (TypeScript + Vite) is built into the Python package, which serves and ships it.
 WEB_DIST := src/modalchorus/server/static/index.html
 WEB_MODULES := web/node_modules/.package-lock.json
-WEB_SOURCES := web/index.html web/vite.config.ts web/tsconfig.json $(shell find web/src -type f 2>/dev/null)
+WEB_SOURCES := web/index.html web/docs.html web/vite.config.ts web/tsconfig.json $(shell find web/src -type f 2>/dev/null)
 
 .PHONY: install system-deps run test bench lint clean
 

@@ -269,3 +269,15 @@ def test_bad_concepts_get_a_visible_message(app) -> None:
     submit.click()
     assert "at most 200" in message.inner_text()
     assert not app.probe("axis.rendered")
+
+
+def test_api_docs_render_offline_from_the_build(app, server) -> None:
+    requested: list[str] = []
+    app.page.on("request", lambda request: requested.append(request.url))
+    app.page.goto(f"{server.url}/api/docs")
+    app.page.locator(".opblock").first.wait_for()  # Swagger UI drew the operations
+    assert app.page.url == f"{server.url}/docs.html"
+    assert app.page.locator(".opblock").count() > 20
+    assert app.page.locator(".opblock-summary-path", has_text="/api/projection").count() >= 1
+    assert all(url.startswith((server.url, "data:")) for url in requested), requested
+    assert app.errors == []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from modalchorus.encoders import Encoder
@@ -94,7 +94,7 @@ def create_app(
         summary="Visual probing of multi-modal embeddings.",
         version="0.1.0",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN; the build bundles it
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -105,12 +105,21 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, prefix="/api")
 
+    web_root = static_dir if static_dir and (static_dir / "index.html").is_file() else None
+
+    @app.get("/api/docs", include_in_schema=False, response_model=None)
+    def api_docs() -> RedirectResponse | HTMLResponse:
+        """The interactive API docs: the built ``docs.html`` (Swagger UI, no CDN)."""
+        if web_root is not None and (web_root / "docs.html").is_file():
+            return RedirectResponse("/docs.html")
+        return HTMLResponse(_NOT_BUILT)
+
     @app.api_route("/api/{rest:path}", include_in_schema=False, methods=["GET", "POST"])
     def unknown_route(rest: str) -> None:
         raise not_found(f"no API route /api/{rest}")
 
-    if static_dir is not None and (static_dir / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=static_dir, html=True), name="web")
+    if web_root is not None:
+        app.mount("/", StaticFiles(directory=web_root, html=True), name="web")
     else:
         if static_dir is not None:
             logger.warning("web UI not built (%s has no index.html)", static_dir)
