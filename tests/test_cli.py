@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,21 @@ def test_manifest_missing_column_is_named(tmp_path, small_manifest) -> None:
     )
     assert result.returncode == 2 and "'description'" in result.stderr
     assert not (tmp_path / "ws").exists()
+
+
+def test_serve_on_a_taken_port_fails_in_one_line(tmp_path) -> None:
+    from modalchorus.store import Workspace
+
+    Workspace.create(tmp_path / "ws").close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", str(tmp_path / "ws"), "--port", str(port))
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
+    assert "ModalChorus UI" not in result.stdout  # no URL that does not work
 
 
 def test_info_on_a_folder_that_is_not_a_workspace(tmp_path) -> None:

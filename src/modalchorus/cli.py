@@ -309,12 +309,11 @@ def _serve(
 ) -> None:
     from modalchorus.server import serve
 
-    shown = f"[{host}]" if ":" in host else host
-    out.print(
-        f"[bold]ModalChorus UI[/] at http://{shown}:{port}  (Ctrl+C to stop)", highlight=False
-    )
+    def announce(url: str) -> None:
+        out.print(f"[bold]ModalChorus UI[/] at {url}  (Ctrl+C to stop)", highlight=False)
+
     with user_errors():
-        serve(workspace, host, port, encoder=encoder, warm=warm or ())
+        serve(workspace, host, port, encoder=encoder, warm=warm or (), announce=announce)
 
 
 @app.command("serve")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 
 import uvicorn
 
@@ -18,6 +19,29 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``(host, port)`` for the server (port 0 picks a free one).
+
+    Raises
+    ------
+    OSError
+        The address cannot be used (e.g. the port is taken), with a message that says
+        what to do.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port "
+            "with --port (0 picks a free one)"
+        ) from None
+    return sock
+
+
 def serve(
     workspace_path: str | os.PathLike[str],
     host: str = DEFAULT_HOST,
@@ -26,6 +50,7 @@ def serve(
     encoder: Encoder | None = None,
     warm: Sequence[str] = (),
     log_level: str = "warning",
+    announce: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the UI and API for a workspace until interrupted (blocks).
 
@@ -41,7 +66,19 @@ def serve(
         Datasets whose default projection starts fitting at startup if none is stored.
     log_level : str
         uvicorn's log level.
+    announce : callable, optional
+        Called with the server's URL (the real port) once the address is bound.
+
+    Raises
+    ------
+    OSError
+        The address cannot be used (:func:`listen`); nothing was started.
     """
+    sock = listen(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{sock.getsockname()[1]}"
     app = create_app(workspace_path, encoder, warm=warm, preload_encoder=encoder is None)
-    logger.info("serving %s at http://%s:%d", workspace_path, host, port)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    logger.info("serving %s at %s", workspace_path, url)
+    if announce is not None:
+        announce(url)
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
