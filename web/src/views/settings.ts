@@ -50,7 +50,7 @@ export class SettingsBar {
       field(
         'task',
         select(
-          (dataset?.tasks ?? []).map((t) => ({ value: t, label: t })),
+          dataset?.tasks.length ? dataset.tasks.map((t) => ({ value: t, label: t })) : [{ value: '', label: 'none (no labels or captions)' }],
           choice.task,
           (v) => this.onChange({ task: v }),
           { name: 'task', disabled: !dataset?.tasks.length },
