@@ -75,10 +75,11 @@ def serve(
         The address cannot be used (:func:`listen`); nothing was started.
     """
     sock = listen(host, port)
-    shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{sock.getsockname()[1]}"
-    app = create_app(workspace_path, encoder, warm=warm, preload_encoder=encoder is None)
-    logger.info("serving %s at %s", workspace_path, url)
-    if announce is not None:
-        announce(url)
-    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
+    with sock:  # closed however the server ends, also when the app cannot be built
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{sock.getsockname()[1]}"
+        app = create_app(workspace_path, encoder, warm=warm, preload_encoder=encoder is None)
+        logger.info("serving %s at %s", workspace_path, url)
+        if announce is not None:
+            announce(url)
+        uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
