@@ -30,8 +30,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>ModalChorus</title>
 <h1>ModalChorus</h1><p>The web UI is not built. Run <code>make install</code> (or
-<code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>) and reload. The API is at
-<a href="/api/docs">/api/docs</a>.</p>"""
+<code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>) and reload. The API works
+without it; its schema is at <a href="/api/openapi.json">/api/openapi.json</a> (the
+interactive docs come with the build).</p>"""
 
 
 def create_app(

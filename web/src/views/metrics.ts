@@ -79,7 +79,7 @@ function confusionTable(classes: string[], confusion: number[][]): HTMLElement {
   const table = h('table', {
     class: compact ? 'confusion compact' : 'confusion',
     title: 'rows: true class, columns: predicted class',
-    style: `--cell:${Math.max(3, Math.floor(320 / classes.length))}px`,
+    style: compact ? `--cell:${Math.max(3, Math.floor(320 / classes.length))}px` : undefined,
   });
   if (!compact) {
     table.append(h('thead', {}, h('tr', {}, h('th', {}, 'true \\ pred'), ...classes.map((c) => h('th', { class: 'col' }, h('span', {}, c))))));

@@ -101,6 +101,7 @@ export class ProjectionView {
    *  one placed before it is hidden (zooming in spreads them out and shows it again). */
   private placeLabels(): void {
     const placed: Box[] = [];
+    const stageWidth = this.labels.clientWidth; // read once: the loop writes styles
     for (const group of this.groups) {
       let [sx, sy] = [0, 0];
       for (const i of group.rows) {
@@ -115,7 +116,7 @@ export class ProjectionView {
       const [width, height] = group.size;
       // Right of the centre, or left of it where the right side would leave the map.
       let left = x + 10;
-      if (left + width > this.labels.clientWidth) left = Math.max(0, x - 10 - width);
+      if (left + width > stageWidth) left = Math.max(0, x - 10 - width);
       const box: Box = [left, y - 8, left + width, y - 8 + height];
       const free = placed.every((b) => box[0] >= b[2] || box[2] <= b[0] || box[1] >= b[3] || box[3] <= b[1]);
       if (free) placed.push(box);
