@@ -56,6 +56,20 @@ def test_every_command_has_help(command: str) -> None:
     assert result.returncode == 0 and "Usage" in result.stdout
 
 
+def test_help_loads_neither_torch_nor_lancedb() -> None:
+    # Together they cost ~3 s of start-up; commands import what they use.
+    probe = (
+        "import sys, modalchorus.cli as cli;"
+        "from typer.testing import CliRunner;"
+        "assert CliRunner().invoke(cli.app, ['project', '--help']).exit_code == 0;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lancedb'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_encoders_json() -> None:
     result = run("encoders", "--json")
     assert result.returncode == 0

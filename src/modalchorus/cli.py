@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from modalchorus.store import WorkspaceError
+from modalchorus.store.errors import WorkspaceError
 
 app = typer.Typer(
     help="Probe and re-align multi-modal (image-text) embeddings.",

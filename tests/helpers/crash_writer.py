@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from modalchorus.data.types import Dataset, ImageRecord
-from modalchorus.store import Workspace, head, workspace
+from modalchorus.store import Workspace, head, upserts
 
 BULK_BATCH = 100_000
 BULK_BATCHES = 50
@@ -81,13 +81,13 @@ def hang_before_commit() -> None:
 
 def announce_lance_writes() -> None:
     """Print ``LANCE_ADD <table>`` when each Lance table write of a put starts."""
-    original = workspace._upsert
+    original = upserts._upsert
 
     def upsert(table, key, rows, replaces):  # type: ignore[no-untyped-def]
         say(f"LANCE_ADD {table.name}")
         return original(table, key, rows, replaces)
 
-    workspace._upsert = upsert
+    upserts._upsert = upsert
 
 
 def synthetic_dataset(n: int = 50) -> Dataset:

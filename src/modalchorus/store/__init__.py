@@ -18,6 +18,10 @@ Examples
 >>> cats = ws.create_set("cats", ids[:10], color="#e45756")  # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from modalchorus.store.errors import (
     IncompatibleWorkspaceError,
     ItemInUseError,
@@ -46,7 +50,9 @@ from modalchorus.store.records import (
 )
 from modalchorus.store.schema import SCHEMA_VERSION
 from modalchorus.store.thumbnails import THUMBNAIL_MIME
-from modalchorus.store.workspace import Workspace
+
+if TYPE_CHECKING:
+    from modalchorus.store.workspace import Workspace
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -77,3 +83,13 @@ __all__ = [
     "text_hash",
     "text_item_id",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The workspace imports LanceDB (~1.3 s); loading it on first use keeps the CLI's
+    # start-up (help, argument errors) fast.
+    if name == "Workspace":
+        from modalchorus.store.workspace import Workspace
+
+        return Workspace
+    raise AttributeError(f"module 'modalchorus.store' has no attribute {name!r}")
