@@ -48,6 +48,7 @@ def tree(path: Path) -> list[str]:
         "eval-encoder",
         "project",
         "evaluate",
+        "export",
         "align",
     ],
 )
@@ -219,6 +220,58 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
         "pca",
     ]
     assert json.loads(run("info", str(ws), "--json").stdout)["projections"]["total"] == 0
+
+
+def test_export_writes_a_stored_layout_with_item_metadata(tmp_path, small_manifest) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from modalchorus.data import load_dataset
+    from modalchorus.store import UnknownDatasetError, Workspace
+
+    ws = Workspace.create(tmp_path / "ws")
+    ws.add_dataset(load_dataset(str(small_manifest), name="mine", caption_column="caption"))
+    items = ws.items()
+    vectors = np.random.default_rng(0).normal(size=(len(items), 8)).astype(np.float32)
+    ws.put_embeddings("pocket@t", items["id"], items["content_hash"], vectors)
+    coords = np.random.default_rng(1).normal(size=(len(items), 2)).astype(np.float32)
+    ws.put_projection(
+        "mfm:mine:pocket@t", "pocket@t", items["id"], coords, method="mfm", params={}, metrics={}
+    )
+    removed = ws.remove_items([items["id"][0]])  # an image and its captions
+    kept = ~items["id"].isin(removed).to_numpy()
+
+    for name in ("layout.csv", "layout.parquet", "layout.jsonl"):
+        result = run("export", str(tmp_path / "ws"), str(tmp_path / name), "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["rows"] == kept.sum() == len(items) - len(removed)
+        read = {".csv": pd.read_csv, ".parquet": pd.read_parquet}.get(
+            Path(name).suffix, lambda p: pd.read_json(p, lines=True)
+        )
+        table = read(tmp_path / name)
+        assert table["id"].tolist() == items["id"][kept].tolist()
+        assert table["text"].tolist()[-1] == items["text"].tolist()[-1]
+        np.testing.assert_allclose(table[["x", "y"]].to_numpy(), coords[kept], rtol=1e-6)
+
+    again = run("export", str(tmp_path / "ws"), str(tmp_path / "layout.csv"))
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+    assert (
+        run("export", str(tmp_path / "ws"), str(tmp_path / "layout.csv"), "--force").returncode == 0
+    )
+
+    from modalchorus.exporting import find_projection, write_table
+
+    with pytest.raises(ValueError, match="no stored tsne projection for pocket@t"):
+        find_projection(ws, "pocket@t", "tsne", None)
+    with pytest.raises(UnknownDatasetError, match="'nope'"):
+        find_projection(ws, "pocket@t", "mfm", "nope")
+    with pytest.raises(ValueError, match="use a name ending in"):
+        write_table(table, tmp_path / "layout.txt")
+    assert sorted(p.name for p in tmp_path.glob("layout*")) == [
+        "layout.csv",
+        "layout.jsonl",
+        "layout.parquet",
+    ]
 
 
 def test_removing_uploads_deletes_their_files(tmp_path, small_manifest) -> None:

@@ -38,7 +38,7 @@ EncoderOpt = Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option(help="Folder of the named datasets [default: $MODALCHORUS_DATA_DIR]."),
+    typer.Option(help="Folder of the named datasets.", show_default="$MODALCHORUS_DATA_DIR"),
 ]
 
 
@@ -380,7 +380,7 @@ def _parse_ints(text: str, what: str) -> tuple[int, ...]:
 def project_cmd(
     workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
     dataset: Annotated[
-        str | None, typer.Option(help="Dataset in the workspace [default: every dataset].")
+        str | None, typer.Option(help="Dataset in the workspace.", show_default="every dataset")
     ] = None,
     encoder: Annotated[
         str | None, typer.Option("--encoder", "-e", help="Stored encoder id or family.")
@@ -442,6 +442,41 @@ def project_cmd(
     emit(data, as_json, render)
 
 
+@app.command("export")
+def export_cmd(
+    workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
+    out_file: Annotated[
+        Path, typer.Argument(metavar="OUT", help="File to write: .csv, .parquet or .jsonl.")
+    ],
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset whose projection to write.", show_default="the only one stored"),
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option("--encoder", "-e", help="Stored encoder id or family.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="mfm, tsne, umap, mds, dcm or pca.")] = "mfm",
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a stored projection's x, y with each item's id, kind, label and text."""
+    from modalchorus.exporting import find_projection, projection_table, write_table
+    from modalchorus.projecting import resolve_encoder_id
+    from modalchorus.store import Workspace
+
+    with user_errors():
+        ws = Workspace.open(workspace)
+        name = find_projection(ws, resolve_encoder_id(ws, encoder), method, dataset)
+        table = projection_table(ws, name)
+        path = write_table(table, out_file, overwrite=force)
+    data = {"projection": name, "rows": len(table), "path": str(path)}
+    emit(
+        data,
+        as_json,
+        lambda d: out.print(f"{d['projection']}: {d['rows']} rows -> {d['path']}", soft_wrap=True),
+    )
+
+
 def _read_intents(path: Path) -> list[Any]:
     """Intents from a JSON file: a list of intent objects or ``{"intents": [...]}``."""
     from modalchorus.align import IntentError, intent_from_dict
@@ -482,7 +517,9 @@ def align_cmd(
     encoder: Annotated[
         str | None, typer.Option("--encoder", "-e", help="Stored encoder id or family.")
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Tuning steps [default: per scope].")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Tuning steps.", show_default="per scope")
+    ] = None,
     export: Annotated[
         Path | None, typer.Option(help="Also export the run's weights into this folder.")
     ] = None,

@@ -7,14 +7,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modalchorus.metrics.neighbourhood import projection_report
 from modalchorus.projection.baselines import fit_project, list_methods
-from modalchorus.projection.mfm import ModalFusionMap
-from modalchorus.store import ProjectionInfo, Workspace
+
+if TYPE_CHECKING:  # torch and LanceDB load on first use: naming a projection needs neither
+    from modalchorus.projection.mfm import ModalFusionMap
+    from modalchorus.store import ProjectionInfo, Workspace
 
 METHODS = ("mfm", *list_methods())
 
@@ -111,6 +112,8 @@ def fit_layout(
         )
     # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
     params.setdefault("n_neighbors", max(1, min(15, len(X_image) - 1, len(X_text) - 1)))
+    from modalchorus.projection.mfm import ModalFusionMap
+
     start = time.perf_counter()
     model = ModalFusionMap(random_state=random_state, **params)
     if progress is not None:
@@ -162,6 +165,8 @@ def project_dataset(
     )
     concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
     usable_ks = tuple(k for k in ks if k < min(len(images), len(texts)))
+    from modalchorus.metrics.neighbourhood import projection_report
+
     report = projection_report(
         X_image,
         X_text,
@@ -184,6 +189,8 @@ def project_dataset(
 
 def load_projection_model(workspace: Workspace, name: str) -> ModalFusionMap:
     """The fitted MFM stored with projection ``name`` (to ``transform`` new embeddings)."""
+    from modalchorus.projection.mfm import ModalFusionMap
+
     files = workspace.projection_model_files(name)
     if not files:
         raise ValueError(f"projection {name!r} has no stored model (only MFM projections do)")
