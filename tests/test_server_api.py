@@ -113,6 +113,26 @@ def test_points_frame_has_every_item_once_with_attributes(client, encoder) -> No
     assert (coco["kind"][owners] == 0).all()  # every caption points at its image
 
 
+def test_projection_downloads_as_csv_in_points_order(client, encoder) -> None:
+    import io
+
+    import pandas as pd
+
+    response = client.get("/api/projection/csv", params=view(COCO, encoder))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] == f'attachment; filename="mfm-{COCO}.csv"'
+    table = pd.read_csv(io.StringIO(response.text))
+    _, cols = points(client, COCO, encoder)
+    assert table["id"].tolist() == list(cols["id"])
+    np.testing.assert_array_equal(table[["x", "y"]].to_numpy(np.float32)[:, 0], cols["x"])
+    captions = table[table["kind"] == "text"]
+    assert len(captions) == COCO_IMAGES * 5 and captions["text"].str.len().gt(0).all()
+    assert captions["image_id"].isin(table["id"]).all()  # every caption names its image
+    missing = client.get("/api/projection/csv", params=view(COCO, encoder, "mds"))
+    assert missing.status_code == 404 and "no mds projection" in detail(missing)
+
+
 def test_missing_projection_is_fitted_as_a_job_with_progress_events(client, encoder) -> None:
     request = {**view(COCO, encoder, "pca"), "refit": True}
     answer = client.post("/api/projection", json=request).json()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from modalchorus.projecting import projection_name
@@ -53,27 +55,34 @@ def find_projection(workspace: Workspace, encoder_id: str, method: str, dataset:
     raise ValueError(f"several datasets have a {method} projection; choose one of {datasets}")
 
 
-def projection_table(workspace: Workspace, name: str) -> pd.DataFrame:
-    """A stored projection's coordinates with each item's metadata, one row per item.
-
-    Items removed from the workspace since the fit are left out.
+def layout_table(items: pd.DataFrame, ids: Sequence[str], coords: np.ndarray) -> pd.DataFrame:
+    """Coordinates joined with item metadata, one row per item, in ``ids`` order.
 
     Parameters
     ----------
-    workspace : Workspace
-    name : str
-        A stored projection.
+    items : pandas.DataFrame
+        :meth:`Workspace.items <modalchorus.store.Workspace.items>`.
+    ids : sequence of str
+        Length n.
+    coords : numpy.ndarray, shape (n, 2)
+        Row ``i`` is the position of ``ids[i]``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`ITEM_COLUMNS` then ``x``, ``y`` (float32), in the projection's
-        row order.
+        Columns :data:`ITEM_COLUMNS` then ``x``, ``y``; ids that are not in ``items``
+        (removed since the fit) are left out.
     """
+    layout = pd.DataFrame({"id": list(ids), "x": coords[:, 0], "y": coords[:, 1]})
+    return layout.merge(items[list(ITEM_COLUMNS)], on="id", how="inner", sort=False)[
+        [*ITEM_COLUMNS, "x", "y"]
+    ]
+
+
+def projection_table(workspace: Workspace, name: str) -> pd.DataFrame:
+    """Stored projection ``name`` as a :func:`layout_table`."""
     ids, coords = workspace.get_projection(name)
-    layout = pd.DataFrame({"id": ids, "x": coords[:, 0], "y": coords[:, 1]})
-    items = workspace.items()[list(ITEM_COLUMNS)]
-    return layout.merge(items, on="id", how="inner", sort=False)[[*ITEM_COLUMNS, "x", "y"]]
+    return layout_table(workspace.items(), ids, coords)
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike[str], overwrite: bool = False) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -42,6 +43,18 @@ def test_projection_screenshot_is_not_blank(app) -> None:
     assert pixel_std(png) > 5.0
     app.page.evaluate("window.__modalchorus.lasso([[-2, -2], [2, -2], [2, 2], [-2, 2]])")
     assert app.probe("pointCount") == N_CIFAR
+
+
+def test_the_map_downloads_as_csv(app) -> None:
+    app.open()
+    link = app.page.get_by_role("link", name="download CSV")
+    with app.page.expect_download() as download:
+        link.click()
+    assert download.value.suggested_filename == f"mfm-{CIFAR}.csv"
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "id,kind,dataset,label,text,image_id,source,x,y"
+    assert len(lines) == 1 + N_CIFAR
+    assert app.errors == []
 
 
 def test_switching_dataset_draws_its_items_and_retrieval_metrics(app) -> None:

@@ -466,6 +466,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projection/csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Projection Csv
+         * @description The projection as a CSV download, one row per item (as ``modalchorus export`` writes).
+         *
+         *     Columns ``id, kind, dataset, label, text, image_id, source, x, y``; rows in the order of
+         *     ``/api/projection/points``.
+         */
+        get: operations["get_projection_csv_api_projection_csv_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projection/points": {
         parameters: {
             query?: never;
@@ -2343,6 +2366,53 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_projection_csv_api_projection_csv_get: {
+        parameters: {
+            query: {
+                /** @description Dataset name. */
+                dataset: string;
+                /** @description Encoder id. */
+                encoder: string;
+                /** @description Projection method. */
+                method?: string;
+                /** @description An exact embedding version of the encoder's family (e.g. an alignment run's parent_encoder_id, for a before/after comparison) instead of its active one. */
+                version?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One row per item. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

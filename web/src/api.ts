@@ -105,6 +105,8 @@ export const api = {
   /** The view's points; ``version`` asks for an exact embedding version (e.g. a run's parent). */
   points: (key: ViewKey, version?: string) =>
     frame('GET', `/api/projection/points?${query({ ...key, version })}`),
+  /** Where the view's layout downloads as CSV (``modalchorus export``'s columns). */
+  csvUrl: (key: ViewKey) => `/api/projection/csv?${query({ ...key })}`,
   item: (id: string, encoder: string, dataset?: string) =>
     json<ItemDetail>('GET', `${itemPath(id)}?${query({ encoder, dataset })}`),
   neighbours: (id: string, encoder: string, k = 10, dataset?: string) =>

@@ -295,6 +295,7 @@ class App {
       this.renderBar();
       const colors = coloring(points, this.choice.colorBy, this.sets);
       await this.projection.show(points, colors, key.encoder);
+      this.projection.setDownload(api.csvUrl(key));
       await new Promise(requestAnimationFrame);
       if (generation !== this.generation) return;
       const now = performance.now();

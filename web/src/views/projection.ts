@@ -23,6 +23,7 @@ export class ProjectionView {
   private readonly tooltip = new PointTooltip();
   private readonly legend = h('div', { class: 'legend' });
   private readonly lassoButton: HTMLButtonElement;
+  private readonly download: HTMLAnchorElement;
   private points?: Points;
   private groups: { label: string; rows: number[]; el: HTMLElement; size?: [number, number] }[] = [];
   private encoder = '';
@@ -46,10 +47,11 @@ export class ProjectionView {
       this.scatter.setLassoMode(lassoOn);
     });
     const reset = h('button', { class: 'tool', title: 'Reset the view', onclick: () => this.scatter.resetView() }, 'reset view');
+    this.download = h('a', { class: 'tool', download: '', title: 'Download x, y and item metadata as CSV', hidden: true }, 'download CSV');
     stage.append(
       this.labels,
       this.tooltip.el,
-      h('div', { class: 'toolbar' }, this.lassoButton, reset),
+      h('div', { class: 'toolbar' }, this.lassoButton, reset, this.download),
       this.legend,
     );
   }
@@ -78,7 +80,15 @@ export class ProjectionView {
     this.renderLegend(coloring);
   }
 
+  /** Offer the shown layout as a CSV download (``null``: nothing to download). */
+  setDownload(href: string | null): void {
+    this.download.hidden = href === null;
+    if (href === null) this.download.removeAttribute('href');
+    else this.download.href = href;
+  }
+
   clear(): void {
+    this.setDownload(null);
     this.scatter.clear();
     this.points = undefined;
     clear(this.labels);

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import re
 from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from modalchorus.exporting import layout_table
 from modalchorus.server.errors import conflict, invalid, not_found
 from modalchorus.server.frames import MEDIA_TYPE, encode_frame
 from modalchorus.server.projections import check_method
@@ -122,6 +124,37 @@ def get_projection(
 def list_projections(state: State) -> list[ProjectionMeta]:
     """Every stored projection."""
     return [_meta(info) for info in state.workspace.projections()]
+
+
+@router.get(
+    "/projection/csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "One row per item."}, **NOT_FOUND},
+)
+def get_projection_csv(
+    dataset: DatasetQ,
+    encoder: EncoderQ,
+    state: State,
+    method: MethodQ = "mfm",
+    version: VersionQ = None,
+) -> Response:
+    """The projection as a CSV download, one row per item (as ``modalchorus export`` writes).
+
+    Columns ``id, kind, dataset, label, text, image_id, source, x, y``; rows in the order of
+    ``/api/projection/points``.
+    """
+    view = _view(state, dataset, encoder, method, "query", version)
+    _, coords = _stored(state, view, method)
+    table = layout_table(state.workspace.items(), view.ids, coords)
+    filename = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{method}-{view.dataset}") + ".csv"
+    return Response(
+        table.to_csv(index=False),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get(
