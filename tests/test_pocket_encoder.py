@@ -78,3 +78,13 @@ def test_id_follows_the_weights(tmp_path, pocket) -> None:
     assert create_encoder(f"pocket:{tmp_path / 'changed'}").id != pocket.id
     with pytest.raises(FileNotFoundError, match="has no heads.safetensors"):
         create_encoder(f"pocket:{tmp_path}")
+
+
+def test_progress_bars_draw_on_a_terminal_only_unless_asked(capsys) -> None:
+    from modalchorus.encoders.base import PROGRESS_MIN_ITEMS, batches
+
+    items = list(range(PROGRESS_MIN_ITEMS))
+    assert sum(len(b) for b in batches(items, 64, None, "quiet")) == len(items)
+    assert capsys.readouterr().err == ""  # stderr is captured here, not a terminal
+    list(batches(items, 64, True, "asked"))
+    assert "asked" in capsys.readouterr().err

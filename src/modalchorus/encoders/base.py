@@ -36,13 +36,20 @@ class Encoder(Protocol):
     def encode_images(
         self, images: Sequence[Image.Image], batch_size: int = 64, progress: bool | None = None
     ) -> np.ndarray:
-        """Embed images. Returns float32 array of shape (n, d), rows L2-normalised."""
+        """Embed images. Returns float32 array of shape (n, d), rows L2-normalised.
+
+        ``progress=None`` draws a progress bar for long calls when stderr is a terminal;
+        ``True`` / ``False`` force it on or off.
+        """
         ...
 
     def encode_texts(
         self, texts: Sequence[str], batch_size: int = 256, progress: bool | None = None
     ) -> np.ndarray:
-        """Embed texts. Returns float32 array of shape (m, d), rows L2-normalised."""
+        """Embed texts. Returns float32 array of shape (m, d), rows L2-normalised.
+
+        ``progress`` as in :meth:`encode_images`.
+        """
         ...
 
 
@@ -60,12 +67,15 @@ def resolve_device(device: str | None) -> str:
 def batches(
     items: Sequence, batch_size: int, progress: bool | None, desc: str
 ) -> Iterator[Sequence]:
-    """Yield consecutive slices of ``items``, with a tqdm bar on long runs."""
+    """Yield consecutive slices of ``items``, with a tqdm bar on long runs on a terminal."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     n = len(items)
-    show = n >= PROGRESS_MIN_ITEMS if progress is None else progress
-    with tqdm(total=n, desc=desc, unit="item", disable=not show, leave=False) as bar:
+    if progress is None:  # tqdm's disable=None: drawn on a terminal only, never into logs
+        disable: bool | None = None if n >= PROGRESS_MIN_ITEMS else True
+    else:
+        disable = not progress
+    with tqdm(total=n, desc=desc, unit="item", disable=disable, leave=False) as bar:
         for start in range(0, n, batch_size):
             chunk = items[start : start + batch_size]
             yield chunk
