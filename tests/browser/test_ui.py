@@ -122,6 +122,26 @@ def test_drawn_lasso_with_the_mouse_selects_points(app) -> None:
     assert int(count) > 0
 
 
+def test_images_draw_over_captions_and_events_name_the_right_items(app, server) -> None:
+    """COCO is stored images first; the map draws captions first (images stay visible), so
+    every event must translate draw order back to item order."""
+    from modalchorus.server.frames import decode_frame
+
+    app.open(f"?dataset={COCO}")
+    params = {"dataset": COCO, "encoder": app.probe("choice.encoder"), "method": "mfm"}
+    _, cols = decode_frame(httpx.get(f"{server.url}/api/projection/points", params=params).content)
+    left = cols["x"] < (cols["x"].min() + cols["x"].max()) / 2  # the lasso's half, in GL units
+    app.page.evaluate("window.__modalchorus.lasso([[-2, -2], [0, -2], [0, 2], [-2, 2]])")
+    selected = app.page.evaluate("window.__modalchorus.selection()")
+    assert sorted(selected) == np.flatnonzero(left).tolist()
+
+    # The point drawn at an image's screen position is that image (images are on top).
+    image = int(np.flatnonzero(cols["kind"] == 0)[7])
+    app.page.evaluate("window.__modalchorus.selectRows([])")
+    assert click_point(app.page, image) == cols["id"][image]
+    assert app.errors == []
+
+
 ALL_POINTS_ON_CANVAS = """(() => {
   const canvas = document.querySelector('.projection-view canvas');
   const [w, h] = [canvas.clientWidth, canvas.clientHeight];

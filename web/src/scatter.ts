@@ -13,10 +13,12 @@ export interface ScatterPoints {
   glyph: Float32Array;
 }
 
-/** Size (px) and opacity of each glyph category. */
+/** Size (px), opacity and layer of each glyph category. */
 export interface Glyphs {
   size: number[];
   opacity: number[];
+  /** Draw order: categories of a higher layer are drawn later, on top (default: all 0). */
+  layer?: number[];
 }
 
 export interface ScatterEvents {
@@ -70,7 +72,11 @@ export class Scatter {
   readonly canvas: HTMLCanvasElement;
   readonly plot: Plot;
   count = 0;
+  /** The points in the caller's order; the plot holds them in draw order (see ``arrange``). */
   private points?: ScatterPoints;
+  /** Plot index -> caller's index, and the reverse. */
+  private order = new Uint32Array(0);
+  private rank = new Uint32Array(0);
   private spatialIndex?: ArrayBuffer;
   private drawing: Promise<void> = Promise.resolve();
   /** Camera distance of the view that shows every point (see ``homeDistance``). */
@@ -80,7 +86,7 @@ export class Scatter {
   constructor(
     private readonly container: HTMLElement,
     renderer: Renderer,
-    glyphs: Glyphs,
+    private readonly glyphs: Glyphs,
     events: ScatterEvents,
     private readonly fillWidth = false,
   ) {
@@ -111,14 +117,14 @@ export class Scatter {
       deselectOnEscape: true,
     });
     this.plot.subscribe('select', ({ points }) => {
-      if (points.length === 1) events.click?.(points[0]);
+      if (points.length === 1) events.click?.(this.order[points[0]]);
     });
     this.plot.subscribe('lassoEnd', () => {
       const selected = this.plot.get('selectedPoints') as number[];
-      if (selected.length) events.lasso?.([...selected]);
+      if (selected.length) events.lasso?.(selected.map((i) => this.order[i]));
       else events.emptyLasso?.();
     });
-    this.plot.subscribe('pointOver', (i) => events.hover?.(i));
+    this.plot.subscribe('pointOver', (i) => events.hover?.(this.order[i]));
     this.plot.subscribe('pointOut', () => events.hoverEnd?.());
     this.plot.subscribe('view', () => events.view?.());
     this.resizer = new ResizeObserver(() => this.resize());
@@ -167,14 +173,31 @@ export class Scatter {
     return next;
   }
 
+  /** Set the draw order: by glyph layer, then the caller's order (a stable sort). */
+  private arrange(glyph: Float32Array): void {
+    const layer = this.glyphs.layer ?? [];
+    const order = Uint32Array.from(glyph.keys());
+    order.sort((a, b) => (layer[glyph[a]] ?? 0) - (layer[glyph[b]] ?? 0) || a - b);
+    this.order = order;
+    this.rank = new Uint32Array(order.length);
+    order.forEach((index, k) => (this.rank[index] = k));
+  }
+
+  /** ``values`` (in the caller's order) in draw order. */
+  private drawOrder(values: Float32Array): Float32Array {
+    return Float32Array.from(this.order, (index) => values[index]);
+  }
+
   /** Draw new points (a new spatial index is built). */
   draw(points: ScatterPoints, colors: string[]): Promise<void> {
     return this.serial(async () => {
       this.points = points;
+      this.arrange(points.glyph);
       this.plot.set({ pointColor: colors });
       this.plot.deselect({ preventEvent: true });
+      const [x, y, color, glyph] = [points.x, points.y, points.color, points.glyph].map((v) => this.drawOrder(v));
       await this.plot.draw(
-        { x: points.x, y: points.y, valueA: points.color, valueB: points.glyph },
+        { x, y, valueA: color, valueB: glyph },
         { zDataType: 'categorical', wDataType: 'categorical' },
       );
       this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
@@ -189,8 +212,9 @@ export class Scatter {
       if (!this.points) return;
       this.points = { ...this.points, color };
       this.plot.set({ pointColor: colors });
+      const [x, y, glyph] = [this.points.x, this.points.y, this.points.glyph].map((v) => this.drawOrder(v));
       await this.plot.draw(
-        { x: this.points.x, y: this.points.y, valueA: color, valueB: this.points.glyph },
+        { x, y, valueA: this.drawOrder(color), valueB: glyph },
         {
           zDataType: 'categorical',
           wDataType: 'categorical',
@@ -209,8 +233,9 @@ export class Scatter {
       this.points = { ...this.points, x, y };
       const ended =
         duration > 0 ? new Promise<void>((resolve) => this.plot.subscribe('transitionEnd', () => resolve(), 1)) : null;
+      const [dx, dy, color, glyph] = [x, y, this.points.color, this.points.glyph].map((v) => this.drawOrder(v));
       await this.plot.draw(
-        { x, y, valueA: this.points.color, valueB: this.points.glyph },
+        { x: dx, y: dy, valueA: color, valueB: glyph },
         {
           zDataType: 'categorical',
           wDataType: 'categorical',
@@ -221,7 +246,7 @@ export class Scatter {
       );
       if (ended) await ended;
       this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
-      if (selected.length) this.select(selected);
+      if (selected.length) this.plot.select(selected, { preventEvent: true }); // draw order
     });
   }
 
@@ -232,7 +257,7 @@ export class Scatter {
   }
 
   select(indices: number[]): void {
-    this.plot.select(indices, { preventEvent: true });
+    this.plot.select(indices.map((i) => this.rank[i]), { preventEvent: true });
   }
 
   /** Lasso a polygon given in normalised (GL) coordinates: same path as a drawn lasso. */
@@ -245,7 +270,7 @@ export class Scatter {
   }
 
   screenPosition(index: number): [number, number] | undefined {
-    return this.count ? this.plot.getScreenPosition(index) : undefined;
+    return this.count ? this.plot.getScreenPosition(this.rank[index]) : undefined;
   }
 
   /** Canvas pixel position of a point given in normalised coordinates. */

@@ -9,7 +9,7 @@ import type { Renderer } from '../scatter';
 import { Scatter } from '../scatter';
 import { PointTooltip } from './tooltip';
 
-const GLYPHS = { size: [5, 7, 15], opacity: [0.85, 0.45, 1] };
+const GLYPHS = { size: [5, 7, 15], opacity: [0.85, 0.45, 1], layer: [1, 0, 2] };
 const BINS = 24;
 
 export interface AxisContext {

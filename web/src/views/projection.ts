@@ -14,7 +14,8 @@ export interface ProjectionHandlers {
 }
 
 /** Image dots, caption halos (bigger, faint), concept texts as big discs. */
-const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1] };
+// Images are drawn over the caption halos (five per image in caption datasets), concepts over both.
+const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1], layer: [1, 0, 2] };
 
 export class ProjectionView {
   readonly el = h('section', { class: 'view projection-view' });
