@@ -267,6 +267,14 @@ def test_export_writes_a_stored_layout_with_item_metadata(tmp_path, small_manife
         find_projection(ws, "pocket@t", "mfm", "nope")
     with pytest.raises(ValueError, match="use a name ending in"):
         write_table(table, tmp_path / "layout.txt")
+    ws.add_dataset(load_dataset(str(small_manifest), name="b:2", caption_column="caption"))
+    ids = ws.items(dataset="b:2")["id"]
+    ws.put_projection(
+        "mfm:b:2:pocket@t", "pocket@t", ids, coords[: len(ids)], method="mfm", params={}, metrics={}
+    )
+    with pytest.raises(ValueError, match=r"choose one of \['b:2', 'mine'\]"):
+        find_projection(ws, "pocket@t", "mfm", None)
+    assert find_projection(ws, "pocket@t", "mfm", "b:2") == "mfm:b:2:pocket@t"
     assert sorted(p.name for p in tmp_path.glob("layout*")) == [
         "layout.csv",
         "layout.jsonl",

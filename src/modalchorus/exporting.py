@@ -51,7 +51,8 @@ def find_projection(workspace: Workspace, encoder_id: str, method: str, dataset:
         raise ValueError(
             f"no stored {method} projection for {encoder_id}: run `modalchorus project` first"
         )
-    datasets = sorted(name.split(":")[1] for name in stored)
+    # Names are f"{method}:{dataset}:{encoder_id}"; an encoder id may hold ":" too.
+    datasets = sorted(name[len(method) + 1 : -len(encoder_id) - 1] for name in stored)
     raise ValueError(f"several datasets have a {method} projection; choose one of {datasets}")
 
 
