@@ -103,7 +103,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str], overwrite: bo
     if suffix not in EXPORT_FORMATS:
         raise ValueError(f"cannot write {path.name!r}: use a name ending in {EXPORT_FORMATS}")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --force to replace it")
+        raise FileExistsError(f"{path} exists; pass --force (overwrite=True) to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

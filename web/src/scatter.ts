@@ -173,19 +173,22 @@ export class Scatter {
     return next;
   }
 
-  /** Set the draw order: by glyph layer, then the caller's order (a stable sort). */
+  /** Set the draw order: by glyph layer, then the caller's order (one pass per layer). */
   private arrange(glyph: Float32Array): void {
-    const layer = this.glyphs.layer ?? [];
-    const order = Uint32Array.from(glyph.keys());
-    order.sort((a, b) => (layer[glyph[a]] ?? 0) - (layer[glyph[b]] ?? 0) || a - b);
+    const layerOf = (i: number) => this.glyphs.layer?.[glyph[i]] ?? 0;
+    const layers = [...new Set(Array.from(glyph.keys(), layerOf))].sort((a, b) => a - b);
+    const order = new Uint32Array(glyph.length);
+    let k = 0;
+    for (const layer of layers) for (let i = 0; i < glyph.length; i++) if (layerOf(i) === layer) order[k++] = i;
     this.order = order;
     this.rank = new Uint32Array(order.length);
-    order.forEach((index, k) => (this.rank[index] = k));
+    order.forEach((index, j) => (this.rank[index] = j));
   }
 
-  /** ``values`` (in the caller's order) in draw order. */
-  private drawOrder(values: Float32Array): Float32Array {
-    return Float32Array.from(this.order, (index) => values[index]);
+  /** The points in draw order, as regl-scatterplot takes them. */
+  private drawData(points: ScatterPoints) {
+    const ordered = (values: Float32Array) => Float32Array.from(this.order, (index) => values[index]);
+    return { x: ordered(points.x), y: ordered(points.y), valueA: ordered(points.color), valueB: ordered(points.glyph) };
   }
 
   /** Draw new points (a new spatial index is built). */
@@ -195,11 +198,7 @@ export class Scatter {
       this.arrange(points.glyph);
       this.plot.set({ pointColor: colors });
       this.plot.deselect({ preventEvent: true });
-      const [x, y, color, glyph] = [points.x, points.y, points.color, points.glyph].map((v) => this.drawOrder(v));
-      await this.plot.draw(
-        { x, y, valueA: color, valueB: glyph },
-        { zDataType: 'categorical', wDataType: 'categorical' },
-      );
+      await this.plot.draw(this.drawData(points), { zDataType: 'categorical', wDataType: 'categorical' });
       this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
       this.count = points.x.length;
       this.resetView();
@@ -212,16 +211,12 @@ export class Scatter {
       if (!this.points) return;
       this.points = { ...this.points, color };
       this.plot.set({ pointColor: colors });
-      const [x, y, glyph] = [this.points.x, this.points.y, this.points.glyph].map((v) => this.drawOrder(v));
-      await this.plot.draw(
-        { x, y, valueA: this.drawOrder(color), valueB: glyph },
-        {
-          zDataType: 'categorical',
-          wDataType: 'categorical',
-          spatialIndex: this.spatialIndex,
-          preventFilterReset: true,
-        },
-      );
+      await this.plot.draw(this.drawData(this.points), {
+        zDataType: 'categorical',
+        wDataType: 'categorical',
+        spatialIndex: this.spatialIndex,
+        preventFilterReset: true,
+      });
     });
   }
 
@@ -233,17 +228,13 @@ export class Scatter {
       this.points = { ...this.points, x, y };
       const ended =
         duration > 0 ? new Promise<void>((resolve) => this.plot.subscribe('transitionEnd', () => resolve(), 1)) : null;
-      const [dx, dy, color, glyph] = [x, y, this.points.color, this.points.glyph].map((v) => this.drawOrder(v));
-      await this.plot.draw(
-        { x: dx, y: dy, valueA: color, valueB: glyph },
-        {
-          zDataType: 'categorical',
-          wDataType: 'categorical',
-          transition: duration > 0,
-          transitionDuration: duration,
-          preventFilterReset: true,
-        },
-      );
+      await this.plot.draw(this.drawData(this.points), {
+        zDataType: 'categorical',
+        wDataType: 'categorical',
+        transition: duration > 0,
+        transitionDuration: duration,
+        preventFilterReset: true,
+      });
       if (ended) await ended;
       this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
       if (selected.length) this.plot.select(selected, { preventEvent: true }); // draw order
