@@ -78,6 +78,20 @@ def test_switching_dataset_draws_its_items_and_retrieval_metrics(app) -> None:
     assert app.errors == []
 
 
+def test_reopening_the_page_restores_the_last_settings(app) -> None:
+    app.open()
+    app.page.select_option("select[name=dataset]", COCO)
+    app.page.wait_for_function(
+        f"window.__modalchorus.ready && window.__modalchorus.choice.dataset === '{COCO}'"
+    )
+    app.page.locator("button[data-tab=axis]").click()
+    app.open()  # the bare address, as a bookmark or a new tab opens it
+    assert app.probe("choice.dataset") == COCO
+    assert "view=axis" in app.page.url
+    assert app.page.locator("button[data-tab=axis]").get_attribute("class") == "tab active"
+    assert app.errors == []
+
+
 def test_lasso_creates_a_set_that_survives_a_reload(app, server) -> None:
     app.open()
     app.page.evaluate("window.__modalchorus.lasso([[-2, -2], [0, -2], [0, 2], [-2, 2]])")

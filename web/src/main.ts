@@ -68,6 +68,25 @@ declare global {
   }
 }
 
+/** The settings last used on a workspace (see ``restoreSession``); storage may be refused. */
+const session = {
+  key: (workspace: string) => `modalchorus:session:${workspace}`,
+  load(workspace: string): string | null {
+    try {
+      return localStorage.getItem(this.key(workspace));
+    } catch {
+      return null;
+    }
+  },
+  save(workspace: string, query: string): void {
+    try {
+      localStorage.setItem(this.key(workspace), query);
+    } catch {
+      // private browsing or a full store: the URL still holds the settings
+    }
+  },
+};
+
 class App {
   private settings!: Settings;
   private choice!: Choice;
@@ -161,6 +180,7 @@ class App {
       const [settings, sets, intents] = await Promise.all([api.settings(), api.sets(), api.intents()]);
       this.marks.settings = performance.now();
       this.settings = settings;
+      this.restoreSession(settings.workspace);
       this.sets = sets;
       this.intents = intents;
       this.setsPanel.render(sets);
@@ -200,6 +220,14 @@ class App {
     this.syncUrl();
   }
 
+  /** Opened without settings in the URL: take those last used on this workspace. */
+  private restoreSession(workspace: string): void {
+    const saved = location.search ? null : session.load(workspace);
+    if (!saved) return;
+    history.replaceState(null, '', `?${saved}`);
+    this.showTab(new URLSearchParams(saved).get('view') === 'axis' ? 'axis' : 'projection');
+  }
+
   private initialChoice(settings: Settings): Choice {
     const params = new URLSearchParams(location.search);
     const pick = (value: string | null, options: string[]) =>
@@ -226,6 +254,7 @@ class App {
       view: this.tab,
     });
     history.replaceState(null, '', `?${params}`);
+    session.save(this.settings.workspace, params.toString());
   }
 
   private async change(change: Partial<Choice>): Promise<void> {
