@@ -120,6 +120,30 @@ def test_lasso_creates_a_set_that_survives_a_reload(app, server) -> None:
     assert app.errors == []
 
 
+def test_a_legend_entry_selects_its_points_for_a_set(app, server) -> None:
+    from modalchorus.server.frames import decode_frame
+
+    app.open(f"?dataset={CIFAR}&color=predicted")
+    params = {"dataset": CIFAR, "encoder": app.probe("choice.encoder"), "method": "mfm"}
+    header, cols = decode_frame(
+        httpx.get(f"{server.url}/api/projection/points", params=params).content
+    )
+    cat = header["meta"]["label_names"].index("cat")
+    # Coloured by predicted class: images predicted "cat" and the prompts naming it.
+    images = cols["kind"] == 0
+    expected = np.flatnonzero(np.where(images, cols["predicted"], cols["label"]) == cat)
+    app.page.locator("button.legend-entry", has_text="cat").click()
+    assert sorted(app.probe("selection()")) == expected.tolist()
+    form = app.page.locator(".save-set")
+    form.locator("input[name=set_name]").fill("predicted cats")
+    form.locator("button[type=submit]").click()
+    app.page.locator(".set", has_text="predicted cats").wait_for()
+    (saved,) = sets_named(server, "predicted cats")
+    assert saved["n_items"] == expected.size
+    httpx.delete(f"{server.url}/api/sets/{saved['id']}").raise_for_status()  # shared workspace
+    assert app.errors == []
+
+
 def test_drawn_lasso_with_the_mouse_selects_points(app) -> None:
     app.open()
     box = app.page.locator(".projection-view canvas").bounding_box()

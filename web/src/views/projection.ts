@@ -29,7 +29,10 @@ export class ProjectionView {
   private groups: { label: string; rows: number[]; el: HTMLElement; size?: [number, number] }[] = [];
   private encoder = '';
 
-  constructor(renderer: Renderer, handlers: ProjectionHandlers) {
+  constructor(
+    renderer: Renderer,
+    private readonly handlers: ProjectionHandlers,
+  ) {
     const stage = h('div', { class: 'stage' });
     this.el.append(stage);
     this.scatter = new Scatter(stage, renderer, GLYPHS, {
@@ -102,10 +105,20 @@ export class ProjectionView {
     const kinds = (['image', 'caption', 'concept'] as const).filter((_, kind) => present.has(kind));
     clear(
       this.legend,
-      ...coloring.legend.map((e) => h('span', { class: 'legend-entry' }, swatch(e.color), e.label)),
+      ...coloring.legend.map((e) =>
+        h('button', { class: 'legend-entry', title: `select every ${e.label} point`, onclick: () => this.selectCategory(coloring, e.code) },
+          swatch(e.color), e.label),
+      ),
       h('span', { class: 'legend-entry glyphs' },
         ...kinds.flatMap((kind) => [h('span', { class: `glyph glyph-${kind}` }), `${kind} `])),
     );
+  }
+
+  /** Select the points of one colour category, as a lasso around exactly them would. */
+  private selectCategory(coloring: Coloring, code: number): void {
+    const rows = [...coloring.codes.keys()].filter((i) => coloring.codes[i] === code);
+    this.scatter.select(rows);
+    this.handlers.lasso(rows);
   }
 
   /** Put each class label at the centre of its concept texts; a label that would overlap
