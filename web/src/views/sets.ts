@@ -44,7 +44,7 @@ export class SetsPanel {
 
   render(sets: SetOut[]): void {
     if (!sets.length) {
-      clear(this.list, h('li', { class: 'hint' }, 'No sets yet: lasso points (Shift + drag) to make one.'));
+      clear(this.list, h('li', { class: 'hint' }, 'No sets yet: lasso points (Shift + drag) or click a legend entry, then save the selection.'));
       return;
     }
     clear(this.list, ...sets.map((set, i) => this.row(set, set.color ?? categoryColor(i + 1))));
