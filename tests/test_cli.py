@@ -206,7 +206,13 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
         (projection,) = json.loads(result.stdout)["projections"]
         assert projection["n_items"] == 18 and projection["method"] == method
         assert 0 < projection["metrics"]["inter_T@3"] <= 1
-    assert json.loads(run("info", str(ws), "--json").stdout)["projections"]["total"] == 2
+    info = json.loads(run("info", str(ws), "--json").stdout)
+    assert info["projections"]["total"] == 2
+    assert [(p["method"], p["dataset"], p["n_items"]) for p in info["stored_projections"]] == [
+        ("pca", "manifest", 18),
+        ("mfm", "manifest", 18),
+    ]
+    assert "projections of pocket@" in run("info", str(ws)).stdout
     bad = run("project", str(ws), "--method", "isomap")
     assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2

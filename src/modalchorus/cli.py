@@ -114,6 +114,10 @@ def encoders_cmd(as_json: JsonFlag = False) -> None:
     emit(data, as_json, render)
 
 
+#: Quality figures ``info`` lists per stored projection (see ``modalchorus project``).
+_QUALITY_KEYS = ("inter_T@10", "inter_C@10", "fit_seconds")
+
+
 def _render_summary(summary: dict[str, Any]) -> None:
     out.print(f"[bold]workspace[/] {summary['path']}")
     table = Table("dataset", "images", "texts", "skipped")
@@ -122,6 +126,17 @@ def _render_summary(summary: dict[str, Any]) -> None:
     out.print(table)
     for encoder_id, e in summary["encoders"].items():
         out.print(f"embeddings: {encoder_id} ({e['items']} items, d={e['dim']})")
+    stored = summary.get("stored_projections", [])
+    for encoder_id in dict.fromkeys(p["encoder"] for p in stored):
+        title = f"projections of {encoder_id}"
+        table = Table("method", "dataset", title=title, title_justify="left")
+        for heading in ("items", "inter T@10", "inter C@10", "fit s"):
+            table.add_column(heading, justify="right")
+        for p in (p for p in stored if p["encoder"] == encoder_id):
+            figures = ("-" if p[k] is None else f"{p[k]:.3f}" for k in _QUALITY_KEYS[:2])
+            fit = "-" if p["fit_seconds"] is None else f"{p['fit_seconds']:.1f}"
+            table.add_row(p["method"], p["dataset"], str(p["n_items"]), *figures, fit)
+        out.print(table)
 
 
 @app.command("embed")
@@ -191,11 +206,24 @@ def embed_cmd(
 
 @app.command("info")
 def info_cmd(workspace: Annotated[Path, typer.Argument()], as_json: JsonFlag = False) -> None:
-    """Summarise a workspace: datasets, item counts, embeddings."""
+    """Summarise a workspace: datasets, item counts, embeddings, stored projections."""
     from modalchorus.store import Workspace
 
     with user_errors():
-        summary = Workspace.open(workspace).summary()
+        ws = Workspace.open(workspace)
+        summary = ws.summary()
+        summary["stored_projections"] = [
+            {
+                "name": p.name,
+                "method": p.method,
+                # Names are f"{method}:{dataset}:{encoder_id}" (see projecting.projection_name).
+                "dataset": p.name[len(p.method) + 1 : -len(p.encoder_id) - 1],
+                "encoder": p.encoder_id,
+                "n_items": p.n_items,
+                **{key: p.metrics.get(key) for key in _QUALITY_KEYS},
+            }
+            for p in ws.projections()
+        ]
     emit(summary, as_json, _render_summary)
 
 
