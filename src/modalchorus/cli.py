@@ -207,6 +207,7 @@ def embed_cmd(
 @app.command("info")
 def info_cmd(workspace: Annotated[Path, typer.Argument()], as_json: JsonFlag = False) -> None:
     """Summarise a workspace: datasets, item counts, embeddings, stored projections."""
+    from modalchorus.projecting import projection_dataset
     from modalchorus.store import Workspace
 
     with user_errors():
@@ -216,8 +217,7 @@ def info_cmd(workspace: Annotated[Path, typer.Argument()], as_json: JsonFlag = F
             {
                 "name": p.name,
                 "method": p.method,
-                # Names are f"{method}:{dataset}:{encoder_id}" (see projecting.projection_name).
-                "dataset": p.name[len(p.method) + 1 : -len(p.encoder_id) - 1],
+                "dataset": projection_dataset(p.name, p.method, p.encoder_id),
                 "encoder": p.encoder_id,
                 "n_items": p.n_items,
                 **{key: p.metrics.get(key) for key in _QUALITY_KEYS},

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from modalchorus.projecting import projection_name
+from modalchorus.projecting import projection_dataset, projection_name
 
 if TYPE_CHECKING:
     from modalchorus.store import Workspace
@@ -51,8 +51,7 @@ def find_projection(workspace: Workspace, encoder_id: str, method: str, dataset:
         raise ValueError(
             f"no stored {method} projection for {encoder_id}: run `modalchorus project` first"
         )
-    # Names are f"{method}:{dataset}:{encoder_id}"; an encoder id may hold ":" too.
-    datasets = sorted(name[len(method) + 1 : -len(encoder_id) - 1] for name in stored)
+    datasets = sorted(projection_dataset(name, method, encoder_id) for name in stored)
     raise ValueError(f"several datasets have a {method} projection; choose one of {datasets}")
 
 

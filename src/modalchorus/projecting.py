@@ -61,6 +61,11 @@ def projection_name(method: str, dataset: str, encoder_id: str) -> str:
     return f"{method}:{dataset}:{encoder_id}"
 
 
+def projection_dataset(name: str, method: str, encoder_id: str) -> str:
+    """The dataset in a name made by :func:`projection_name` (which may hold ":" anywhere)."""
+    return name.removeprefix(f"{method}:").removesuffix(f":{encoder_id}")
+
+
 @dataclass(frozen=True)
 class FittedLayout:
     """A fitted joint layout and what storing it needs (see :func:`fit_layout`)."""

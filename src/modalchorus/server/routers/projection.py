@@ -10,6 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modalchorus.exporting import layout_table
+from modalchorus.projecting import projection_dataset
 from modalchorus.server.errors import conflict, invalid, not_found
 from modalchorus.server.frames import MEDIA_TYPE, encode_frame
 from modalchorus.server.projections import check_method
@@ -41,12 +42,9 @@ CONFLICT = {409: {"model": Problem}}
 
 
 def _meta(info: ProjectionInfo) -> ProjectionMeta:
-    # Names are f"{method}:{dataset}:{encoder_id}" (also those ``modalchorus project`` stores).
     dataset = info.params.get("dataset")
-    if not isinstance(dataset, str):
-        prefix = f"{info.method}:"
-        rest = info.name[len(prefix) :] if info.name.startswith(prefix) else info.name
-        dataset = rest.removesuffix(f":{info.encoder_id}")
+    if not isinstance(dataset, str):  # e.g. stored by ``modalchorus project``
+        dataset = projection_dataset(info.name, info.method, info.encoder_id)
     return ProjectionMeta(
         name=info.name,
         dataset=dataset,
