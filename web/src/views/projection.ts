@@ -13,8 +13,8 @@ export interface ProjectionHandlers {
   emptyLasso: () => void;
 }
 
-/** Image dots, caption halos (bigger, faint), concept texts as big discs. */
-// Images are drawn over the caption halos (five per image in caption datasets), concepts over both.
+/** Image dots, caption halos (bigger, faint), concept texts as big discs. Images are drawn
+ *  over the halos (caption datasets have five per image), concepts over both. */
 const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1], layer: [1, 0, 2] };
 
 export class ProjectionView {
