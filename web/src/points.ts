@@ -7,6 +7,9 @@ export const KIND_IMAGE = 0;
 export const KIND_CAPTION = 1;
 export const KIND_CONCEPT = 2;
 export const KIND_LABELS = ['image', 'caption', 'concept text'];
+/** Draw layer of each kind (see ``Glyphs.layer``): caption halos at the bottom, images over
+ *  them (caption datasets have five per image), concept texts on top. */
+export const KIND_LAYERS = [1, 0, 2];
 
 export type ColorBy = 'label' | 'predicted' | 'correct' | 'set' | 'modality';
 export const COLOR_BY_LABELS: Record<ColorBy, string> = {

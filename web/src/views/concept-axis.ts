@@ -4,12 +4,12 @@
 import { api, ApiError } from '../api';
 import { clear, fmt, h } from '../dom';
 import type { Coloring, Points } from '../points';
-import { glyphs } from '../points';
+import { glyphs, KIND_LAYERS } from '../points';
 import type { Renderer } from '../scatter';
 import { Scatter } from '../scatter';
 import { PointTooltip } from './tooltip';
 
-const GLYPHS = { size: [5, 7, 15], opacity: [0.85, 0.45, 1], layer: [1, 0, 2] };
+const GLYPHS = { size: [5, 7, 15], opacity: [0.85, 0.45, 1], layer: KIND_LAYERS };
 const BINS = 24;
 
 export interface AxisContext {

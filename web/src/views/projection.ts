@@ -1,6 +1,6 @@
 // Projection view: the joint image+text map, with class labels, hover previews and a lasso.
 import { clear, h } from '../dom';
-import { type Coloring, conceptGroups, glyphs, type Points } from '../points';
+import { type Coloring, conceptGroups, glyphs, KIND_LAYERS, type Points } from '../points';
 import { normalise, type Renderer, Scatter } from '../scatter';
 import { PointTooltip } from './tooltip';
 
@@ -13,9 +13,8 @@ export interface ProjectionHandlers {
   emptyLasso: () => void;
 }
 
-/** Image dots, caption halos (bigger, faint), concept texts as big discs. Images are drawn
- *  over the halos (caption datasets have five per image), concepts over both. */
-const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1], layer: [1, 0, 2] };
+/** Image dots, caption halos (bigger, faint), concept texts as big discs. */
+const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1], layer: KIND_LAYERS };
 
 export class ProjectionView {
   readonly el = h('section', { class: 'view projection-view' });
