@@ -120,6 +120,7 @@ def test_bad_intents_are_refused_with_a_message(client, cat_and_dog, spec, statu
         ({"params": {"no_such_knob": 1}}, 422, "no_such_knob"),
         ({"params": {"steps": 0}}, 422, "steps must be >= 1"),
         ({"params": {"preserve_weight": -1}}, 422, "preserve_weight"),
+        ({"params": {"learning_rate": 1e30}}, 422, "learning_rate"),
         ({"encoder": "nope"}, 404, "nope"),
     ],
 )
@@ -132,7 +133,25 @@ def test_bad_run_requests_start_nothing(client, encoder, cat_and_dog, body, stat
     response = client.post("/api/alignment/runs", json=request)
     assert response.status_code == status, response.text
     assert needle in message(response)
+    if "params" in body:
+        assert response.json()["detail"][0]["loc"] == ["body", "params"]
     assert len(client.get("/api/jobs").json()) == jobs
+
+
+def test_sets_named_by_intents_follow_renames_and_are_not_deleted(client, cat_and_dog) -> None:
+    cats = client.get(f"/api/sets/{cat_and_dog['cat prompts']}").json()["item_ids"]
+    pets = client.post("/api/sets", json={"name": "pets", "item_ids": cats}).json()
+    spec = {"type": "set-set", "a": "pets", "b": cat_and_dog["dog images"]}
+    intent = client.post("/api/intents", json=spec).json()
+    renamed = client.patch(f"/api/sets/{pets['id']}", json={"name": "house pets"})
+    assert renamed.status_code == 200, renamed.text
+    stored = {i["id"]: i["spec"] for i in client.get("/api/intents").json()}
+    assert stored[intent["id"]]["a"] == "house pets"
+    refused = client.delete(f"/api/sets/{pets['id']}")
+    assert refused.status_code == 409 and f"#{intent['id']}" in message(refused)
+    assert client.get(f"/api/sets/{pets['id']}").json()["item_ids"] == cats
+    assert client.delete(f"/api/intents/{intent['id']}").status_code == 204
+    assert client.delete(f"/api/sets/{pets['id']}").status_code == 204
 
 
 def test_a_run_moves_points_in_the_same_frame_and_undo_redo_switch_versions(
@@ -257,6 +276,10 @@ def test_a_cancelled_run_changes_nothing(client, encoder, cat_and_dog) -> None:
         return job
 
     wait_for(lambda job: job["message"].startswith("tuning step"))
+    second = client.post(
+        "/api/alignment/runs", json={"encoder": encoder, "intent_ids": [intent["id"]]}
+    )
+    assert second.status_code == 409 and job_id in message(second)  # one run at a time
     asked = client.post(f"/api/jobs/{job_id}/cancel")
     assert asked.status_code == 200, asked.text
     assert asked.json()["message"].startswith("cancelling")

@@ -87,12 +87,12 @@ def upload(client, encoder, files, set_name: str | None = None) -> httpx.Respons
 
 
 def stored_state(client: httpx.Client, workspace: Path) -> tuple:
-    """What a refused request must leave unchanged: uploaded files and the item counts."""
+    """What a refused request must leave unchanged: uploaded files and the added items
+    (every view lists them)."""
     folder = workspace / "uploads"
     files = sorted(os.listdir(folder)) if folder.is_dir() else []
-    answer = client.get("/api/datasets/uploads")
-    counts = (answer.json()["n_images"], answer.json()["n_texts"]) if answer.is_success else None
-    return files, counts
+    encoder = client.get("/api/settings").json()["encoders"][0]
+    return files, [i for i in frame(client, CIFAR, encoder)["id"] if i.startswith("uploads/")]
 
 
 def message(response: httpx.Response) -> str:
@@ -159,6 +159,11 @@ def test_uploaded_images_are_stored_embedded_and_placed_without_a_refit(
     coco = frame(client, COCO, encoder)
     assert len(coco["id"]) == N_COCO + 2 and items[1]["id"] in coco["id"]
     assert "uploads" not in [d["name"] for d in client.get("/api/settings").json()["datasets"]]
+    for hidden in (
+        client.post("/api/projection", json={"dataset": "uploads", "encoder": encoder}),
+        client.get("/api/datasets/uploads"),
+    ):
+        assert hidden.status_code == 404 and "every dataset" in message(hidden)
 
 
 def test_added_texts_are_placed_as_concept_texts(client, encoder) -> None:
@@ -177,8 +182,11 @@ def test_added_texts_are_placed_as_concept_texts(client, encoder) -> None:
     cols = frame(client, CIFAR, encoder)
     rows = [cols["id"].index(i["id"]) for i in result["items"]]
     assert (cols["kind"][rows] == 2).all() and (cols["label"][rows] == -1).all()
-    detail = client.get(f"/api/items/{quote(result['items'][0]['id'], safe='')}").json()
+    path = f"/api/items/{quote(result['items'][0]['id'], safe='')}"
+    detail = client.get(path, params={"dataset": CIFAR}).json()
     assert detail["text"] == "a photo of a red bicycle" and detail["is_concept"]
+    summary = client.get(f"/api/datasets/{CIFAR}").json()
+    assert summary["n_concepts"] == N_CIFAR - 10 * IMAGES_PER_CLASS  # its prompts only
     blank = client.post("/api/items/texts", json={**body, "texts": ["ok", "   "]})
     assert blank.status_code == 422 and "texts" in message(blank)
 
@@ -228,6 +236,7 @@ def test_a_file_over_the_size_limit_is_refused(client, encoder, workspace) -> No
         ({"encoder": "nope"}, 404, "nope"),
         ({"dataset": "uploads"}, 422, "uploads"),
         ({"set_name": "x" * 101}, 422, "set_name"),
+        ({"set_name": "   "}, 422, "blank"),
     ],
 )
 def test_bad_views_and_set_names(client, encoder, workspace, data, status, needle) -> None:
@@ -269,6 +278,10 @@ def test_uploads_can_be_removed_and_dataset_items_cannot(client, encoder, worksp
     assert tagged["item_ids"] == [kept["items"][0]["id"]]
     assert client.get(path).status_code == 404
     assert client.delete(path).status_code == 404
+    unknown = client.delete("/api/items/nope")
+    assert unknown.status_code == 404 and "nope" in message(unknown)
+    detail = client.get(f"/api/items/{quote(kept['items'][0]['id'], safe='')}")
+    assert detail.status_code == 422 and "pass dataset" in message(detail)
 
     # The stored map still lists the removed item; an alignment run places the rest.
     intent = client.post(

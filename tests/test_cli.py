@@ -16,9 +16,9 @@ CLI = [sys.executable, "-m", "modalchorus.cli"]
 
 
 def run(
-    *args: str, data_dir: Path | None = None, answer: str = ""
+    *args: str, data_dir: Path | None = None, answer: str = "", cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the CLI; ``answer`` is its standard input (what a user types at a prompt)."""
+    """Run the CLI (in ``cwd``); ``answer`` is its standard input (what a user types)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     if data_dir is not None:
         env["MODALCHORUS_DATA_DIR"] = str(data_dir)
@@ -28,6 +28,7 @@ def run(
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         timeout=600,
         check=False,
     )
@@ -124,6 +125,57 @@ def test_corrupt_images_are_skipped_and_reported(tmp_path, data_dir) -> None:
     assert sorted(s["id"] for s in report["skipped"]) == ["dog/broken.jpg", "dog/notes.jpg"]
 
 
+def photo_folder(root: Path, data_dir: Path, classes: dict[str, int]) -> Path:
+    """A folder of real photos in class sub-folders, ``classes[name]`` photos each."""
+    photos = iter(sorted((data_dir / "coco_mini_captions" / "images").glob("*.jpg")))
+    for name, count in classes.items():
+        (root / name).mkdir(parents=True)
+        for _ in range(count):
+            photo = next(photos)
+            shutil.copy(photo, root / name / photo.name)
+    return root
+
+
+def test_names_are_printed_as_given_and_sources_work_from_any_folder(tmp_path, data_dir) -> None:
+    from modalchorus.store import Workspace
+
+    folder = photo_folder(tmp_path / "holiday [final]", data_dir, {"cat": 2, "dog": 2})
+    (folder / "dog" / "[bold]x.jpg").write_text("not an image")
+    result = run("embed", folder.name, "-w", "ws", "--limit", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "holiday [final]: 3 images" in result.stdout  # not read as console markup
+    assert "[bold]x.jpg" in result.stderr
+    ws = tmp_path / "ws"
+    assert "holiday [final]" in run("info", str(ws)).stdout
+    sources = Workspace.open(ws).items(kind="image")["source"]
+    assert len(sources) == 3 and all(Path(p).is_absolute() and Path(p).is_file() for p in sources)
+
+    # Other data under a taken name, reserved names and manifest-only options are refused.
+    other = photo_folder(tmp_path / "birds", data_dir, {"bird": 3})
+    before = run("info", str(ws), "--json").stdout
+    for extra, needle in (
+        (["--name", "holiday [final]"], "has classes ('cat', 'dog')"),
+        (["--name", "uploads"], "Augment"),
+        (["--name", "a/b"], "without a '/'"),
+        (["--caption-column", "caption"], "apply to manifests"),
+    ):
+        refused = run("embed", str(other), "-w", str(ws), *extra)
+        assert refused.returncode == 2 and needle in refused.stderr, refused.stderr
+    assert run("info", str(ws), "--json").stdout == before
+
+
+def test_a_captions_list_is_named_after_its_file(tmp_path, data_dir) -> None:
+    records = json.loads((data_dir / "coco_mini_captions" / "captions.json").read_text())[:3]
+    for rec in records:
+        (tmp_path / rec["image"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data_dir / "coco_mini_captions" / rec["image"], tmp_path / rec["image"])
+    (tmp_path / "trip.json").write_text(json.dumps(records))
+    result = run("embed", str(tmp_path / "trip.json"), "-w", str(tmp_path / "ws"), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dataset"] == "trip" and report["images"] == 3
+
+
 def test_unknown_encoder_fails_in_one_line_and_writes_nothing(tmp_path, small_manifest) -> None:
     ws = tmp_path / "ws"
     result = run("embed", str(small_manifest), "-w", str(ws), "--encoder", "clip-xl")
@@ -213,11 +265,24 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
         ("mfm", "manifest", 18),
     ]
     assert "projections of pocket@" in run("info", str(ws)).stdout
+    noted = run("project", str(ws), "--method", "pca", "--k", "3,10", "--json")
+    assert noted.returncode == 0 and "k = 10 skipped" in noted.stderr
     bad = run("project", str(ws), "--method", "isomap")
     assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2
     bad = run("project", str(ws), "--method", "pca", "--refine-steps", "5")
     assert bad.returncode == 2 and "--refine-steps applies to --method mfm only" in bad.stderr
+    # A dataset without texts cannot be mapped: found before any other dataset is fitted.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    lines = small_manifest.read_text().splitlines()
+    for image in list(dict.fromkeys(json.loads(line)["image"] for line in lines))[:3]:
+        shutil.copy(image, photos)
+    assert run("embed", str(photos), "-w", str(ws)).returncode == 0
+    before = run("info", str(ws), "--json").stdout
+    too_small = run("project", str(ws), "--method", "umap")
+    assert too_small.returncode == 2 and "'photos' has 3 images and 0 texts" in too_small.stderr
+    assert run("info", str(ws), "--json").stdout == before
 
     removed = run("remove-dataset", str(ws), "manifest", "--yes", "--json")
     assert removed.returncode == 0, removed.stderr
@@ -302,3 +367,36 @@ def test_removing_uploads_deletes_their_files(tmp_path, small_manifest) -> None:
     assert result.returncode == 0, result.stderr
     assert not stored.parent.exists()
     assert [d.name for d in Workspace.open(tmp_path / "ws").datasets()] == ["mine"]
+
+
+def test_align_checks_its_export_folder_first_and_reports_the_active_version(
+    tmp_path, small_manifest
+) -> None:
+    ws = tmp_path / "ws"
+    embedded = run("embed", str(small_manifest), "-w", str(ws), "--caption-column", "caption")
+    assert embedded.returncode == 0, embedded.stderr
+    from modalchorus.store import Workspace
+
+    images = Workspace.open(ws).items(kind="image")["id"].tolist()
+    intents = tmp_path / "intents.json"
+    spec = {"type": "set-set", "a": images[:2], "b": images[2:4], "mode": "align"}
+    intents.write_text(json.dumps({"intents": [spec]}))
+    (tmp_path / "a-file").write_text("mine")
+    refused = run("align", str(ws), "--intents", str(intents), "--export", str(tmp_path / "a-file"))
+    assert refused.returncode == 2 and "is a file" in refused.stderr
+    nothing = json.loads(run("align", str(ws), "--undo", "--json").stdout)
+    assert nothing["run"] is None  # the refused run was never recorded
+
+    ran = run("align", str(ws), "--intents", str(intents), "--steps", "3", "--json")
+    assert ran.returncode == 0, ran.stderr
+    run_info = json.loads(ran.stdout)["run"]
+    undone = json.loads(run("align", str(ws), "--undo", "--json").stdout)
+    assert undone["active_version"] == run_info["base_encoder_id"]
+    redone = json.loads(run("align", str(ws), "--redo", "--json").stdout)
+    assert redone["active_version"] == run_info["encoder_id"] != run_info["base_encoder_id"]
+
+
+def test_eval_encoder_checks_its_output_folder_before_the_work(tmp_path) -> None:
+    missing = tmp_path / "no" / "such" / "out.json"
+    result = run("eval-encoder", "--dataset", "cifar10", "--output", str(missing))
+    assert result.returncode == 2 and "does not exist" in result.stderr

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from modalchorus.server.jobs import JobFinishedError, JobManager
+from modalchorus.server.jobs import JobBusyError, JobFinishedError, JobManager
 
 
 def wait_until(condition, timeout: float = 10.0) -> None:
@@ -73,3 +73,27 @@ def test_cancel_refuses_unknown_and_finished_jobs(jobs: JobManager) -> None:
     wait_until(lambda: done.finished)
     with pytest.raises(JobFinishedError, match="already done"):
         jobs.cancel(done.id)
+
+
+def test_a_job_being_cancelled_is_not_shared_and_exclusive_keys_are_refused(
+    jobs: JobManager,
+) -> None:
+    release = threading.Event()
+
+    def work(progress) -> str:
+        while not release.wait(0.01):
+            progress(0.5, "working")
+        return "finished"
+
+    first = jobs.submit("test", "key", work)
+    wait_until(lambda: first.status == "running")
+    assert jobs.submit("test", "key", work) is first  # shared while live
+    with pytest.raises(JobBusyError, match="still running") as refused:
+        jobs.submit("test", "key", work, exclusive=True)
+    assert refused.value.job is first
+    jobs.cancel(first.id)
+    again = jobs.submit("test", "key", lambda progress: "again")  # not the cancelling one
+    assert again is not first
+    wait_until(lambda: again.finished)
+    assert first.status == "cancelled" and again.result == "again"
+    release.set()

@@ -16,6 +16,7 @@ from modalchorus.server.frames import MEDIA_TYPE, decode_frame, encode_frame
 REPO = Path(__file__).resolve().parents[1]
 N_CIFAR = 10 * IMAGES_PER_CLASS + 50  # images + class prompts
 N_COCO = COCO_IMAGES * 6  # images + 5 captions each
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +269,11 @@ def test_sets_create_list_rename_delete(client, encoder) -> None:
         ("GET", "/api/items/..%2F..%2Fetc%2Fpasswd/thumbnail", {}, "passwd"),
         ("GET", "/api/jobs/nope", {}, "nope"),
         ("GET", "/api/sets/999999", {}, "999999"),
+        ("DELETE", "/api/sets/99999999999999999999", {}, "99999999999999999999"),
+        ("GET", "/api/alignment/runs/99999999999999999999", {}, "99999999999999999999"),
+        ("DELETE", "/api/intents/99999999999999999999", {}, "99999999999999999999"),
         ("GET", "/api/no-such-route", {}, "no-such-route"),
+        ("DELETE", "/api/no-such-route", {}, "DELETE /api/no-such-route"),
         ("POST", "/api/sets", {"json": {"name": "s", "item_ids": ["cifar10-demo/x"]}}, "x"),
     ],
 )
@@ -303,7 +308,7 @@ def test_text_items_have_no_thumbnail(client, encoder) -> None:
         (
             "POST",
             "/api/projection",
-            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            {"content": b"{not json", "headers": JSON_HEADERS},
             "body",
         ),
         ("GET", "/api/projection/points", {"params": {"dataset": CIFAR}}, "encoder"),
@@ -311,6 +316,13 @@ def test_text_items_have_no_thumbnail(client, encoder) -> None:
         ("POST", "/api/sets", {"json": {"name": "empty", "item_ids": []}}, "item_ids"),
         ("POST", "/api/sets", {"json": {"name": "  ", "item_ids": ["a"]}}, "name"),
         ("PATCH", "/api/sets/1", {"json": {}}, "name"),
+        ("POST", "/api/sets", {"json": {"name": "c", "item_ids": ["a"], "color": ""}}, "color"),
+        (  # JSON has no NaN: the answer must still be a 422, not a failure to render it
+            "POST",
+            "/api/sets",
+            {"content": b'{"name": NaN, "item_ids": [1e400]}', "headers": JSON_HEADERS},
+            "name",
+        ),
         ("GET", "/api/sets/abc", {}, "set_id"),
     ],
 )
@@ -329,6 +341,11 @@ def test_malformed_requests_are_422_naming_the_field(client, method, path, kwarg
         ({"concept_a": "cat", "concept_b": "x" * 201}, "concept_b", "at most 200 characters"),
         ({"concept_a": "cat", "concept_b": "cat"}, "concept_b", "differ"),
         ({"concept_a": "cat", "concept_b": "dog", "concept_c": "day"}, "concept_d", "both"),
+        (
+            {"concept_a": "cat", "concept_b": "dog", "concept_c": "day", "concept_d": "day"},
+            "concept_d",
+            "differ",
+        ),
     ],
 )
 def test_bad_concepts_get_a_clear_message(client, encoder, concepts, field, message) -> None:

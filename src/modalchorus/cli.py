@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from modalchorus.store.errors import WorkspaceError
 
@@ -26,8 +27,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# No markup or emoji codes: names, paths and messages are printed as they are ("a[/]b",
+# "x:y"); styles are passed explicitly.
+out = Console(markup=False, emoji=False)
+err = Console(stderr=True, markup=False, emoji=False)
 
 HOME = Path(os.environ.get("MODALCHORUS_HOME", Path.home() / ".cache" / "modalchorus"))
 DEFAULT_DEMO_WORKSPACE = HOME / "demo-workspace"
@@ -49,7 +52,7 @@ def user_errors() -> Iterator[None]:
         yield
     except (ValueError, OSError, KeyError, TypeError, WorkspaceError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 
@@ -71,6 +74,9 @@ def progress_bar(description: str) -> Iterator[Callable[[float, str], None]]:
 
     Drawn only on a terminal, so ``--json`` output and logs stay clean.
     """
+    if not err.is_terminal:
+        yield lambda fraction, message: None
+        return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -91,7 +97,11 @@ def emit(data: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]],
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress details (INFO level) to stderr.")
+    ] = False,
+) -> None:
     """Probe and re-align multi-modal (image-text) embeddings."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
@@ -119,7 +129,7 @@ _QUALITY_KEYS = ("inter_T@10", "inter_C@10", "fit_seconds")
 
 
 def _render_summary(summary: dict[str, Any]) -> None:
-    out.print(f"[bold]workspace[/] {summary['path']}")
+    out.print(Text.assemble(("workspace", "bold"), f" {summary['path']}"))
     table = Table("dataset", "images", "texts", "skipped")
     for name, counts in summary["datasets"].items():
         table.add_row(name, str(counts["image"]), str(counts["text"]), str(counts["skipped"]))
@@ -139,6 +149,44 @@ def _render_summary(summary: dict[str, Any]) -> None:
         out.print(table)
 
 
+def _check_dataset_name(name: str) -> str:
+    """A dataset name ``embed`` may store: item ids are ``name/...`` and the UI owns uploads."""
+    from modalchorus.server.views import UPLOADS
+
+    if not name.strip() or name != name.strip() or "/" in name:
+        raise ValueError(
+            f"dataset name {name!r} must be non-empty, without a '/' or surrounding spaces"
+        )
+    if name == UPLOADS:
+        raise ValueError(f"{UPLOADS!r} holds what the UI's Augment panel adds; pass --name")
+    return name
+
+
+def _check_same_dataset(ws: Any, dataset: Any) -> None:
+    """Refuse to merge other data into a stored dataset of the same name.
+
+    Re-embedding a dataset (grown, or under another encoder) is an upsert; a dataset with
+    other classes or none of the stored images is other data under a taken name.
+    """
+    from modalchorus.store import UnknownDatasetError, image_item_id
+
+    try:
+        stored = ws.dataset(dataset.name)
+    except UnknownDatasetError:
+        return
+    hint = f"pass another --name, or `modalchorus remove-dataset {ws.path} {dataset.name}`"
+    classes = None if dataset.classes is None else tuple(dataset.classes)
+    if classes != stored.classes:
+        raise ValueError(
+            f"workspace dataset {dataset.name!r} has classes {stored.classes}, this data "
+            f"{classes}: {hint}"
+        )
+    known = set(ws.items(kind="image", dataset=dataset.name)["id"])
+    ids = {image_item_id(dataset.name, r.id) for r in dataset.images}
+    if known and not known & ids:
+        raise ValueError(f"workspace dataset {dataset.name!r} holds none of these images: {hint}")
+
+
 @app.command("embed")
 def embed_cmd(
     source: Annotated[str, typer.Argument(help="Dataset name, image folder or manifest file.")],
@@ -149,13 +197,13 @@ def embed_cmd(
     image_column: Annotated[str, typer.Option(help="Manifest: image path column.")] = "image",
     caption_column: Annotated[str | None, typer.Option(help="Manifest: caption column.")] = None,
     label_column: Annotated[str | None, typer.Option(help="Manifest: label column.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="cifar10: first N images.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     device: DeviceOpt = "auto",
     as_json: JsonFlag = False,
 ) -> None:
     """Embed a dataset into a workspace (created if missing); cached items are reused."""
-    from modalchorus.data import load_dataset
+    from modalchorus.data import MANIFEST_SUFFIXES, load_dataset
     from modalchorus.embedding import embed_dataset
     from modalchorus.encoders import create_encoder
     from modalchorus.store import Workspace
@@ -163,19 +211,26 @@ def embed_cmd(
 
     with user_errors():
         options: dict[str, Any] = {}
-        if Path(source).suffix.lower() in {".csv", ".jsonl", ".ndjson", ".parquet", ".pq"}:
+        if Path(source).suffix.lower() in MANIFEST_SUFFIXES:
             options = {
                 "image_column": image_column,
                 "caption_column": caption_column,
                 "label_column": label_column,
             }
+        elif caption_column or label_column or image_column != "image":
+            raise ValueError(
+                "--image-column, --caption-column and --label-column apply to manifests "
+                f"({', '.join(sorted(MANIFEST_SUFFIXES))}) only"
+            )
         if limit is not None:
             options["limit"] = limit
-        if name:
-            options["name"] = name
+        if name is not None:
+            options["name"] = _check_dataset_name(name)
         enc = create_encoder(encoder, device=device)  # fail on a bad name before writing
         dataset = with_class_prompts(load_dataset(source, data_dir=data_dir, **options))
+        _check_dataset_name(dataset.name)
         ws = Workspace.open_or_create(workspace)
+        _check_same_dataset(ws, dataset)
         report = embed_dataset(ws, dataset, enc, batch_size=batch_size)
         data = {
             "workspace": str(ws.path),
@@ -199,7 +254,7 @@ def embed_cmd(
         if d["skipped"]:
             ids = ", ".join(s["id"] for s in d["skipped"][:10])
             more = "" if len(d["skipped"]) <= 10 else f" (+{len(d['skipped']) - 10} more)"
-            err.print(f"[yellow]skipped {len(d['skipped'])}:[/] {ids}{more}", highlight=False)
+            err.print(Text.assemble((f"skipped {len(d['skipped'])}:", "yellow"), f" {ids}{more}"))
 
     emit(data, as_json, render)
 
@@ -338,7 +393,7 @@ def _serve(
     from modalchorus.server import serve
 
     def announce(url: str) -> None:
-        out.print(f"[bold]ModalChorus UI[/] at {url}  (Ctrl+C to stop)", highlight=False)
+        out.print(Text.assemble(("ModalChorus UI", "bold"), f" at {url}  (Ctrl+C to stop)"))
 
     with user_errors():
         serve(workspace, host, port, encoder=encoder, warm=warm or (), announce=announce)
@@ -364,7 +419,9 @@ def eval_encoder_cmd(
     encoder: EncoderOpt = "pocket",
     data_dir: DataDirOpt = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")] = None,
-    split: Annotated[str, typer.Option(help="flickr8k split to evaluate on.")] = "test",
+    split: Annotated[
+        str, typer.Option(help="Split to evaluate on (cifar10: test or train).")
+    ] = "test",
     device: DeviceOpt = "auto",
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
     as_json: JsonFlag = False,
@@ -377,8 +434,12 @@ def eval_encoder_cmd(
     with user_errors():
         if dataset not in ("cifar10", "flickr8k"):
             raise ValueError(f"unknown evaluation dataset {dataset!r}; use cifar10 or flickr8k")
+        if output is not None:
+            _check_output_folder(output, "--output")
         enc = create_encoder(encoder, device=device)
-        options = {"limit": limit} if dataset == "cifar10" and limit else {}
+        options: dict[str, Any] = {"split": split} if dataset == "cifar10" else {}
+        if dataset == "cifar10" and limit:
+            options["limit"] = limit
         ds = load_dataset(dataset, data_dir=data_dir, **options)
         if dataset == "cifar10":
             result = evaluate_zero_shot(enc, ds)
@@ -389,6 +450,14 @@ def eval_encoder_cmd(
         if output:
             output.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
     emit(result, as_json, lambda d: _render_metrics([d]))
+
+
+def _check_output_folder(path: Path, flag: str) -> None:
+    """Fail before any work when ``path`` could not be written: its folder is missing."""
+    if not path.parent.is_dir():
+        raise ValueError(f"{flag} {path}: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name")
 
 
 KsOpt = Annotated[str, typer.Option("--k", help="Neighbourhood sizes, comma-separated.")]
@@ -427,21 +496,30 @@ def project_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Fit a 2-D projection of a workspace dataset and store it with its quality figures."""
-    from modalchorus.projecting import project_dataset, resolve_encoder_id
+    from modalchorus.projecting import check_joint_sizes, project_dataset, resolve_encoder_id
     from modalchorus.store import Workspace
 
     with user_errors():
         ws = Workspace.open(workspace)
         encoder_id = resolve_encoder_id(ws, encoder)
         names = [dataset] if dataset else [d.name for d in ws.datasets()]
-        for name in names:
-            ws.dataset(name)  # unknown dataset: fail before fitting anything
         k_values = _parse_ints(ks, "--k")
+        unusable: dict[str, list[int]] = {}
+        for name in names:  # unknown or too small datasets fail before anything is fitted
+            info = ws.dataset(name)
+            check_joint_sizes(name, info.n_images, info.n_texts)
+            unusable[name] = [k for k in k_values if k >= min(info.n_images, info.n_texts)]
         if refine_steps is not None and method != "mfm":
             raise ValueError("--refine-steps applies to --method mfm only")
         params = None if refine_steps is None else {"refine_iter": refine_steps}
         infos = []
         for name in names:
+            if unusable[name]:
+                err.print(
+                    f"note: {name}: k = {', '.join(map(str, unusable[name]))} skipped: a "
+                    "neighbourhood of k needs more than k images and k texts",
+                    soft_wrap=True,
+                )
             with progress_bar(f"{method}: {name}") as report:
                 infos.append(
                     project_dataset(
@@ -560,7 +638,13 @@ def align_cmd(
     Prints task metrics before and after. Nothing changes in the workspace unless the
     whole run succeeds.
     """
-    from modalchorus.align import export_run, redo_alignment, run_alignment, undo_alignment
+    from modalchorus.align import (
+        active_version,
+        export_run,
+        redo_alignment,
+        run_alignment,
+        undo_alignment,
+    )
     from modalchorus.align.state import infer_base_spec
     from modalchorus.encoders import create_encoder
     from modalchorus.projecting import resolve_encoder_id
@@ -569,12 +653,14 @@ def align_cmd(
     with user_errors():
         if sum([intents is not None, undo, redo]) != 1:
             raise ValueError("give exactly one of --intents FILE, --undo or --redo")
+        if export is not None and export.exists() and not export.is_dir():
+            raise ValueError(f"--export {export} is a file; give a folder")
         ws = Workspace.open(workspace)
         encoder_id = resolve_encoder_id(ws, encoder)
         if undo or redo:
             run = (undo_alignment if undo else redo_alignment)(ws, encoder_id)
             data = {"action": "undo" if undo else "redo", "run": _jsonable(run and run.__dict__)}
-            data["active_version"] = resolve_encoder_id(ws, ws.encoder_family(encoder_id))
+            data["active_version"] = active_version(ws, ws.encoder_family(encoder_id))
         else:
             parsed = _read_intents(intents)
             base_encoder = None
@@ -625,13 +711,16 @@ def evaluate_cmd(
     ),
     ks: KsOpt = "5,10,20",
     limit: Annotated[
-        int | None, typer.Option(min=1, help="First N images [cifar10 default: 2000].")
+        int | None, typer.Option(min=1, help="First N images (cifar10: 2000 unless given).")
     ] = None,
     data_dir: DataDirOpt = None,
     cache: Annotated[
         Path, typer.Option(help="Workspace caching the embeddings between runs.")
     ] = DEFAULT_EVAL_CACHE,
-    output: Annotated[Path | None, typer.Option(help="JSON output file.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="JSON output file.", show_default="evaluate-DATASET.json here"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="random_state of every method.")] = 0,
     device: DeviceOpt = "auto",
     as_json: JsonFlag = False,
@@ -649,6 +738,8 @@ def evaluate_cmd(
             raise ValueError(f"unknown dataset {dataset!r}; use cifar10, coco-mini or flickr8k")
         method_list = [m.strip() for m in methods.split(",") if m.strip()]
         k_values = _parse_ints(ks, "--k")
+        target = output or Path(f"evaluate-{dataset}.json")
+        _check_output_folder(target, "--output")
         enc = create_encoder(encoder, device=device)
         options = {"limit": limit or 2000} if dataset == "cifar10" else {}
         ds = load_dataset(dataset, data_dir=data_dir, **options)
@@ -685,7 +776,6 @@ def evaluate_cmd(
             "ks": list(k_values),
             "rows": [{k: v for k, v in r.items() if k not in ("Y_image", "Y_text")} for r in rows],
         }
-        target = output or Path(f"evaluate-{dataset}.json")
         target.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
         result["output"] = str(target)
 

@@ -28,7 +28,7 @@ def evaluate_zero_shot(
     start = time.perf_counter()
     prompts = class_prompts(dataset.classes, templates)
     classes = class_embeddings(encoder.encode_texts(prompts), len(dataset.classes))
-    images = encoder.encode_images([r.load() for r in dataset.images], progress=True)
+    images = encoder.encode_images([r.load() for r in dataset.images])
     labels = np.array([dataset.classes.index(r.label) for r in dataset.images])
     report = zero_shot_report(images, classes, labels, dataset.classes)
     report.pop("predictions")
@@ -51,7 +51,7 @@ def evaluate_retrieval(encoder: Encoder, dataset: Dataset, split: str | None) ->
     start = time.perf_counter()
     texts = [c for r in records for c in r.captions]
     owner = np.array([i for i, r in enumerate(records) for _ in r.captions])
-    images = encoder.encode_images([r.load() for r in records], progress=True)
+    images = encoder.encode_images([r.load() for r in records])
     report = retrieval_report(images, encoder.encode_texts(texts), owner)
     return {
         "task": "cross-modal retrieval",

@@ -100,7 +100,9 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str], overwrite: bo
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in EXPORT_FORMATS:
-        raise ValueError(f"cannot write {path.name!r}: use a name ending in {EXPORT_FORMATS}")
+        raise ValueError(
+            f"cannot write {path.name!r}: use a name ending in {', '.join(EXPORT_FORMATS)}"
+        )
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --force (overwrite=True) to replace it")
     if not path.parent.is_dir():

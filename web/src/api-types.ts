@@ -576,14 +576,14 @@ export interface paths {
         post?: never;
         /**
          * Delete Set
-         * @description Delete a set.
+         * @description Delete a set; 409 (nothing changed) while a stored intent names it.
          */
         delete: operations["delete_set_api_sets__set_id__delete"];
         options?: never;
         head?: never;
         /**
          * Rename Set
-         * @description Rename a set; 409 when another set has the name.
+         * @description Rename a set (stored intents that name it follow); 409 when another set has the name.
          */
         patch: operations["rename_set_api_sets__set_id__patch"];
         trace?: never;
@@ -2629,6 +2629,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -183,7 +183,10 @@ def _members(workspace: Workspace, ref: SetRef, what: str) -> tuple[str, ...]:
 
 
 def resolve_intents(
-    workspace: Workspace, intents: Sequence[Intent], known_ids: set[str]
+    workspace: Workspace,
+    intents: Sequence[Intent],
+    known_ids: set[str],
+    labels: Sequence[str] | None = None,
 ) -> list[Intent]:
     """Replace set references by item ids and check every id against ``known_ids``.
 
@@ -195,6 +198,9 @@ def resolve_intents(
         At least one.
     known_ids : set[str]
         Items the run can move (those with an embedding in the parent version).
+    labels : Sequence[str] | None
+        How errors name each intent (e.g. ``"stored intent #3"``); default
+        ``"intent 1"``, ``"intent 2"``, ...
 
     Returns
     -------
@@ -225,8 +231,9 @@ def resolve_intents(
         return ids
 
     resolved: list[Intent] = []
-    for n, intent in enumerate(intents, start=1):
-        where = f"intent {n}"
+    if labels is None:
+        labels = [f"intent {n}" for n in range(1, len(intents) + 1)]
+    for where, intent in zip(labels, intents, strict=True):
         if isinstance(intent, PointSet):
             if intent.point not in known_ids:
                 raise IntentError(f"{where}: unknown item id {intent.point!r}")

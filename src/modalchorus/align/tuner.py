@@ -298,9 +298,10 @@ class AlignmentTuner:
         self.preserve_sample_ = sample
         if self.steps_ < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
-        for name in ("learning_rate_", "temperature"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name.rstrip('_')} must be > 0")
+        if not 0 < self.learning_rate_ <= 1:  # AdamW steps beyond 1 only diverge
+            raise ValueError(f"learning_rate must be in (0, 1], got {lr!r}")
+        if not self.temperature > 0:
+            raise ValueError("temperature must be > 0")
         weight = (
             defaults["preserve_weight"] if self.preserve_weight == "auto" else self.preserve_weight
         )
@@ -433,6 +434,11 @@ class AlignmentTuner:
                         self.temperature,
                     )
                 loss = loss + self.preserve_weight_ * preserve
+            if not torch.isfinite(loss):
+                raise ValueError(
+                    f"tuning diverged at step {step + 1} (the loss is {float(loss)}); "
+                    f"lower learning_rate (was {self.learning_rate_:g})"
+                )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -440,6 +446,11 @@ class AlignmentTuner:
             tuning(step + 1, self.steps_)  # every step: a cancel waits for at most one
 
         self.embeddings_ = self._embed_all(embedder, n, end_share)
+        if not (np.isfinite(self.embeddings_).all() and self.embeddings_.any(axis=1).all()):
+            raise ValueError(
+                "the tuned encoder gives non-finite or zero embeddings; lower learning_rate "
+                f"(was {self.learning_rate_:g})"
+            )
         self.state_ = self._final_state(state, embedder)
         self.seconds_ = time.perf_counter() - start
         return self

@@ -8,6 +8,7 @@ rather than raised, and a source without any usable image raises
 ``modalchorus.data.images.MAX_IMAGE_PIXELS`` (set it on that module).
 """
 
+from modalchorus.data._manifest_formats import MANIFEST_SUFFIXES
 from modalchorus.data.captions_json import load_captions_json
 from modalchorus.data.cifar import load_cifar10
 from modalchorus.data.coco import load_coco_captions
@@ -26,6 +27,7 @@ from modalchorus.data.types import Dataset, ImageRecord, SkippedItem, TextRecord
 __all__ = [
     "DATA_DIR_ENV",
     "IMAGE_EXTENSIONS",
+    "MANIFEST_SUFFIXES",
     "Dataset",
     "EmptyDatasetError",
     "ImageDecodeError",

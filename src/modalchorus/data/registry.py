@@ -95,8 +95,9 @@ def load_dataset(
         Folder of the named datasets; defaults to ``$MODALCHORUS_DATA_DIR``.
         Not used for paths.
     **options
-        Passed to the loader (e.g. ``split``, ``limit`` for ``cifar10``;
-        ``caption_column``, ``label_column`` for manifests).
+        Passed to the loader (e.g. ``split`` for ``cifar10``; ``caption_column``,
+        ``label_column`` for manifests). ``limit`` (any source) keeps the first
+        ``limit`` images and their captions; free texts such as class prompts stay.
 
     Returns
     -------
@@ -115,18 +116,25 @@ def load_dataset(
     """
     key = os.fspath(name_or_path)
     named = _NAMED.get(key.lower()) if isinstance(name_or_path, str) else None
+    limit = options.get("limit") if named is _NAMED["cifar10"] else options.pop("limit", None)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer, got {limit!r}")
+    # Absolute paths: image sources stay readable from any working directory.
     if named is not None:
-        folder = _data_dir(key, data_dir) / named.folder
+        folder = _data_dir(key, data_dir).resolve() / named.folder
         if not folder.is_dir():
             raise FileNotFoundError(f"dataset {key!r} not found: expected folder {folder}")
-        return named.load(folder, **options)
-    path = Path(key)
-    if path.exists():
-        return _load_path(path, **options)
-    raise ValueError(
-        f"unknown dataset {key!r}: not a registered name ({', '.join(list_datasets())}) "
-        "and no such file or directory"
-    )
+        dataset = named.load(folder, **options)
+    elif (path := Path(key).expanduser()).exists():
+        dataset = _load_path(path.resolve(), **options)
+    else:
+        raise ValueError(
+            f"unknown dataset {key!r}: not a registered name ({', '.join(list_datasets())}) "
+            "and no such file or directory"
+        )
+    if limit is not None:
+        dataset.images = dataset.images[:limit]
+    return dataset
 
 
 def _data_dir(name: str, data_dir: str | Path | None) -> Path:
@@ -149,10 +157,10 @@ def _load_path(path: Path, **options: Any) -> Dataset:
     if suffix in MANIFEST_SUFFIXES:
         return load_manifest(path, **options)
     if suffix == ".json":
+        options.setdefault("name", path.stem)  # as for manifests: files in one folder differ
         if _json_starts_with(path) == "[":
             return load_captions_json(path, **options)
         images_dir = options.pop("images_dir", path.parent)
-        options.setdefault("name", path.stem)
         return load_coco_captions(path, images_dir, **options)
     supported = ", ".join(sorted(MANIFEST_SUFFIXES | {".json"}))
     raise ValueError(f"unsupported dataset file {path}: expected a folder or one of {supported}")

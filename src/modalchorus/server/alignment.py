@@ -50,6 +50,10 @@ TOWER_SCOPES = ("lora", "last-blocks")
 _spec = TypeAdapter(IntentSpec)
 
 
+class TunerParamsError(ValueError):
+    """A run request's ``params`` are not valid tuner hyper-parameters."""
+
+
 def intent_out(info: IntentInfo) -> IntentOut:
     """The API form of a stored intent."""
     return IntentOut(id=info.id, spec=_spec.validate_python(info.spec), created_at=info.created_at)
@@ -140,7 +144,9 @@ def prepare_run(
     Raises
     ------
     IntentError
-        No intents, malformed or unrunnable intents, unknown tuner parameters.
+        No intents, malformed or unrunnable intents.
+    TunerParamsError
+        Unknown or out-of-range tuner parameters.
     UnknownIntentError, UnknownSetError, UnknownEncoderError
         Unknown ids (404).
     VersionMismatchError
@@ -151,14 +157,17 @@ def prepare_run(
     intents += [intent_from_dict(spec.model_dump()) for spec in body.intents]
     if not intents:
         raise IntentError("no intents given: add an intent or pass intent_ids")
+    labels = [f"stored intent #{i}" for i in body.intent_ids]
+    labels += [f"intent {n}" for n in range(1, len(body.intents) + 1)]
     base = workspace.encoder_family(body.encoder)
-    resolve_intents(workspace, intents, _embedded_ids(workspace, active_version(workspace, base)))
+    known = _embedded_ids(workspace, active_version(workspace, base))
+    resolve_intents(workspace, intents, known, labels)
     try:
         AlignmentTuner(body.scope, **(body.params or {})).validate()
     except TypeError as exc:
-        raise IntentError(f"unknown tuner parameter: {exc}") from None
+        raise TunerParamsError(f"unknown tuner parameter: {exc}") from None
     except ValueError as exc:
-        raise IntentError(str(exc)) from None
+        raise TunerParamsError(str(exc)) from None
     encoder = None
     if body.scope in TOWER_SCOPES:
         encoder = state.encoder.get()
@@ -174,7 +183,12 @@ def submit_run(state: ServerState, body: AlignmentRunRequest) -> Job:
     """Check the request (see :func:`prepare_run`), then run it as a background job.
 
     The job's result is the new run's id; views follow the new active version afterwards.
-    A run of the same family that is still queued or running is returned instead.
+
+    Raises
+    ------
+    JobBusyError
+        A run of the same family is still queued or running (one at a time: each run
+        starts from the version the previous one made).
     """
     base, intents, encoder = prepare_run(state, body)
 
@@ -194,7 +208,7 @@ def submit_run(state: ServerState, body: AlignmentRunRequest) -> Job:
             state.views.clear()
         return str(info.id)
 
-    return state.jobs.submit("alignment", f"alignment:{base}", work)
+    return state.jobs.submit("alignment", f"alignment:{base}", work, exclusive=True)
 
 
 def step(state: ServerState, encoder_id: str, direction: str) -> RunInfo | None:

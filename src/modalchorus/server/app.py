@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -115,9 +115,13 @@ def create_app(
             return RedirectResponse("/docs.html")
         return HTMLResponse(_NOT_BUILT)
 
-    @app.api_route("/api/{rest:path}", include_in_schema=False, methods=["GET", "POST"])
-    def unknown_route(rest: str) -> None:
-        raise not_found(f"no API route /api/{rest}")
+    @app.api_route(
+        "/api/{rest:path}",
+        include_in_schema=False,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    )
+    def unknown_route(rest: str, request: Request) -> None:
+        raise not_found(f"no API route {request.method} /api/{rest}")
 
     if web_root is not None:
         app.mount("/", StaticFiles(directory=web_root, html=True), name="web")

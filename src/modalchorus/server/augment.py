@@ -29,7 +29,13 @@ from modalchorus.data.types import Dataset, ImageRecord, TextRecord, sha256_byte
 from modalchorus.embedding import embed_dataset
 from modalchorus.encoders import Encoder
 from modalchorus.server.views import UPLOADS, is_upload
-from modalchorus.store import UnknownDatasetError, UnknownEncoderError, Workspace, text_hash
+from modalchorus.store import (
+    UnknownDatasetError,
+    UnknownEncoderError,
+    UnknownItemError,
+    Workspace,
+    text_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,9 +127,7 @@ def check_image(filename: str, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS)
         raise UploadError(filename, "the file is empty")
     if len(data) > MAX_UPLOAD_BYTES:
         raise UploadError(
-            filename,
-            f"the file is {len(data):,} bytes, over the limit of {MAX_UPLOAD_BYTES:,}",
-            too_large=True,
+            filename, f"the file is over the limit of {MAX_UPLOAD_BYTES:,} bytes", too_large=True
         )
     try:
         with warnings.catch_warnings():
@@ -369,6 +373,8 @@ def remove_upload(workspace: Workspace, item_id: str) -> list[str]:
         From the store; nothing is removed.
     """
     if not is_upload(item_id):
+        if item_id not in set(workspace.items()["id"]):
+            raise UnknownItemError(f"unknown item id {item_id!r}")
         raise NotAnUploadError(
             f"{item_id!r} belongs to a dataset; only items added through Augment "
             f"(dataset {UPLOADS!r}) can be removed here"

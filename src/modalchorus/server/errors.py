@@ -6,10 +6,15 @@ Every error body is JSON with a ``detail``: a message string, or for 422 FastAPI
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from modalchorus.store import NotFoundError, WorkspaceLockedError
+from modalchorus.store import NotFoundError, SetInUseError, WorkspaceLockedError
 
 
 class VersionMismatchError(ValueError):
@@ -50,9 +55,31 @@ async def _locked(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _message(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as strings: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's own handler echoes the input, which fails to render for NaN or 1e400.
+    assert isinstance(exc, RequestValidationError)
+    detail = _json_safe(jsonable_encoder(exc.errors()))
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
 def install_handlers(app: FastAPI) -> None:
-    """Map the workspace's not-found errors to 404, a held write lock to 503 and an encoder
-    that cannot embed for the shown version to 409."""
+    """Map the workspace's not-found errors to 404, a held write lock to 503, an encoder
+    that cannot embed for the shown version and a set still named by intents to 409, and
+    render every validation error
+    (NaN or infinite inputs included) as a 422."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(VersionMismatchError, _conflict)
+    app.add_exception_handler(SetInUseError, _conflict)
     app.add_exception_handler(WorkspaceLockedError, _locked)

@@ -3,7 +3,8 @@
 A :class:`JobManager` runs submitted functions one at a time on a worker thread (fits are
 CPU-bound; two at once would only slow both down). A function receives a ``progress``
 callable and returns a short result string. Jobs with the same ``key`` that are still
-queued or running are shared, so a page reload does not start a second fit.
+queued or running (and not being cancelled) are shared, so a page reload does not start a
+second fit; an *exclusive* submission is refused instead (:class:`JobBusyError`).
 
 Cancelling is cooperative: a queued job never starts, and a running one stops at its next
 ``progress`` call, which raises :class:`JobCancelled` on the job thread. The work must
@@ -41,6 +42,14 @@ class JobCancelled(Exception):
 
 class JobFinishedError(ValueError):
     """A finished job cannot be cancelled."""
+
+
+class JobBusyError(RuntimeError):
+    """An exclusive submission met a live job with the same key (:attr:`job`)."""
+
+    def __init__(self, message: str, job: Job) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 @dataclass
@@ -132,8 +141,10 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, kind: str, key: str, function: JobFunction) -> Job:
-        """Queue ``function`` unless a job with the same ``key`` is queued or running.
+    def submit(self, kind: str, key: str, function: JobFunction, *, exclusive: bool = False) -> Job:
+        """Queue ``function`` unless a live job with the same ``key`` is queued or running.
+
+        A job whose cancel was requested is not live: submitting again queues a new one.
 
         Parameters
         ----------
@@ -143,15 +154,25 @@ class JobManager:
             Identity of the work (e.g. the projection name).
         function : JobFunction
             Called with a progress callable; its return value becomes ``result``.
+        exclusive : bool
+            Refuse (rather than share) when a live job has the same key: for work whose
+            request carries more than its key (e.g. an alignment run's intents).
 
         Returns
         -------
         Job
-            The new job, or the unfinished one with the same key.
+            The new job, or the live one with the same key.
+
+        Raises
+        ------
+        JobBusyError
+            ``exclusive`` and a live job has the same key.
         """
         with self._lock:
             for job in self._jobs.values():
-                if job.key == key and not job.finished:
+                if job.key == key and not job.finished and not job.cancel_requested:
+                    if exclusive:
+                        raise JobBusyError(f"job {job.id} ({key}) is still {job.status}", job)
                     return job
             job = Job(id=uuid.uuid4().hex, kind=kind, key=key)
             self._jobs[job.id] = job

@@ -21,7 +21,7 @@ import pandas as pd
 
 from modalchorus.metrics.neighbourhood import nearest_concepts
 from modalchorus.server.analysis import class_centroids
-from modalchorus.store import Workspace
+from modalchorus.store import UnknownDatasetError, Workspace
 
 #: Glyph codes of the ``kind`` column of the points frame.
 KIND_IMAGE, KIND_CAPTION, KIND_CONCEPT = 0, 1, 2
@@ -222,6 +222,11 @@ class ViewCache:
         replaces embeddings in place calls :meth:`clear`.
         """
         infos = {d.name: d for d in self._workspace.datasets()}
+        if dataset == UPLOADS:
+            raise UnknownDatasetError(
+                f"{UPLOADS!r} holds the items added through Augment, which every dataset's "
+                "view shows: choose one of the other datasets"
+            )
         if dataset not in infos:
             self._workspace.dataset(dataset)  # raises UnknownDatasetError
         stamp: tuple = ()

@@ -15,6 +15,7 @@ from typing import Any
 from modalchorus.store.errors import UnknownIntentError, UnknownRunError
 from modalchorus.store.projections import check_model_files, to_json
 from modalchorus.store.records import IntentInfo, RunInfo
+from modalchorus.store.schema import is_row_id
 
 _RUN_COLUMNS = (
     "id, parent_run_id, base_encoder_id, parent_encoder_id, encoder_id, scope, intents, "
@@ -43,10 +44,13 @@ def read_intents(conn: sqlite3.Connection) -> list[IntentInfo]:
 
 def read_intent(conn: sqlite3.Connection, intent_id: int) -> IntentInfo:
     """One stored intent; raises :class:`UnknownIntentError`."""
-    row = conn.execute(
-        "SELECT id, spec, created_at FROM intents WHERE id = ?", (intent_id,)
-    ).fetchone()
-    if row is None:
+    row = (
+        is_row_id(intent_id)
+        and conn.execute(
+            "SELECT id, spec, created_at FROM intents WHERE id = ?", (intent_id,)
+        ).fetchone()
+    )
+    if not row:
         raise UnknownIntentError(f"workspace has no intent with id {intent_id}")
     return IntentInfo(int(row[0]), json.loads(row[1]), row[2])
 
@@ -61,6 +65,34 @@ def intents_naming(conn: sqlite3.Connection, item_ids: set[str]) -> list[int]:
         if flat & item_ids:
             named.append(info.id)
     return named
+
+
+#: Intent fields that hold a set reference (a set id, a set name or a list of item ids).
+SET_REF_FIELDS = ("target", "avoid", "a", "b")
+
+
+def _names_set(ref: object, set_id: int, name: str) -> bool:
+    if isinstance(ref, bool):
+        return False
+    return ref == set_id if isinstance(ref, int) else ref == name
+
+
+def intents_naming_set(conn: sqlite3.Connection, set_id: int, name: str) -> list[int]:
+    """Ids of stored intents that refer to the set ``set_id`` (by id or by ``name``)."""
+    return [
+        info.id
+        for info in read_intents(conn)
+        if any(_names_set(info.spec.get(f), set_id, name) for f in SET_REF_FIELDS)
+    ]
+
+
+def rename_set_references(conn: sqlite3.Connection, old: str, new: str) -> None:
+    """Make stored intents that refer to a set by its name ``old`` use ``new``."""
+    for info in read_intents(conn):
+        refs = {f: new for f in SET_REF_FIELDS if info.spec.get(f) == old}
+        if refs:
+            spec = intent_json({**info.spec, **refs})
+            conn.execute("UPDATE intents SET spec = ? WHERE id = ?", (spec, info.id))
 
 
 def active_run_id(conn: sqlite3.Connection, base_encoder_id: str) -> int | None:
@@ -121,10 +153,13 @@ def read_runs(conn: sqlite3.Connection, base_encoder_id: str | None = None) -> l
 
 def read_run(conn: sqlite3.Connection, run_id: int) -> RunInfo:
     """One recorded run; raises :class:`UnknownRunError`."""
-    row = conn.execute(
-        f"SELECT {_RUN_COLUMNS} FROM alignment_runs WHERE id = ?", (run_id,)
-    ).fetchone()
-    if row is None:
+    row = (
+        is_row_id(run_id)
+        and conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM alignment_runs WHERE id = ?", (run_id,)
+        ).fetchone()
+    )
+    if not row:
         raise UnknownRunError(f"workspace has no alignment run with id {run_id}")
     return _run(row, active_run_id(conn, row[2]))
 

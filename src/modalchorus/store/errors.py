@@ -64,3 +64,7 @@ class UnknownRunError(NotFoundError):
 
 class ItemInUseError(WorkspaceError, ValueError):
     """Items cannot be removed: a stored intent names them, or a set would be left empty."""
+
+
+class SetInUseError(WorkspaceError, ValueError):
+    """A set cannot be deleted: a stored intent names it."""

@@ -234,6 +234,11 @@ def cache_schema(dim: int) -> pa.Schema:
     )
 
 
+def is_row_id(value: int) -> bool:
+    """Whether ``value`` fits SQLite's 64-bit integers (larger ids cannot name a row)."""
+    return -(2**63) <= value < 2**63
+
+
 def encoder_table_key(encoder_id: str) -> str:
     """Table-name-safe key of an encoder id: first 16 hex digits of its sha256."""
     return hashlib.sha256(encoder_id.encode("utf-8")).hexdigest()[:16]

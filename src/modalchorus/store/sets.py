@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from modalchorus.store.embeddings import check_strings
 from modalchorus.store.errors import UnknownSetError
 from modalchorus.store.records import SetInfo
+from modalchorus.store.schema import is_row_id
 
 #: Longest set name (after trimming), in characters.
 MAX_SET_NAME_LENGTH = 100
@@ -68,9 +69,11 @@ def check_description(description: str) -> str:
 
 
 def check_set_id(set_id: int) -> int:
-    """A set id: an int (not a bool)."""
+    """A set id: an int (not a bool); ``UnknownSetError`` beyond SQLite's integers."""
     if isinstance(set_id, bool) or not isinstance(set_id, int):
         raise ValueError(f"set id must be an int, got {set_id!r}")
+    if not is_row_id(set_id):
+        raise UnknownSetError(f"workspace has no set with id {set_id}")
     return int(set_id)
 
 

@@ -46,6 +46,7 @@ from modalchorus.store.embeddings import (
 from modalchorus.store.errors import (
     ItemInUseError,
     NotAWorkspaceError,
+    SetInUseError,
     UnknownDatasetError,
     UnknownEncoderError,
     UnknownItemError,
@@ -199,7 +200,7 @@ class Workspace:
         if not catalog.is_file():
             raise NotAWorkspaceError(
                 f"{path} is not a workspace: it has no {CATALOG_FILE} "
-                "(create one with Workspace.create)"
+                "(`modalchorus embed SOURCE --workspace DIR` or Workspace.create makes one)"
             )
         check_catalog(catalog, path)
         upgrade(catalog, lock_timeout)
@@ -1011,7 +1012,8 @@ class Workspace:
             return set_rows.read_set(conn, set_id)
 
     def rename_set(self, set_id: int, name: str) -> SetInfo:
-        """Rename a set (same rules as :meth:`create_set`), atomically.
+        """Rename a set (same rules as :meth:`create_set`), atomically; stored intents
+        that name the set follow it.
 
         Raises
         ------
@@ -1023,9 +1025,10 @@ class Workspace:
         set_id = set_rows.check_set_id(set_id)
         name = set_rows.check_set_name(name)
         with self._write(f"rename_set {set_id} {name}") as tx:
-            set_rows.require_set(tx.conn, set_id)
+            old = set_rows.read_set(tx.conn, set_id).name
             set_rows.require_free_name(tx.conn, name, set_id)
             set_rows.rename(tx.conn, set_id, name, utc_now())
+            runs.rename_set_references(tx.conn, old, name)
             info = set_rows.read_set(tx.conn, set_id)
         logger.info("rename_set %d: %s", set_id, name)
         return info
@@ -1054,10 +1057,23 @@ class Workspace:
         return info
 
     def delete_set(self, set_id: int) -> None:
-        """Delete a set, atomically; raises ``UnknownSetError`` if there is none."""
+        """Delete a set, atomically.
+
+        Raises
+        ------
+        UnknownSetError
+            No set ``set_id``.
+        SetInUseError
+            A stored intent refers to the set (nothing changed).
+        """
         set_id = set_rows.check_set_id(set_id)
         with self._write(f"delete_set {set_id}") as tx:
-            set_rows.require_set(tx.conn, set_id)
+            name = set_rows.read_set(tx.conn, set_id).name
+            if named := runs.intents_naming_set(tx.conn, set_id, name):
+                raise SetInUseError(
+                    f"stored intents {', '.join(f'#{i}' for i in named)} name set {name!r}; "
+                    "delete those intents first"
+                )
             set_rows.delete_set(tx.conn, set_id)
         logger.info("delete_set %d", set_id)
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response, status
 
 from modalchorus.align import IntentError
 from modalchorus.server.alignment import (
+    TunerParamsError,
     check_intent,
     export_zip,
     history,
@@ -23,7 +24,8 @@ from modalchorus.server.alignment import (
     step,
     submit_run,
 )
-from modalchorus.server.errors import invalid
+from modalchorus.server.errors import conflict, invalid
+from modalchorus.server.jobs import JobBusyError
 from modalchorus.server.schemas import (
     AlignmentHistory,
     AlignmentRunRequest,
@@ -98,6 +100,13 @@ def start_run(body: AlignmentRunRequest, state: State) -> JobInfo:
         job = submit_run(state, body)
     except IntentError as exc:
         raise invalid("intents", str(exc)) from None
+    except TunerParamsError as exc:
+        raise invalid("params", str(exc)) from None
+    except JobBusyError as exc:
+        raise conflict(
+            f"an alignment run of this encoder is still {exc.job.status} (job {exc.job.id}): "
+            "wait for it to finish or cancel it"
+        ) from None
     return job.info()
 
 

@@ -48,10 +48,15 @@ MAX_SET_NAME = 100
 
 
 def _set_name(name: str | None) -> str | None:
-    name = (name or "").strip()
+    """The form's set name, trimmed, as ``TextsAdd.set_name`` checks it (None: no set)."""
+    if name is None:
+        return None
+    name = name.strip()
+    if not name:
+        raise invalid("set_name", "set name must not be blank (leave it out for no set)")
     if len(name) > MAX_SET_NAME:
         raise invalid("set_name", f"set name is {len(name)} characters, at most {MAX_SET_NAME}")
-    return name or None
+    return name
 
 
 def _checked_view(state: ServerState, dataset: str, encoder: str) -> DatasetView:

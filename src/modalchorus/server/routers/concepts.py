@@ -40,6 +40,8 @@ def post_concept_axis(request: ConceptAxisRequest, state: State) -> Response:
     if (second[0] is None) != (second[1] is None):
         field = "concept_d" if second[1] is None else "concept_c"
         raise invalid(field, "a second axis needs both concept_c and concept_d")
+    if second[0] is not None and second[0] == second[1]:
+        raise invalid("concept_d", "concept_d must differ from concept_c")
     view = state.view(request.dataset, request.encoder)
     encoder = state.encoder_for(view.encoder_id)  # 409 for another encoder family
     texts = [request.concept_a, request.concept_b]

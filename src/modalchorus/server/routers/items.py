@@ -11,7 +11,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Query, Response
 
 from modalchorus.server.analysis import top_k_similar
-from modalchorus.server.errors import not_found
+from modalchorus.server.errors import invalid, not_found
 from modalchorus.server.schemas import (
     MAX_NEIGHBOURS,
     ItemDetail,
@@ -21,7 +21,7 @@ from modalchorus.server.schemas import (
     Problem,
 )
 from modalchorus.server.state import ServerState, get_state
-from modalchorus.server.views import KIND_CONCEPT, KIND_IMAGE, DatasetView
+from modalchorus.server.views import KIND_CONCEPT, KIND_IMAGE, UPLOADS, DatasetView, is_upload
 from modalchorus.store import THUMBNAIL_MIME, UnknownItemError
 
 router = APIRouter(tags=["items"])
@@ -74,6 +74,10 @@ def _ref(view: DatasetView, row: int) -> ItemRef:
 def _view_row(
     state: ServerState, item_id: str, encoder: str | None, dataset: str | None = None
 ) -> tuple[DatasetView, int]:
+    if dataset is None and is_upload(item_id):
+        if item_id not in set(state.workspace.items(dataset=UPLOADS)["id"]):
+            raise not_found(f"unknown item id {item_id!r}")
+        raise invalid("dataset", "an added item is shown within a dataset's view: pass dataset")
     view = state.view(dataset or dataset_of(state, item_id), _encoder(state, encoder))
     if item_id not in view.row:
         raise not_found(f"unknown item id {item_id!r} (or it has no {view.encoder_id!r} embedding)")

@@ -70,7 +70,7 @@ def get_set(set_id: int, state: State) -> SetOut:
     "/sets/{set_id}", response_model=SetOut, responses={**NOT_FOUND, 409: {"model": Problem}}
 )
 def rename_set(set_id: int, body: SetRename, state: State) -> SetOut:
-    """Rename a set; 409 when another set has the name."""
+    """Rename a set (stored intents that name it follow); 409 when another set has the name."""
     try:
         info = state.workspace.rename_set(set_id, body.name)
     except ValueError as exc:
@@ -82,9 +82,9 @@ def rename_set(set_id: int, body: SetRename, state: State) -> SetOut:
     "/sets/{set_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=NOT_FOUND,
+    responses={**NOT_FOUND, 409: {"model": Problem}},
 )
 def delete_set(set_id: int, state: State) -> Response:
-    """Delete a set."""
+    """Delete a set; 409 (nothing changed) while a stored intent names it."""
     state.workspace.delete_set(set_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

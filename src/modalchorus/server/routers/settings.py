@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 from modalchorus.server.projections import DEFAULT_METHOD, methods
 from modalchorus.server.schemas import DatasetSummary, Problem, Settings
 from modalchorus.server.state import ServerState, get_state
-from modalchorus.server.views import KIND_CONCEPT, UPLOADS
+from modalchorus.server.views import UPLOADS, is_upload
 
 router = APIRouter(tags=["settings"])
 State = Annotated[ServerState, Depends(get_state)]
@@ -30,7 +30,7 @@ def dataset_summary(state: ServerState, name: str) -> DatasetSummary:
     if encoders:
         view = state.view(name, encoders[0])
         tasks = list(view.tasks)
-        n_concepts = int((view.kind == KIND_CONCEPT).sum())
+        n_concepts = sum(not is_upload(view.ids[row]) for row in view.concept_rows)
     return DatasetSummary(
         name=info.name,
         n_images=info.n_images,
