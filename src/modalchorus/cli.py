@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -20,6 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from modalchorus.store.errors import WorkspaceError
+
+if TYPE_CHECKING:
+    from modalchorus.data import Dataset
+    from modalchorus.store import Workspace
 
 app = typer.Typer(
     help="Probe and re-align multi-modal (image-text) embeddings.",
@@ -162,7 +166,7 @@ def _check_dataset_name(name: str) -> str:
     return name
 
 
-def _check_same_dataset(ws: Any, dataset: Any) -> None:
+def _check_same_dataset(ws: Workspace, dataset: Dataset) -> None:
     """Refuse to merge other data into a stored dataset of the same name.
 
     Re-embedding a dataset (grown, or under another encoder) is an upsert; a dataset with
@@ -741,10 +745,8 @@ def evaluate_cmd(
         target = output or Path(f"evaluate-{dataset}.json")
         _check_output_folder(target, "--output")
         enc = create_encoder(encoder, device=device)
-        options = {"limit": limit or 2000} if dataset == "cifar10" else {}
-        ds = load_dataset(dataset, data_dir=data_dir, **options)
-        if limit and dataset != "cifar10":
-            ds.images = ds.images[:limit]
+        limit = limit or (2000 if dataset == "cifar10" else None)
+        ds = load_dataset(dataset, data_dir=data_dir, **({"limit": limit} if limit else {}))
         ds = with_class_prompts(ds)
         ws = Workspace.open_or_create(cache)
         embed_dataset(ws, ds, enc)

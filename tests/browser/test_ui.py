@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import httpx
@@ -70,11 +71,84 @@ def test_switching_dataset_draws_its_items_and_retrieval_metrics(app) -> None:
     # Unlabelled captions: coloured by modality (CIFAR's label colouring does not apply).
     assert app.page.locator("select[name=colorBy]").input_value() == "modality"
     app.page.locator(".legend-entry", has_text="caption").first.wait_for()
-    assert glyph_legend.inner_text().split() == ["image", "caption"]  # no concept texts
+    # Coloured by kind, the colour key is the glyph key: each kind listed once.
+    assert app.page.locator(".legend").inner_text().split() == ["image", "caption"]
+    assert glyph_legend.count() == 0
     assert f"dataset={COCO}" in app.page.url
     app.page.reload()
     app.wait_ready()
     assert app.probe("choice.dataset") == COCO  # the URL keeps the settings
+    assert app.errors == []
+
+
+def test_back_and_forward_step_through_the_chosen_settings(app) -> None:
+    app.open(f"?dataset={CIFAR}&color=wat")
+    assert "color=label" in app.page.url  # the colouring the page fell back to
+    colour = app.page.locator("select[name=colorBy]")
+    colour.select_option("correct")
+    click_point(app.page, 0)
+    app.page.select_option("select[name=dataset]", COCO)
+    app.page.wait_for_function(
+        f"window.__modalchorus.ready && window.__modalchorus.choice.dataset === '{COCO}'"
+    )
+    # CIFAR's item and its neighbours are gone with it; the corrected colouring is kept.
+    assert app.probe("detailId") is None
+    app.page.locator(".panel.detail .hint", has_text="Click a point").wait_for()
+    assert "color=modality" in app.page.url
+    assert "color=modality" in app.page.evaluate("JSON.stringify(localStorage)")
+    app.page.locator("button[data-tab=axis]").click()
+
+    app.page.go_back()
+    app.page.locator("button[data-tab=projection].active").wait_for()
+    app.page.go_back()
+    app.page.wait_for_function(
+        f"window.__modalchorus.ready && window.__modalchorus.choice.dataset === '{CIFAR}'"
+    )
+    assert colour.input_value() == "correct"
+    app.page.go_back()
+    app.page.wait_for_function("window.__modalchorus.choice.colorBy === 'label'")
+    assert colour.input_value() == "label"
+    app.page.go_forward()
+    app.page.wait_for_function("window.__modalchorus.choice.colorBy === 'correct'")
+    assert app.errors == []
+
+
+def test_clicking_the_selected_point_opens_it(app) -> None:
+    app.open()
+    app.page.evaluate("window.__modalchorus.selectRows([0])")  # e.g. a point just added
+    assert app.probe("detailId") is None
+    shown = click_point(app.page, 0)
+    assert app.probe(f"indexOf({shown!r})") == 0
+    assert app.errors == []
+
+
+def test_a_cancelled_fit_offers_to_fit_again(app) -> None:
+    app.open()
+    job = {"id": "fit1", "kind": "projection", "progress": 0.0, "message": "fitting"}
+    job |= {"created_at": 0.0, "updated_at": 0.0}
+    asked: list[str] = []
+
+    def fitting(route) -> None:
+        asked.append(route.request.post_data_json["method"])
+        route.fulfill(json={"status": "fitting", "job": job | {"status": "running"}})
+
+    cancelled = json.dumps(job | {"status": "cancelled", "message": "cancelled"})
+    app.page.route("**/api/projection", fitting)
+    app.page.route(
+        "**/api/jobs/fit1/events",
+        lambda route: route.fulfill(
+            content_type="text/event-stream", body=f"event: progress\ndata: {cancelled}\n\n"
+        ),
+    )
+    app.page.select_option("select[name=method]", "pca")
+    again = app.page.locator(".status button", has_text="fit again")
+    again.wait_for()
+    assert "cancelled" in app.page.locator(".status").inner_text()
+    assert app.page.locator(".projection-view .legend").inner_text() == ""  # no stale key
+    with app.page.expect_request("**/api/projection"):
+        again.click()
+    again.wait_for()
+    assert asked == ["pca", "pca"]
     assert app.errors == []
 
 
@@ -109,12 +183,28 @@ def test_lasso_creates_a_set_that_survives_a_reload(app, server) -> None:
     assert row.locator(".set-count").inner_text() == str(count)
     app.page.select_option("select[name=colorBy]", "set")
     app.page.locator(".legend-entry", has_text="left half").wait_for()
+    # "show" selects the set's points, as a legend click does (ready to save or align).
+    row.locator(".set-name").click()
+    assert len(app.probe("selection()")) == count
+    assert app.page.locator(".selection-count").get_attribute("data-count") == str(count)
 
+    patches: list[str] = []
+    app.page.on("request", lambda r: patches.append(r.url) if r.method == "PATCH" else None)
+    row.locator("button", has_text="rename").click()
+    app.page.locator(".rename-input").fill("nope")
+    app.page.locator(".rename-input").press("Escape")  # cancels
+    app.page.locator(".set-name", has_text="left half").wait_for()
     row.locator("button", has_text="rename").click()
     app.page.locator(".rename-input").fill("west")
     app.page.locator(".rename-input").press("Enter")
     app.page.locator(".set", has_text="west").wait_for()
-    app.page.locator(".set", has_text="west").locator("button", has_text="delete").click()
+    app.page.wait_for_timeout(200)
+    assert len(patches) == 1  # saved once: not again when the input goes away
+    west = app.page.locator(".set", has_text="west")
+    west.locator("button", has_text="delete").click()
+    west.locator("button", has_text="no").click()  # deleting asks first
+    west.locator("button", has_text="delete").click()
+    west.locator("button", has_text="yes").click()
     app.page.locator(".set", has_text="west").wait_for(state="detached")
     assert not sets_named(server, "west") and not sets_named(server, "left half")
     assert app.errors == []
@@ -173,8 +263,12 @@ def test_images_draw_over_captions_and_events_name_the_right_items(app, server) 
     selected = app.page.evaluate("window.__modalchorus.selection()")
     assert sorted(selected) == np.flatnonzero(left).tolist()
 
-    # The point drawn at an image's screen position is that image (images are on top).
-    image = int(np.flatnonzero(cols["kind"] == 0)[7])
+    # The point drawn at an image's screen position is that image (images are on top);
+    # one with no other image within 10 px, so that the click is not ambiguous.
+    images = np.flatnonzero(cols["kind"] == 0)
+    xy = np.array([app.probe(f"screenPosition({i})") for i in images])
+    apart = np.hypot(*(xy[:, None] - xy[None]).transpose(2, 0, 1)) + np.eye(len(images)) * 99
+    image = int(images[np.flatnonzero(apart.min(axis=1) > 10)[0]])
     app.page.evaluate("window.__modalchorus.selectRows([])")
     assert click_point(app.page, image) == cols["id"][image]
     assert app.errors == []
@@ -203,6 +297,35 @@ def test_the_whole_map_fits_a_canvas_taller_than_wide(app) -> None:
     app.page.wait_for_function(ALL_POINTS_ON_CANVAS, timeout=10_000)
     app.page.click("button[title='Reset the view']")
     app.page.wait_for_function(ALL_POINTS_ON_CANVAS, timeout=10_000)
+    assert app.errors == []
+
+
+def test_small_windows_keep_the_map_and_the_concept_axis_usable(app) -> None:
+    app.page.set_viewport_size({"width": 800, "height": 600})
+    app.open(f"?dataset={CIFAR}")
+    canvas = app.page.locator(".projection-view canvas").bounding_box()
+    top, bottom = canvas["y"], canvas["y"] + canvas["height"]
+    for control in (".projection-view .toolbar", ".projection-view .legend"):
+        box = app.page.locator(control).bounding_box()  # beside the map, not over its points
+        assert box["y"] + box["height"] <= top + 0.5 or box["y"] >= bottom - 0.5, control
+    app.page.wait_for_function(ALL_POINTS_ON_CANVAS, timeout=10_000)
+
+    app.page.locator("button[data-tab=axis]").click()
+    app.page.check("input[name=second_axis]")
+    view = app.page.locator(".axis-view").bounding_box()
+    concept_d = app.page.locator("input[name=concept_d]").bounding_box()
+    assert concept_d["x"] + concept_d["width"] <= view["x"] + view["width"] + 0.5
+    app.page.fill("input[name=concept_a]", "an animal with fur and four legs")
+    app.page.fill("input[name=concept_b]", "a vehicle with wheels and an engine")
+    app.page.fill("input[name=concept_c]", "daytime")
+    app.page.fill("input[name=concept_d]", "night")
+    app.page.click(".axis-form button[type=submit]")
+    app.page.wait_for_function("window.__modalchorus.axis.rendered", timeout=60_000)
+    stage = app.page.locator(".axis-view .stage").bounding_box()
+    assert stage["width"] >= 240 and stage["height"] >= 150
+    left = app.page.locator(".axis-end.left").bounding_box()
+    right = app.page.locator(".axis-end.right").bounding_box()
+    assert left["x"] + left["width"] <= right["x"]  # the end labels do not overlap
     assert app.errors == []
 
 
@@ -339,6 +462,12 @@ def test_bad_concepts_get_a_visible_message(app) -> None:
     app.page.fill("input[name=concept_a]", "x" * 201)
     submit.click()
     assert "at most 200" in message.inner_text()
+    app.page.fill("input[name=concept_a]", "a cat")
+    app.page.check("input[name=second_axis]")
+    app.page.fill("input[name=concept_c]", "day")
+    app.page.fill("input[name=concept_d]", "day ")
+    submit.click()
+    assert "Concepts C and D are the same" in message.inner_text()
     assert not app.probe("axis.rendered")
 
 

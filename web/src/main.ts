@@ -15,7 +15,7 @@ import {
   type SetOut,
   type Settings,
 } from './api';
-import { h } from './dom';
+import { clear, h } from './dom';
 import { type ColorBy, colorChoices, coloring, KIND_IMAGE, type Points, pointsFromFrame } from './points';
 import { sharedRenderer } from './scatter';
 import { AlignPanel, type Compare, type Moved } from './views/align';
@@ -201,15 +201,16 @@ class App {
   private layout(): void {
     const tabBar = h('nav', { class: 'tabs' });
     for (const [tab, label] of [['projection', 'Projection'], ['axis', 'Concept axis']] as const) {
-      const button = h('button', { class: 'tab', 'data-tab': tab, onclick: () => this.showTab(tab) }, label);
+      const button = h('button', { class: 'tab', 'data-tab': tab, onclick: () => this.openTab(tab) }, label);
       this.tabs.set(tab, button);
       tabBar.append(button);
     }
     const main = h('main', { class: 'main' }, tabBar, this.status, this.projection.el, this.axis.el);
     const side = h('aside', { class: 'side' }, this.detail.el, this.setsPanel.el, this.alignPanel.el, this.augmentPanel.el, this.metrics.el);
     this.root.append(this.bar.el, h('div', { class: 'body' }, main, side), this.notices.el);
-    const params = new URLSearchParams(location.search);
-    this.showTab(params.get('view') === 'axis' ? 'axis' : 'projection');
+    this.showTab(urlTab());
+    // Back and Forward step through the settings the user chose (see ``syncUrl``).
+    window.addEventListener('popstate', () => void this.restoreUrl());
   }
 
   private showTab(tab: Tab): void {
@@ -217,7 +218,11 @@ class App {
     this.projection.el.hidden = tab !== 'projection';
     this.axis.el.hidden = tab !== 'axis';
     for (const [name, button] of this.tabs) button.classList.toggle('active', name === tab);
-    this.syncUrl();
+  }
+
+  private openTab(tab: Tab): void {
+    this.showTab(tab);
+    this.syncUrl('push');
   }
 
   /** Opened without settings in the URL: take those last used on this workspace. */
@@ -225,7 +230,7 @@ class App {
     const saved = location.search ? null : session.load(workspace);
     if (!saved) return;
     history.replaceState(null, '', `?${saved}`);
-    this.showTab(new URLSearchParams(saved).get('view') === 'axis' ? 'axis' : 'projection');
+    this.showTab(urlTab());
   }
 
   private initialChoice(settings: Settings): Choice {
@@ -243,7 +248,9 @@ class App {
     };
   }
 
-  private syncUrl(): void {
+  /** Write the settings into the URL: a user's choice is a new history entry (``push``), a
+   *  correction (e.g. a colouring the data lacks) rewrites the current one. */
+  private syncUrl(mode: 'push' | 'replace' = 'replace'): void {
     if (!this.choice) return;
     const params = new URLSearchParams({
       dataset: this.choice.dataset,
@@ -253,26 +260,42 @@ class App {
       color: this.choice.colorBy,
       view: this.tab,
     });
-    history.replaceState(null, '', `?${params}`);
+    const url = `?${params}`;
+    if (mode === 'push' && url !== location.search) history.pushState(null, '', url);
+    else history.replaceState(null, '', url);
     session.save(this.settings.workspace, params.toString());
   }
 
+  /** Back or Forward: show the settings of that history entry. */
+  private async restoreUrl(): Promise<void> {
+    if (!this.choice) return;
+    this.showTab(urlTab());
+    await this.apply(this.initialChoice(this.settings), 'replace');
+  }
+
   private async change(change: Partial<Choice>): Promise<void> {
-    const reload = ['dataset', 'encoder', 'method'].some(
-      (k) => k in change && change[k as keyof Choice] !== this.choice[k as keyof Choice],
-    );
-    this.choice = { ...this.choice, ...change };
+    const next = { ...this.choice, ...change };
     if (change.dataset) {
       const tasks = this.settings.datasets.find((d) => d.name === change.dataset)?.tasks ?? [];
-      this.choice.task = tasks[0] ?? '';
+      next.task = tasks[0] ?? '';
     }
-    if ('encoder' in change) await this.refreshHistory();
-    if (reload) await this.load();
+    await this.apply(next, 'push');
+  }
+
+  /** Show ``next``, reloading the map only when its dataset, encoder or method changed. */
+  private async apply(next: Choice, mode: 'push' | 'replace'): Promise<void> {
+    const changed = (k: keyof Choice) => next[k] !== this.choice[k];
+    const [dataset, encoder, method, task] = (['dataset', 'encoder', 'method', 'task'] as const).map(changed);
+    this.choice = next;
+    this.syncUrl(mode);
+    // The shown item and its neighbours belong to the old view.
+    if (dataset || encoder) this.resetDetail();
+    if (encoder) await this.refreshHistory();
+    if (dataset || encoder || method) await this.load();
     else {
       this.renderBar();
       await this.recolor();
-      if ('task' in change) void this.loadTaskMetrics(this.generation);
-      this.syncUrl();
+      if (task) void this.loadTaskMetrics(this.generation);
     }
   }
 
@@ -311,7 +334,10 @@ class App {
         if (generation !== this.generation) return;
         this.bar.showJob(null);
         if (job.status === 'failed') throw new Error(`fitting failed: ${job.error}`);
-        if (job.status === 'cancelled') throw new Error('Fitting was cancelled: choose the method again to restart it.');
+        if (job.status === 'cancelled') {
+          this.fitCancelled(key.method, key.dataset);
+          return;
+        }
         answer = await api.ensureProjection(key);
       }
       const fetchStart = performance.now();
@@ -322,8 +348,9 @@ class App {
       this.points = points;
       this.meta = answer.projection ?? null;
       this.renderBar();
+      this.syncUrl(); // the colouring may have been corrected for these points
       const colors = coloring(points, this.choice.colorBy, this.sets);
-      await this.projection.show(points, colors, key.encoder);
+      await this.projection.show(points, colors, key);
       this.projection.setDownload(api.csvUrl(key));
       await new Promise(requestAnimationFrame);
       if (generation !== this.generation) return;
@@ -356,6 +383,12 @@ class App {
       this.status.textContent = `could not load the projection: ${reason}`;
       this.notices.error(error);
     }
+  }
+
+  /** The map stays empty; the status line offers to start the fit again. */
+  private fitCancelled(method: string, dataset: string): void {
+    const again = h('button', { type: 'button', class: 'small fit-again', onclick: () => void this.load() }, 'fit again');
+    clear(this.status, `Fitting the ${method} projection of ${dataset} was cancelled. `, again);
   }
 
   private async loadTaskMetrics(generation: number): Promise<void> {
@@ -404,6 +437,7 @@ class App {
         api.item(id, this.choice.encoder, this.choice.dataset),
         api.neighbours(id, this.choice.encoder, 10, this.choice.dataset),
       ]);
+      if (this.clicked !== id) return; // another point was opened, or the view changed
       this.detail.render(item, neighbours);
       this.probe.detailId = id;
     } catch (error) {
@@ -459,11 +493,16 @@ class App {
       this.notices.error(error);
       return;
     }
-    this.detail.reset();
-    this.probe.detailId = null;
+    this.resetDetail();
     await this.refreshSets();
     await this.load();
     this.notices.show(`Removed ${item.kind === 'image' ? 'the image' : 'the text'} ${item.id}.`);
+  }
+
+  private resetDetail(): void {
+    this.clicked = null;
+    this.detail.reset();
+    this.probe.detailId = null;
   }
 
   private lassoed(rows: number[]): void {
@@ -506,8 +545,14 @@ class App {
   private showSet(set: SetOut): void {
     if (!this.points) return;
     const rows = set.item_ids.map((id) => this.points!.index.get(id)).filter((i): i is number => i !== undefined);
+    if (!rows.length) {
+      this.clearSelection();
+      this.notices.show(`No item of “${set.name}” is in this view.`);
+      return;
+    }
+    // Selected as a legend click would: ready to align or to save under another name.
     this.projection.scatter.select(rows);
-    if (!rows.length) this.notices.show(`No item of “${set.name}” is in this view.`);
+    this.lassoed(rows);
   }
 
   private async renameSet(set: SetOut, name: string): Promise<void> {
@@ -668,6 +713,9 @@ class App {
     await this.load();
   }
 }
+
+/** The tab the URL names. */
+const urlTab = (): Tab => (new URLSearchParams(location.search).get('view') === 'axis' ? 'axis' : 'projection');
 
 /** How many of the points that moved most the align panel lists. */
 const MOVED_SHOWN = 12;

@@ -62,6 +62,10 @@ export interface Coloring {
   codes: Float32Array;
   colors: string[];
   legend: LegendEntry[];
+  /** The legend names the point kinds (entry code = kind + 1): no separate glyph key. */
+  byKind?: boolean;
+  /** Why every point has no colour (shown in place of the legend). */
+  hint?: string;
 }
 
 /** Which colourings make sense for these points; the first is the default. */
@@ -118,7 +122,10 @@ export function coloring(points: Points, by: ColorBy, sets: SetOut[]): Coloring 
           if (i !== undefined) codes[i] = s + 1;
         }
       });
-      return { codes, colors, legend };
+      const hint = !sets.length
+        ? 'No sets yet: save a selection as a set to colour its points.'
+        : codes.some((c) => c > 0) ? undefined : 'No point of this map is in a set.';
+      return { codes, colors, legend, hint };
     }
     case 'modality': {
       const codes = new Float32Array(points.n);
@@ -126,7 +133,7 @@ export function coloring(points: Points, by: ColorBy, sets: SetOut[]): Coloring 
       const present = new Set(points.kind);
       const legend = KIND_LABELS.map((label, k) => ({ label, color: categoryColor(k + 1), code: k + 1 }))
         .filter((_, k) => present.has(k));
-      return { codes, colors: palette(3), legend };
+      return { codes, colors: palette(3), legend, byKind: true };
     }
   }
 }

@@ -30,6 +30,9 @@ export interface ScatterEvents {
   view?: () => void;
 }
 
+/** How far (px) the mouse may move between press and release for a click (as the plot's). */
+const CLICK_DISTANCE = 2;
+
 export function sharedRenderer(): Renderer {
   return createRenderer();
 }
@@ -126,9 +129,28 @@ export class Scatter {
     });
     this.plot.subscribe('pointOver', (i) => events.hover?.(this.order[i]));
     this.plot.subscribe('pointOut', () => events.hoverEnd?.());
+    // regl-scatterplot reports no selection when the clicked point already is the selection,
+    // yet a click must always open its point: deselect it silently just before the plot's click.
+    let down = [0, 0];
+    container.addEventListener('mousedown', (e) => (down = [e.clientX, e.clientY]), { capture: true });
+    container.addEventListener('click', (e) => {
+      if (Math.hypot(e.clientX - down[0], e.clientY - down[1]) < CLICK_DISTANCE) this.forgetClickedSelection(e);
+    }, { capture: true });
     this.plot.subscribe('view', () => events.view?.());
     this.resizer = new ResizeObserver(() => this.resize());
     this.resizer.observe(container);
+  }
+
+  /** Deselect the only selected point when ``click`` lands on it. */
+  private forgetClickedSelection(click: MouseEvent): void {
+    const selected = this.plot.get('selectedPoints') as number[];
+    if (selected.length !== 1 || !this.points) return;
+    const [x, y] = this.plot.getScreenPosition(selected[0]) ?? [NaN, NaN];
+    const canvas = this.canvas.getBoundingClientRect();
+    const radius = this.glyphs.size[this.points.glyph[this.order[selected[0]]]] / 2 + CLICK_DISTANCE;
+    if (Math.hypot(click.clientX - canvas.left - x, click.clientY - canvas.top - y) <= radius) {
+      this.plot.deselect({ preventEvent: true });
+    }
   }
 
   private size(): { width: number; height: number } {

@@ -108,6 +108,9 @@ export class ConceptAxisView {
       }
     }
     if (texts[0].trim() === texts[1].trim()) return 'Concepts A and B are the same: the axis would be flat.';
+    if (texts.length === 4 && texts[2].trim() === texts[3].trim()) {
+      return 'Concepts C and D are the same: the second axis would be flat.';
+    }
     return null;
   }
 
@@ -186,11 +189,9 @@ export class ConceptAxisView {
     await this.scatter.draw({ x, y, color: coloring.codes, glyph: glyphs(points) }, coloring.colors);
     this.scatter.annotate([{ x: 0, y1: -1, y2: 1, lineColor: [1, 1, 1, 0.35], lineWidth: 1 }]);
     const [a, b, c, d] = values.concepts;
-    const ends = [
-      h('div', { class: 'axis-end left' }, `← ${a}`),
-      h('div', { class: 'axis-end right' }, `${b} →`),
-    ];
-    if (c && d) ends.push(h('div', { class: 'axis-end bottom' }, `↓ ${c}`), h('div', { class: 'axis-end top' }, `${d} ↑`));
+    const end = (side: string, text: string) => h('div', { class: `axis-end ${side}` }, text);
+    const ends = [end('left', `← ${a}`), end('right', `${b} →`)];
+    if (c && d) ends.push(end('bottom', `↓ ${c}`), end('top', `${d} ↑`));
     clear(this.overlay, ...ends, ...this.stripLabels.map((s) => s.el));
     this.placeLabels();
     this.renderDistributions(groups, values.x, coloring.codes, values.concepts);
@@ -200,7 +201,7 @@ export class ConceptAxisView {
 
   private hover(index: number): void {
     const pos = this.scatter.screenPosition(index);
-    if (this.context && pos) void this.tooltip.show(this.context.points, index, pos, this.context.encoder);
+    if (this.context && pos) void this.tooltip.show(this.context.points, index, pos, this.context);
   }
 
   private placeLabels(): void {

@@ -1,6 +1,6 @@
 // Projection view: the joint image+text map, with class labels, hover previews and a lasso.
 import { clear, h } from '../dom';
-import { type Coloring, conceptGroups, glyphs, KIND_LAYERS, type Points } from '../points';
+import { type Coloring, conceptGroups, glyphs, KIND_LAYERS, type LegendEntry, type Points } from '../points';
 import { normalise, type Renderer, Scatter } from '../scatter';
 import { PointTooltip } from './tooltip';
 
@@ -12,6 +12,9 @@ export interface ProjectionHandlers {
   lasso: (indices: number[]) => void;
   emptyLasso: () => void;
 }
+
+/** Glyph key names, by kind. */
+const GLYPH_NAMES = ['image', 'caption', 'concept'] as const;
 
 /** Image dots, caption halos (bigger, faint), concept texts as big discs. */
 const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1], layer: KIND_LAYERS };
@@ -26,14 +29,13 @@ export class ProjectionView {
   private readonly download: HTMLAnchorElement;
   private points?: Points;
   private groups: { label: string; rows: number[]; el: HTMLElement; size?: [number, number] }[] = [];
-  private encoder = '';
+  private view = { dataset: '', encoder: '' };
 
   constructor(
     renderer: Renderer,
     private readonly handlers: ProjectionHandlers,
   ) {
     const stage = h('div', { class: 'stage' });
-    this.el.append(stage);
     this.scatter = new Scatter(stage, renderer, GLYPHS, {
       click: handlers.click,
       lasso: handlers.lasso,
@@ -51,17 +53,15 @@ export class ProjectionView {
     });
     const reset = h('button', { class: 'tool', title: 'Reset the view', onclick: () => this.scatter.resetView() }, 'reset view');
     this.download = h('a', { class: 'tool', download: '', title: 'Download x, y and item metadata as CSV', hidden: true }, 'download CSV');
-    stage.append(
-      this.labels,
-      this.tooltip.el,
-      h('div', { class: 'toolbar' }, this.lassoButton, reset, this.download),
-      this.legend,
-    );
+    // Toolbar and legend sit outside the map, so they never cover points.
+    this.el.replaceChildren(h('div', { class: 'toolbar' }, this.lassoButton, reset, this.download), stage, this.legend);
+    stage.append(this.labels, this.tooltip.el);
   }
 
-  async show(points: Points, coloring: Coloring, encoder: string): Promise<void> {
+  /** Draw ``points``, the map of ``view`` (its dataset and encoder), coloured by ``coloring``. */
+  async show(points: Points, coloring: Coloring, view: { dataset: string; encoder: string }): Promise<void> {
     this.points = points;
-    this.encoder = encoder;
+    this.view = view;
     const { x, y } = normalise(points.x, points.y);
     await this.scatter.draw({ x, y, color: coloring.codes, glyph: glyphs(points) }, coloring.colors);
     this.groups = conceptGroups(points).map((g) => ({ ...g, el: h('div', { class: 'concept-label' }, g.label) }));
@@ -95,21 +95,29 @@ export class ProjectionView {
     this.scatter.clear();
     this.points = undefined;
     clear(this.labels);
+    clear(this.legend);
     this.groups = [];
   }
 
   private renderLegend(coloring: Coloring): void {
-    const swatch = (color: string) => h('span', { class: 'swatch', style: `background:${color}` });
+    // Coloured by kind, each entry shows its kind's glyph in its colour: one key, not two.
+    const swatch = (e: LegendEntry) =>
+      coloring.byKind
+        ? h('span', { class: `glyph glyph-${GLYPH_NAMES[e.code - 1]}`, style: `background:${e.color}` })
+        : h('span', { class: 'swatch', style: `background:${e.color}` });
     const present = new Set(this.points?.kind ?? []);
-    const kinds = (['image', 'caption', 'concept'] as const).filter((_, kind) => present.has(kind));
+    const kinds = GLYPH_NAMES.filter((_, kind) => present.has(kind));
     clear(
       this.legend,
+      coloring.hint ? h('span', { class: 'legend-hint' }, coloring.hint) : null,
       ...coloring.legend.map((e) =>
         h('button', { class: 'legend-entry', title: `select every ${e.label} point`, onclick: () => this.selectCategory(coloring, e.code) },
-          swatch(e.color), e.label),
+          swatch(e), e.label),
       ),
-      h('span', { class: 'legend-entry glyphs' },
-        ...kinds.flatMap((kind) => [h('span', { class: `glyph glyph-${kind}` }), `${kind} `])),
+      coloring.byKind
+        ? null
+        : h('span', { class: 'legend-entry glyphs' },
+            ...kinds.flatMap((kind) => [h('span', { class: `glyph glyph-${kind}` }), `${kind} `])),
     );
   }
 
@@ -150,6 +158,6 @@ export class ProjectionView {
 
   private hover(index: number): void {
     const pos = this.scatter.screenPosition(index);
-    if (this.points && pos) void this.tooltip.show(this.points, index, pos, this.encoder);
+    if (this.points && pos) void this.tooltip.show(this.points, index, pos, this.view);
   }
 }

@@ -57,27 +57,41 @@ export class SetsPanel {
       name,
       h('span', { class: 'set-count' }, String(set.n_items)),
     );
-    const rename = h('button', { class: 'small', title: 'rename' }, 'rename');
-    rename.addEventListener('click', () => {
-      const input = h('input', { type: 'text', value: set.name, maxLength: 100, class: 'rename-input' });
-      const done = async (commit: boolean) => {
-        if (commit && input.value.trim() && input.value.trim() !== set.name) {
-          await this.handlers.rename(set, input.value);
-        } else {
-          input.replaceWith(name);
-        }
-      };
-      input.addEventListener('keydown', (e) => {
-        if (e.key === 'Enter') void done(true);
-        if (e.key === 'Escape') void done(false);
-      });
-      input.addEventListener('blur', () => void done(true), { once: true });
-      name.replaceWith(input);
-      input.focus();
-      input.select();
-    });
-    const remove = h('button', { class: 'small danger', title: 'delete', onclick: () => void this.handlers.remove(set) }, 'delete');
+    const rename = h('button', { class: 'small', title: 'rename', onclick: () => this.startRename(set, name) }, 'rename');
+    const remove = h('button', { class: 'small danger', title: 'delete' }, 'delete');
+    remove.addEventListener('click', () => remove.replaceWith(this.confirmRemove(set, remove)));
     li.append(rename, remove);
     return li;
+  }
+
+  /** Edit the name in place: Enter or leaving the field saves it (once), Escape cancels. */
+  private startRename(set: SetOut, name: HTMLElement): void {
+    const input = h('input', { type: 'text', value: set.name, maxLength: 100, class: 'rename-input' });
+    let finished = false;
+    const finish = (commit: boolean) => {
+      if (finished) return; // swapping the input out blurs it: that blur must not save again
+      finished = true;
+      const value = input.value.trim();
+      if (commit && value && value !== set.name) void this.handlers.rename(set, value);
+      else input.replaceWith(name);
+    };
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') finish(true);
+      if (e.key === 'Escape') finish(false);
+    });
+    input.addEventListener('blur', () => finish(true));
+    name.replaceWith(input);
+    input.focus();
+    input.select();
+  }
+
+  /** Deleting a set cannot be undone: ask inline first. */
+  private confirmRemove(set: SetOut, remove: HTMLButtonElement): HTMLElement {
+    const ask = h('span', { class: 'confirm' }, 'delete?');
+    ask.append(
+      h('button', { type: 'button', class: 'small danger confirm-yes', onclick: () => void this.handlers.remove(set) }, 'yes'),
+      h('button', { type: 'button', class: 'small confirm-no', onclick: () => ask.replaceWith(remove) }, 'no'),
+    );
+    return ask;
   }
 }

@@ -8,8 +8,8 @@ export class PointTooltip {
   readonly el = h('div', { class: 'tooltip', hidden: true });
   private readonly texts = new Map<string, string>();
 
-  /** Show row ``index`` of ``points`` beside the canvas position ``pos``. */
-  async show(points: Points, index: number, pos: [number, number], encoder: string): Promise<void> {
+  /** Show row ``index`` of ``points`` (the view of ``dataset`` under ``encoder``) beside the canvas position ``pos``. */
+  async show(points: Points, index: number, pos: [number, number], view: { dataset: string; encoder: string }): Promise<void> {
     const id = points.ids[index];
     const label = points.label[index] >= 0 ? points.labelNames[points.label[index]] : '';
     this.el.hidden = false;
@@ -23,7 +23,7 @@ export class PointTooltip {
     this.place(pos);
     if (!this.texts.has(id)) {
       try {
-        this.texts.set(id, (await api.item(id, encoder)).text ?? id);
+        this.texts.set(id, (await api.item(id, view.encoder, view.dataset)).text ?? id);
       } catch {
         this.texts.set(id, id); // the map works without the text
       }
