@@ -98,12 +98,24 @@ def test_similarity_transform_is_perfect() -> None:
     assert trustworthiness(XA * scale, YA, 10) == pytest.approx(1.0, abs=1e-12)
 
 
-def test_ties_are_not_penalised() -> None:
-    # A grid has many equidistant neighbours; with min-ranks the identity stays at 1.
+def test_ties_in_both_spaces_are_not_penalised() -> None:
+    # A grid has many equidistant neighbours, tied in both spaces: the identity stays at 1.
     g = np.arange(6.0)
     X = np.array([(a, b) for a in g for b in g])
     assert trustworthiness(X, X, 4, "euclidean") == 1.0
     assert continuity(X, X, 4, "euclidean") == 1.0
+
+
+def test_a_collapsed_layout_scores_like_a_random_one() -> None:
+    # Every point at one spot: the layout cannot tell any neighbours apart.
+    rng = np.random.default_rng(3)
+    XA, XB = _clusters(120, 16, rng), _clusters(60, 16, rng)
+    ZA, ZB = np.zeros((120, 2)), np.zeros((60, 2))
+    assert continuity(XA, ZA, 10) == pytest.approx(0.5, abs=0.1)
+    assert trustworthiness(XA, ZA, 10) == pytest.approx(0.5, abs=0.1)
+    scores = intermodal_scores(XA, XB, ZA, ZB, 5)
+    assert scores["inter_C"] == pytest.approx(0.5, abs=0.1)
+    assert scores["inter_T"] == pytest.approx(0.5, abs=0.1)
 
 
 def test_random_map_is_clearly_worse() -> None:
@@ -233,6 +245,8 @@ def test_projection_report() -> None:
     mask = np.zeros(12, dtype=bool)
     mask[[0, 3, 5]] = True
     assert projection_report(XI, XT, YI, YT, ks=(2,), concepts=mask)["agreement"] == expected
+    with pytest.raises(ValueError, match="integer indices or a bool mask"):
+        projection_report(XI, XT, YI, YT, ks=(2,), concepts=[0.7, 1.9])
     assert rep["skipped"] == []
     # k = 5 is too large for 12 texts' intra-modal T? 2*12 - 15 - 1 = 8 > 0: fine; k = 8 is not.
     rep = projection_report(XI, XT, YI, YT, ks=(8,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -119,6 +120,32 @@ def test_save_load_round_trip(fitted, data, tmp_path):
     np.testing.assert_array_equal(loaded.embedding_image_, fitted.embedding_image_)
     assert loaded.get_params()["normalisation"] == fitted.normalisation
     assert loaded.loss_history_ == fitted.loss_history_
+
+
+def test_numpy_scalar_parameters_round_trip(data, tmp_path):
+    XI, _ = data
+    params = {**FAST, "max_iter": np.int64(FAST["max_iter"]), "learning_rate": np.float32(0.01)}
+    fitted = ModalFusionMap(random_state=np.int64(0), **params).fit(*data)
+    loaded = ModalFusionMap.load(fitted.save(tmp_path / "map"))
+    np.testing.assert_array_equal(loaded.transform(XI, "image"), fitted.transform(XI, "image"))
+
+
+def test_damaged_or_mixed_saves_are_refused_by_name(fitted, data, tmp_path):
+    one = fitted.save(tmp_path / "one")
+    other = ModalFusionMap(random_state=1, **FAST).fit(*data).save(tmp_path / "other")
+    (one / "mfm.safetensors").write_bytes((other / "mfm.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="does not belong to"):
+        ModalFusionMap.load(one)
+    config = json.loads((other / "mfm.json").read_text())
+    del config["params"]
+    (other / "mfm.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="damaged ModalFusionMap save.*params"):
+        ModalFusionMap.load(other)
+    with pytest.raises(ValueError, match="default network"):
+        ModalFusionMap.load(fitted.save(tmp_path / "clean"), network=torch.nn.Linear(16, 2))
+    (other / "mfm.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a saved ModalFusionMap"):
+        ModalFusionMap.load(other)
 
 
 @pytest.mark.parametrize("normalisation", ["minmax", "quantile"])
@@ -311,6 +338,8 @@ def test_transform_errors(fitted, data):
         ({"refine_learning_rate": 0.0}, "refine_learning_rate"),
         ({"refine_trust_weight": float("nan")}, "refine_trust_weight"),
         ({"refine_intra_trust_weight": -0.1}, "refine_intra_trust_weight"),
+        ({"hidden": 32}, "hidden must be a sequence"),
+        ({"device": "cuda"}, "CUDA is not available"),
     ],
 )
 def test_invalid_parameters(data, params, match):

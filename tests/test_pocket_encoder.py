@@ -53,10 +53,20 @@ def test_outputs_are_normalised_float32_and_batch_invariant(pocket, data_dir) ->
 
 
 def test_bad_inputs_name_the_index(pocket) -> None:
-    with pytest.raises(TypeError, match="text 1 is a int"):
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
         pocket.encode_texts(["fine", 3])
+    with pytest.raises(TypeError, match="not a single string"):
+        pocket.encode_texts("a red bus")  # not 9 one-letter texts
     with pytest.raises(TypeError, match="image 0 is a str"):
         pocket.encode_images(["not an image"])
+
+
+def test_sixteen_bit_grey_is_embedded_like_its_eight_bit_copy(pocket) -> None:
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    wide, narrow = Image.fromarray(ramp), Image.fromarray((ramp // 257).astype(np.uint8))
+    assert wide.mode == "I;16"
+    a, b = pocket.encode_images([wide, narrow])
+    assert float(a @ b) > 0.99  # not clipped to a white square
 
 
 def test_zero_shot_floor_on_real_cifar(pocket, data_dir) -> None:

@@ -24,6 +24,7 @@ from modalchorus.store import (
     NotFoundError,
     ProjectionInfo,
     SetInfo,
+    SetInUseError,
     UnknownItemError,
     UnknownProjectionError,
     UnknownSetError,
@@ -417,7 +418,31 @@ def test_set_errors_change_nothing(ws: Workspace) -> None:
         ws.update_set_items(cats.id, ["ghost/1"])
     assert_same_state(after_dogs, visible_state(ws))
     assert ws.get_set(cats.id) == before["sets"][0]
+    assert ws.get_set(np.int64(cats.id)) == before["sets"][0]
+    with pytest.raises(UnknownSetError, match="no set with id 99999999999999999999"):
+        ws.delete_set(99999999999999999999)  # beyond SQLite's integers: no such set
     assert ws.create_set("x" * 100, ids[:1]).name == "x" * 100
+
+
+def test_sets_named_by_stored_intents(ws: Workspace) -> None:
+    ids = ws.items()["id"].tolist()
+    by_name = ws.create_set("cats", ids[:2])
+    by_id = ws.create_set("dogs", ids[2:4])
+    intent = ws.create_intent({"type": "set-set", "a": "cats", "b": by_id.id})
+    ws.rename_set(by_name.id, "felines")  # the intent follows the new name
+    assert ws.intents()[0].spec == {"type": "set-set", "a": "felines", "b": by_id.id}
+    before = visible_state(ws)
+    for set_id, name in ((by_name.id, "felines"), (by_id.id, "dogs")):
+        with pytest.raises(SetInUseError, match=f"#{intent.id} name set '{name}'"):
+            ws.delete_set(set_id)
+    assert_same_state(before, visible_state(ws))
+    ws.delete_intent(intent.id)
+    ws.delete_set(by_name.id)
+    assert [s.name for s in ws.sets()] == ["dogs"]
+    with pytest.raises(ValueError, match="item_ids is empty"):
+        ws.remove_items([])
+    with pytest.raises(ValueError, match="not a single string"):
+        ws.remove_items(ids[0])  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ removing items

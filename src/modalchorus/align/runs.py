@@ -20,6 +20,7 @@ from PIL import Image
 from modalchorus.align.intents import Intent, intent_to_dict, resolve_intents
 from modalchorus.align.state import AlignedEncoder, AlignmentState, infer_base_spec
 from modalchorus.align.tuner import AlignmentTuner, index_intents
+from modalchorus.data.images import load_image_file
 from modalchorus.encoders.base import Encoder
 from modalchorus.evaluation import task_metrics
 from modalchorus.metrics.neighbourhood import projection_report
@@ -226,8 +227,7 @@ def run_alignment(
 def _load_image(source: str) -> Image.Image:
     """Decode an item's image from its recorded source (a file, or a CIFAR batch row)."""
     if Path(source).is_file():
-        with Image.open(source) as image:
-            return image.convert("RGB")
+        return load_image_file(source)
     from modalchorus.data.cifar import load_cifar_source
 
     try:

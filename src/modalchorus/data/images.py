@@ -80,7 +80,7 @@ def decode_image(
                         f"limit of {limit:,} (possible decompression bomb)",
                     )
                 image.load()
-                return _to_rgb(ImageOps.exif_transpose(image) or image)
+                return to_rgb(ImageOps.exif_transpose(image) or image)
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -145,8 +145,11 @@ def load_image_file(path: str | Path, *, max_pixels: int | None = None) -> Image
     return decode_image(path.read_bytes(), str(path), max_pixels=max_pixels)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Return a new RGB copy of a loaded image (alpha over white, 16-bit grey scaled)."""
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Return a new RGB copy of an image (alpha over white, 16-bit grey scaled to 8 bits).
+
+    ``Image.convert("RGB")`` clips 16-bit grey to white and drops alpha onto black.
+    """
     if image.mode in _WIDE_GREY_MODES:
         values = np.asarray(image, dtype=np.float64)
         if values.size and values.max() > 255:

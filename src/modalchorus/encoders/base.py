@@ -53,6 +53,17 @@ class Encoder(Protocol):
         ...
 
 
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """``texts`` as a list, or ``TypeError`` for a bare string or an item that is not one."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not a single string")
+    items = list(texts)
+    for i, text in enumerate(items):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+    return items
+
+
 def resolve_device(device: str | None) -> str:
     """Return ``"cuda"`` or ``"cpu"``; ``None``/``"auto"`` picks CUDA when present."""
     if device in (None, "auto"):

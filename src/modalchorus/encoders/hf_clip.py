@@ -26,7 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from modalchorus.encoders.base import batches, l2_normalise, resolve_device, to_numpy
+from modalchorus.encoders.base import (
+    batches,
+    check_texts,
+    l2_normalise,
+    resolve_device,
+    to_numpy,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -384,12 +390,7 @@ class HFClipEncoder:
         TypeError
             ``texts`` is a single string, or an item is not a ``str`` (the message names its index).
         """
-        if isinstance(texts, str):
-            raise TypeError("texts must be a sequence of strings, not a single string")
-        items = list(texts)
-        for i, text in enumerate(items):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        items = check_texts(texts)
         if not items:
             return np.zeros((0, self.dim), dtype=np.float32)
         out: list[np.ndarray] = []

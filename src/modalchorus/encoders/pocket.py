@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from modalchorus.encoders.base import batches, resolve_device, to_numpy
+from modalchorus.encoders.base import batches, check_texts, resolve_device, to_numpy
 from modalchorus.encoders.efficientnet_lite import load_pretrained_lite0
 from modalchorus.encoders.minilm import MiniLMTower
 from modalchorus.encoders.pocket_heads import PocketHeads
@@ -123,9 +123,7 @@ class PocketEncoder(nn.Module):
         self, texts: Sequence[str], batch_size: int = 256, progress: bool | None = None
     ) -> np.ndarray:
         """Embed strings. Returns float32 (m, 384), rows L2-normalised."""
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"text {i} is a {type(text).__name__}, not a string")
+        texts = check_texts(texts)
         out = [np.zeros((0, self.dim), np.float32)]
         for chunk in batches(texts, batch_size, progress, "texts"):
             with torch.inference_mode():

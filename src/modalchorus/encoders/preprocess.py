@@ -8,13 +8,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from modalchorus.data.images import to_rgb
+
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
     """Resize the shorter side to ``size`` (bicubic), then centre-crop to ``size`` x ``size``."""
-    image = image.convert("RGB")
+    image = to_rgb(image)
     w, h = image.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))

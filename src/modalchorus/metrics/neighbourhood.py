@@ -22,8 +22,12 @@ Implementation notes
 --------------------
 * Equivalently ``sum_{j in N_k^low(i)} max(r(i, j) - k, 0)``: a low-D neighbour ranked
   ``<= k`` in high-D contributes nothing, so the high-D k-NN set itself is never needed.
-* Ranks are "min" ranks, ``r(i, j) = 1 + #{l : d(i, l) < d(i, j)}``: a tie at the k-th
-  place is not penalised. Without ties this equals scikit-learn's value.
+* Ties: ``r(i, j) = 1 + #{l : d(i, l) < d(i, j)} + #{l != j : d(i, l) = d(i, j),
+  d'(i, l) != d'(i, j)} / 2`` with ``d'`` the other space's distance. Points tied in both
+  spaces (a grid mapped to itself) are not penalised; points a space cannot tell apart but
+  the other can count half, the expected rank of a random tie-break, so a layout that
+  collapses every point scores like a random one, not perfectly. Without ties this equals
+  scikit-learn's value.
 * Work is done per block of query rows (``chunk_size``, further capped so that one
   block of distances holds at most ``_MAX_BLOCK_ELEMENTS`` entries): memory is
   ``O(chunk_size * m)``, never ``O(n * m)``. High-D k-NN come from ``np.argpartition`` on
@@ -149,24 +153,35 @@ def _high_knn(D: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def _min_ranks(D: np.ndarray, nbrs: np.ndarray, self_cols: np.ndarray | None) -> np.ndarray:
-    r"""Min-ranks ``r(i, j) = 1 + #{l != i : D[i, l] < D[i, j]}`` of ``j = nbrs[i, :]``.
+def _ranks(
+    D: np.ndarray, other: np.ndarray, nbrs: np.ndarray, self_cols: np.ndarray | None
+) -> np.ndarray:
+    r"""Ranks of ``j = nbrs[i, :]`` by ``D`` with ties split by ``other`` (module notes).
 
-    ``D`` (shape (c, m)) holds one block of rows; ``self_cols[i]`` is the column of query
-    ``i`` itself if it is among the candidates. ``D`` is modified in place. Cost
-    ``O(c * m * k)`` comparisons, memory ``O(c * m)``.
+    ``D`` and ``other`` (shape (c, m)) hold one block of rows in the two spaces;
+    ``self_cols[i]`` is the column of query ``i`` itself if it is among the candidates.
+    ``D`` is modified in place. Cost ``O(c * m * k)`` comparisons, memory ``O(c * m)``.
 
     Returns
     -------
-    numpy.ndarray, shape (c, k), int64
+    numpy.ndarray, shape (c, k), float64
+        Whole or half ranks, nearest = 1.
     """
     if self_cols is not None:
         # The query's own entry always counts as nearer: it supplies the "1 +".
         D[np.arange(D.shape[0]), self_cols] = -np.inf
     targets = np.take_along_axis(D, nbrs, axis=1)
-    ranks = np.empty(targets.shape, dtype=np.int64)
+    other_targets = np.take_along_axis(other, nbrs, axis=1)
+    ranks = np.empty(targets.shape, dtype=np.float64)
     for col in range(nbrs.shape[1]):
-        ranks[:, col] = np.less(D, targets[:, col, None]).sum(axis=1)
+        t = targets[:, col, None]
+        ranks[:, col] = np.less(D, t).sum(axis=1)
+        tied = np.flatnonzero(np.equal(D, t).sum(axis=1) > 1)  # j itself always matches
+        if tied.size:
+            unresolved = np.equal(D[tied], t[tied]) & (
+                other[tied] != other_targets[tied, col, None]
+            )
+            ranks[tied, col] += unresolved.sum(axis=1) / 2.0
     if self_cols is None:
         ranks += 1
     return ranks
@@ -174,7 +189,7 @@ def _min_ranks(D: np.ndarray, nbrs: np.ndarray, self_cols: np.ndarray | None) ->
 
 def _excess(ranks: np.ndarray, ks: Sequence[int]) -> np.ndarray:
     """``sum_i sum_{c < k} max(ranks[i, c] - k, 0)`` for each k (columns nearest first)."""
-    return np.array([np.maximum(ranks[:, :k] - k, 0).sum() for k in ks], dtype=np.int64)
+    return np.array([np.maximum(ranks[:, :k] - k, 0).sum() for k in ks], dtype=np.float64)
 
 
 def _rank_penalties(
@@ -195,9 +210,10 @@ def _rank_penalties(
     * continuity: ``sum_i sum_{j in N_k^high(i)} max(r^low(i, j) - k, 0)``.
 
     ``N_k`` are the k nearest candidates (high-D: ``np.argpartition`` per block of rows;
-    layout: exact KD-tree), ``r`` min-ranks among the candidates. With ``exclude_self`` the
-    queries are the candidates (same order) and a query is not its own candidate. The
-    neighbour lists and ranks are computed once for ``max(ks)`` and shared by every k.
+    layout: exact KD-tree), ``r`` ranks among the candidates (ties: module notes). With
+    ``exclude_self`` the queries are the candidates (same order) and a query is not its own
+    candidate. The neighbour lists and ranks are computed once for ``max(ks)`` and shared
+    by every k.
 
     Returns
     -------
@@ -208,24 +224,25 @@ def _rank_penalties(
     n_q, n_c = high_q.points.shape[0], high_c.points.shape[0]
     knn_low = _layout_knn(low_q.points, low_c.points, kmax, exclude_self) if trust else None
     rows_per_block = _block_rows(chunk_size, n_c)
-    pen_t = np.zeros(len(ks), dtype=np.int64)
-    pen_c = np.zeros(len(ks), dtype=np.int64)
+    pen_t = np.zeros(len(ks), dtype=np.float64)
+    pen_c = np.zeros(len(ks), dtype=np.float64)
     for start in range(0, n_q, rows_per_block):
         rows = slice(start, min(start + rows_per_block, n_q))
         own = np.arange(rows.start, rows.stop) if exclude_self else None
         d_high = high_q.distances(rows, high_c)
+        d_low = low_q.distances(rows, low_c)
         if cont:
             if own is not None:
                 d_high[np.arange(own.size), own] = np.inf
             knn_high = _high_knn(d_high, kmax)
-            pen_c += _excess(_min_ranks(low_q.distances(rows, low_c), knn_high, own), ks)
+            pen_c += _excess(_ranks(d_low, d_high, knn_high, own), ks)
         if trust:
             assert knn_low is not None
-            pen_t += _excess(_min_ranks(d_high, knn_low[rows], own), ks)
+            pen_t += _excess(_ranks(d_high, d_low, knn_low[rows], own), ks)
     return pen_t, pen_c
 
 
-def _normalise(penalty: int, n: int, k: int, m: int) -> float:
+def _normalise(penalty: float, n: int, k: int, m: int) -> float:
     return 1.0 - 2.0 * float(penalty) / (n * k * (2.0 * m - 3.0 * k - 1.0))
 
 
@@ -644,6 +661,8 @@ def projection_report(
         idx = np.arange(XT.shape[0])
     else:
         sel = np.asarray(concepts)
+        if sel.dtype != bool and sel.size and not np.issubdtype(sel.dtype, np.integer):
+            raise ValueError(f"concepts must be integer indices or a bool mask, got {sel.dtype}")
         idx = np.flatnonzero(sel) if sel.dtype == bool else sel.astype(np.intp).ravel()
         if sel.dtype == bool and sel.shape != (XT.shape[0],):
             raise ValueError(f"concepts mask must have shape ({XT.shape[0]},), got {sel.shape}")

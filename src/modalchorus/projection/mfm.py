@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import inspect
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -597,16 +599,16 @@ class ModalFusionMap:
             "tol",
         ):
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+            if not (_is_number(v) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.nonmetric_weight + self.intra_weight + self.metric_weight <= 0:
             raise ValueError("at least one of the loss weights must be > 0")
         for name in ("learning_rate", "refine_learning_rate", "dof", "cross_dof"):
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+            if not (_is_number(v) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
         if self.perplexity != "auto" and not (
-            isinstance(self.perplexity, int | float) and 1 < self.perplexity < self.n_neighbors
+            _is_number(self.perplexity) and 1 < self.perplexity < self.n_neighbors
         ):
             raise ValueError(
                 f"perplexity must be 'auto' or a number in (1, n_neighbors={self.n_neighbors}),"
@@ -614,6 +616,11 @@ class ModalFusionMap:
             )
         if self.network is not None and not isinstance(self.network, nn.Module):
             raise ValueError(f"network must be a torch.nn.Module, got {type(self.network)}")
+        if isinstance(self.hidden, str | bytes) or not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h > 0
+            for h in (self.hidden if isinstance(self.hidden, Iterable) else [None])
+        ):
+            raise ValueError(f"hidden must be a sequence of layer widths >= 1, got {self.hidden!r}")
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable")
 
@@ -911,7 +918,7 @@ class ModalFusionMap:
         pathlib.Path
             The folder.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save as save_tensors
 
         self._check_fitted()
         folder = Path(path)
@@ -953,10 +960,15 @@ class ModalFusionMap:
                 "loss_history": self.loss_history_,
             },
         }
-        save_file(tensors, str(folder / WEIGHTS_FILE))
-        tmp = folder / (CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(config, indent=2))
-        tmp.replace(folder / CONFIG_FILE)
+        # Both files are complete before either replaces a previous save, and the JSON names
+        # its weights' digest: an interrupted save can never load as a mixed map.
+        weights = save_tensors(tensors)
+        config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+        text = json.dumps(config, indent=2, default=_json_scalar)
+        for name, data in ((WEIGHTS_FILE, weights), (CONFIG_FILE, text.encode())):
+            tmp = folder / f".{name}.tmp"
+            tmp.write_bytes(data)
+            tmp.replace(folder / name)
         return folder
 
     @classmethod
@@ -979,24 +991,36 @@ class ModalFusionMap:
         -------
         ModalFusionMap
             Fitted: :meth:`transform` gives the same output as the saved map's.
-        """
-        from safetensors.torch import load_file
 
+        Raises
+        ------
+        FileNotFoundError
+            The folder lacks a file of the save.
+        ValueError
+            Not a saved map, a newer format, a damaged save (naming what is wrong), or a
+            custom-network map without ``network``.
+        """
         folder = Path(path)
         cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
         if not cfg_path.is_file() or not w_path.is_file():
             raise FileNotFoundError(
                 f"no saved ModalFusionMap in {folder} (needs {CONFIG_FILE} and {WEIGHTS_FILE})"
             )
-        config = json.loads(cfg_path.read_text())
-        if config.get("format") != "modalchorus.ModalFusionMap":
-            raise ValueError(f"{cfg_path} is not a saved ModalFusionMap")
-        if int(config.get("version", 0)) > _FORMAT_VERSION:
-            raise ValueError(
-                f"{cfg_path} has format version {config['version']}, newer than "
-                f"this library's {_FORMAT_VERSION}"
-            )
-        tensors = load_file(str(w_path))
+        try:
+            config, tensors = _read_save(cfg_path, w_path)
+            return cls._from_save(folder, config, tensors, network, device)
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as exc:
+            raise ValueError(f"{folder} holds a damaged ModalFusionMap save: {exc!r}") from exc
+
+    @classmethod
+    def _from_save(
+        cls,
+        folder: Path,
+        config: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        network: nn.Module | None,
+        device: str,
+    ) -> ModalFusionMap:
         params = dict(config["params"])
         params["hidden"] = tuple(params["hidden"])
         params["device"] = device
@@ -1011,6 +1035,11 @@ class ModalFusionMap:
             est.network = network
             est.network_spec_ = None
         else:
+            if network is not None:
+                raise ValueError(
+                    f"the map in {folder} was fitted with the default network; load it "
+                    "without network="
+                )
             spec = MLPSpec.from_dict(config["network_spec"])
             net = spec.build()
             est.network_spec_ = spec
@@ -1046,6 +1075,45 @@ class ModalFusionMap:
 # ------------------------------------------------------------------------- helpers
 
 
+def _is_number(value: Any) -> bool:
+    """A real number (NumPy scalars included), not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _json_scalar(value: Any) -> Any:
+    """JSON form of NumPy scalars and arrays (parameters may be given as either)."""
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _read_save(cfg_path: Path, w_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The config and tensors of a save, checked to belong together."""
+    from safetensors.torch import load as load_tensors
+
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{cfg_path} is not valid JSON: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != "modalchorus.ModalFusionMap":
+        raise ValueError(f"{cfg_path} is not a saved ModalFusionMap")
+    version = config.get("version", 0)
+    if not isinstance(version, int) or version > _FORMAT_VERSION:
+        raise ValueError(
+            f"{cfg_path} has format version {version!r}; this library reads up to {_FORMAT_VERSION}"
+        )
+    weights = w_path.read_bytes()
+    digest = config.get("weights_sha256")
+    if digest is not None and digest != hashlib.sha256(weights).hexdigest():
+        raise ValueError(
+            f"{w_path} does not belong to {cfg_path} (an interrupted or mixed save): save again"
+        )
+    try:
+        return config, load_tensors(weights)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(f"{w_path} is not a valid safetensors file: {exc}") from None
+
+
 def _same(a: Any, b: Any) -> bool:
     try:
         return bool(a == b)
@@ -1073,9 +1141,12 @@ def _resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"invalid device {device!r}: {exc}") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here; use 'cpu' or 'auto'")
+    return resolved
 
 
 def _prepare_inputs(X_image: ArrayLike, X_text: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from numbers import Integral
 
 from modalchorus.store.embeddings import check_strings
 from modalchorus.store.errors import UnknownSetError
@@ -70,7 +71,7 @@ def check_description(description: str) -> str:
 
 def check_set_id(set_id: int) -> int:
     """A set id: an int (not a bool); ``UnknownSetError`` beyond SQLite's integers."""
-    if isinstance(set_id, bool) or not isinstance(set_id, int):
+    if isinstance(set_id, bool) or not isinstance(set_id, Integral):
         raise ValueError(f"set id must be an int, got {set_id!r}")
     if not is_row_id(set_id):
         raise UnknownSetError(f"workspace has no set with id {set_id}")

@@ -40,6 +40,7 @@ from modalchorus.store.catalog import (
 from modalchorus.store.embeddings import (
     EmbeddingBatch,
     check_dim,
+    check_strings,
     positions,
     validate_embeddings,
 )
@@ -446,7 +447,9 @@ class Workspace:
             A stored intent names one of the items, or a set would be left empty.
             Nothing is written.
         """
-        ids = set_rows.check_members(item_ids)
+        ids = list(dict.fromkeys(check_strings("item_ids", item_ids)))
+        if not ids:
+            raise ValueError("item_ids is empty: name at least one item to remove")
         with self._write(f"remove_items n={len(ids)}") as tx:
             self._require_items(tx.head, ids)
             table = tx.table(ITEMS_TABLE, ITEMS_SCHEMA)
@@ -663,7 +666,7 @@ class Workspace:
                 ids = ids.filter(pa.array(pos >= 0))
                 pos = pos[pos >= 0]
             else:
-                ids = pa.array(list(item_ids), pa.string())
+                ids = pa.array(check_strings("item_ids", item_ids), pa.string())
                 pos = positions(ids, assigned["item_id"])
                 if (pos < 0).any():
                     missing = np.flatnonzero(pos < 0)
@@ -693,7 +696,8 @@ class Workspace:
             ``{content_hash: vector}`` for the hashes with a cached vector (each of
             shape (d,), float32); misses are absent. Empty for an unknown encoder.
         """
-        wanted = pa.array(list(dict.fromkeys(content_hashes)), pa.string())
+        hashes = check_strings("content_hashes", content_hashes)
+        wanted = pa.array(list(dict.fromkeys(hashes)), pa.string())
         with self._snapshot() as (conn, head):
             encoder = self._encoder(conn, encoder_id)
             if encoder is None or len(wanted) == 0:
