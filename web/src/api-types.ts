@@ -1921,7 +1921,7 @@ export interface operations {
             query?: {
                 /** @description Encoder id (default: the first embedded). */
                 encoder?: string | null;
-                /** @description The shown dataset, whose view the item is looked up in (default: the item's own dataset); uploaded items are in every dataset's view. */
+                /** @description The shown dataset, whose view the item is looked up in (default: the item's own dataset). Required for uploaded items, which are in every dataset's view. */
                 dataset?: string | null;
             };
             header?: never;
@@ -2016,7 +2016,7 @@ export interface operations {
                 /** @description Encoder id (default: the first embedded). */
                 encoder?: string | null;
                 k?: number;
-                /** @description The shown dataset, whose view the item is looked up in (default: the item's own dataset); uploaded items are in every dataset's view. */
+                /** @description The shown dataset, whose view the item is looked up in (default: the item's own dataset). Required for uploaded items, which are in every dataset's view. */
                 dataset?: string | null;
             };
             header?: never;

@@ -35,7 +35,7 @@ DatasetQ = Annotated[
     Query(
         min_length=1,
         description="The shown dataset, whose view the item is looked up in (default: the "
-        "item's own dataset); uploaded items are in every dataset's view.",
+        "item's own dataset). Required for uploaded items, which are in every dataset's view.",
     ),
 ]
 
