@@ -100,6 +100,15 @@ def test_transform_places_training_points_on_their_embedding(fitted, data):
     )
 
 
+def test_any_scale_works_since_rows_are_normalised(fitted, data):
+    XI, XT = data
+    placed = fitted.transform(XI, "image")
+    for scale in (1e20, 1e-30):  # float32 norms of these rows over- or underflow
+        np.testing.assert_allclose(fitted.transform(XI * scale, "image"), placed, atol=1e-5)
+    tiny = ModalFusionMap(random_state=0, **FAST).fit(XI * np.float32(1e-25), XT)
+    assert np.isfinite(tiny.embedding_image_).all()
+
+
 def test_transform_chunking_is_invisible(fitted, data):
     XI, _ = data
     whole = fitted.transform(XI, "image")

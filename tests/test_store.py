@@ -354,6 +354,12 @@ def test_put_get_embeddings_order(filled: tuple[Workspace, Dataset]) -> None:
         ws.get_embeddings("enc-zzz")
     with pytest.raises(UnknownItemError, match="no embedding"):
         ws.get_embeddings("enc-a", [ids[0], "coco/nope"])
+    with pytest.raises(UnknownDatasetError, match="nope"):
+        ws.get_embeddings("enc-a", dataset="nope")
+    with pytest.raises(ValueError, match="not a single string"):
+        ws.get_embeddings("enc-a", ids[0])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a single string"):
+        ws.cached_vectors("enc-a", hashes[0])  # type: ignore[arg-type]
 
     # a second encoder with another dimension, float64 input stored as float32
     v64 = np.random.default_rng(2).standard_normal((5, 7))

@@ -860,16 +860,7 @@ class ModalFusionMap:
                 norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
                 bad = ~torch.isfinite(norms[:, 0]) | (norms[:, 0] == 0)
                 if bool(bad.any()):
-                    first = start + int(torch.nonzero(bad)[0, 0])
-                    what = (
-                        "NaN or inf"
-                        if not np.isfinite(chunk[first - start]).all()
-                        else ("an all-zero row")
-                    )
-                    raise ValueError(
-                        f"X contains {what} at row {first}; cosine geometry needs finite, "
-                        "non-zero rows"
-                    )
+                    x, norms = _rescale_rows(x, bad, start)
                 if fused is not None:
                     # Default MLP: W1 ((x/|x| - mu) s) + b1 = (s/|x|) W1 x + (b1 - s W1 mu),
                     # one pass over the wide input instead of four.
@@ -1155,8 +1146,30 @@ def _prepare_inputs(X_image: ArrayLike, X_text: ArrayLike) -> tuple[np.ndarray, 
     out = []
     for name, X in (("X_image", XI), ("X_text", XT)):
         check_nonzero_rows(X, name)
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        if not np.isfinite(norms).all():
-            raise ValueError(f"{name} has rows whose norm overflows float32")
-        out.append(X / norms)
+        norms = np.linalg.norm(X, axis=1)
+        extreme = ~np.isfinite(norms) | (norms == 0)
+        if extreme.any():  # the norm under- or overflowed float32: rescale those rows first
+            X = X.copy()
+            X[extreme] /= np.abs(X[extreme]).max(axis=1, keepdims=True)
+            norms[extreme] = np.linalg.norm(X[extreme], axis=1)
+        out.append(X / norms[:, None])
     return out[0], out[1]
+
+
+def _rescale_rows(
+    x: torch.Tensor, bad: torch.Tensor, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` with the rows whose norm under- or overflowed scaled by their largest entry,
+    and the new norms; ``ValueError`` for NaN / inf or all-zero rows (``start``: the chunk's
+    first row, for the message)."""
+    peak = x[bad].abs().amax(dim=1, keepdim=True)
+    broken = ~torch.isfinite(peak[:, 0]) | (peak[:, 0] == 0) | ~torch.isfinite(x[bad]).all(dim=1)
+    if bool(broken.any()):
+        row = int(torch.nonzero(bad)[int(torch.nonzero(broken)[0, 0]), 0])
+        what = "an all-zero row" if bool(torch.isfinite(x[row]).all()) else "NaN or inf"
+        raise ValueError(
+            f"X contains {what} at row {start + row}; cosine geometry needs finite, non-zero rows"
+        )
+    x = x.clone()  # may share memory with the caller's array
+    x[bad] = x[bad] / peak
+    return x, torch.linalg.vector_norm(x, dim=1, keepdim=True)

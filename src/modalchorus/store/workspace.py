@@ -649,10 +649,14 @@ class Workspace:
             No embeddings for ``encoder_id``.
         UnknownItemError
             Some requested ids have no embedding for ``encoder_id``.
+        UnknownDatasetError
+            No dataset ``dataset``.
         """
         if item_ids is not None and (kind is not None or dataset is not None):
             raise ValueError("pass either item_ids or the kind/dataset filters, not both")
         _check_kind(kind)
+        if dataset is not None:
+            self.dataset(dataset)  # an unknown name is an error, not an empty answer
         with self._snapshot() as (conn, head):
             encoder = self._encoder(conn, encoder_id)
             if encoder is None:
