@@ -308,6 +308,16 @@ def test_too_few_points(data):
         ModalFusionMap(**FAST).fit(XI, XT[:10])
 
 
+def test_scikit_learn_sees_whether_it_is_fitted(fitted):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError as SklearnNotFitted
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(fitted)
+    with pytest.raises(SklearnNotFitted):
+        check_is_fitted(clone(fitted))
+
+
 def test_not_fitted():
     est = ModalFusionMap()
     with pytest.raises(NotFittedError, match="not fitted yet"):

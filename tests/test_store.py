@@ -356,6 +356,8 @@ def test_put_get_embeddings_order(filled: tuple[Workspace, Dataset]) -> None:
         ws.get_embeddings("enc-a", [ids[0], "coco/nope"])
     with pytest.raises(UnknownDatasetError, match="nope"):
         ws.get_embeddings("enc-a", dataset="nope")
+    with pytest.raises(ValueError, match="dimension mismatch"):  # even with nothing to write
+        ws.put_embeddings("enc-a", [], [], np.zeros((0, DIM + 1), np.float32))
     with pytest.raises(ValueError, match="not a single string"):
         ws.get_embeddings("enc-a", ids[0])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not a single string"):

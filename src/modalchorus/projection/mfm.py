@@ -295,7 +295,8 @@ class ModalFusionMap:
     refine_iter_ : int
         Refinement steps run (their weights are kept; 0 without refinement).
     fit_indices_ : dict
-        ``{"image": (n_fit_image,), "text": (n_fit_text,)}`` rows the network was trained on.
+        ``{"image": (n_fit_image,), "text": (n_fit_text,)}`` rows the network was trained on
+        (not kept by :meth:`save`).
     fit_seconds_ : float
     """
 
@@ -887,8 +888,19 @@ class ModalFusionMap:
         bias = first.bias.detach() - scale * (weight @ mean.to(weight.device))
         return weight, bias, net[1:]
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether :meth:`fit` (or :meth:`load`) has run, for scikit-learn's
+        ``check_is_fitted``."""
+        return hasattr(self, "network_")
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags: fitted without a target on two inputs."""
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False))
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "network_"):
+        if not self.__sklearn_is_fitted__():
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."

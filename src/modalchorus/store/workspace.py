@@ -587,7 +587,10 @@ class Workspace:
         """
         batch = validate_embeddings(encoder_id, item_ids, content_hashes, vectors)
         n = len(batch.item_ids)
-        if n == 0:
+        if n == 0:  # nothing to write, but a wrong dimension is still an error
+            with self._snapshot() as (conn, _):
+                encoder = self._encoder(conn, encoder_id)
+            check_dim(encoder_id, None if encoder is None else encoder.dim, batch.dim)
             return PutResult(encoder_id, batch.dim, 0, 0, 0)
         with self._write(f"put_embeddings {encoder_id} n={n}") as tx:
             return self._put_embeddings(tx, batch)
