@@ -617,11 +617,12 @@ class ModalFusionMap:
             )
         if self.network is not None and not isinstance(self.network, nn.Module):
             raise ValueError(f"network must be a torch.nn.Module, got {type(self.network)}")
-        if isinstance(self.hidden, str | bytes) or not all(
-            isinstance(h, Integral) and not isinstance(h, bool) and h > 0
-            for h in (self.hidden if isinstance(self.hidden, Iterable) else [None])
+        hidden = self.hidden
+        sequence = isinstance(hidden, Iterable) and not isinstance(hidden, str | bytes)
+        if not sequence or not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h > 0 for h in hidden
         ):
-            raise ValueError(f"hidden must be a sequence of layer widths >= 1, got {self.hidden!r}")
+            raise ValueError(f"hidden must be a sequence of layer widths >= 1, got {hidden!r}")
         if self.callback is not None and not callable(self.callback):
             raise ValueError("callback must be callable")
 
@@ -968,10 +969,11 @@ class ModalFusionMap:
         weights = save_tensors(tensors)
         config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
         text = json.dumps(config, indent=2, default=_json_scalar)
-        for name, data in ((WEIGHTS_FILE, weights), (CONFIG_FILE, text.encode())):
-            tmp = folder / f".{name}.tmp"
-            tmp.write_bytes(data)
-            tmp.replace(folder / name)
+        files = {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
+        for name, data in files.items():
+            (folder / f".{name}.tmp").write_bytes(data)
+        for name in files:
+            (folder / f".{name}.tmp").replace(folder / name)
         return folder
 
     @classmethod
@@ -1174,8 +1176,9 @@ def _rescale_rows(
     """``x`` with the rows whose norm under- or overflowed scaled by their largest entry,
     and the new norms; ``ValueError`` for NaN / inf or all-zero rows (``start``: the chunk's
     first row, for the message)."""
-    peak = x[bad].abs().amax(dim=1, keepdim=True)
-    broken = ~torch.isfinite(peak[:, 0]) | (peak[:, 0] == 0) | ~torch.isfinite(x[bad]).all(dim=1)
+    rows = x[bad]
+    peak = rows.abs().amax(dim=1, keepdim=True)
+    broken = (peak[:, 0] == 0) | ~torch.isfinite(rows).all(dim=1)
     if bool(broken.any()):
         row = int(torch.nonzero(bad)[int(torch.nonzero(broken)[0, 0]), 0])
         what = "an all-zero row" if bool(torch.isfinite(x[row]).all()) else "NaN or inf"
@@ -1183,5 +1186,5 @@ def _rescale_rows(
             f"X contains {what} at row {start + row}; cosine geometry needs finite, non-zero rows"
         )
     x = x.clone()  # may share memory with the caller's array
-    x[bad] = x[bad] / peak
+    x[bad] = rows / peak
     return x, torch.linalg.vector_norm(x, dim=1, keepdim=True)

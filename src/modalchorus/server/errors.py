@@ -76,8 +76,7 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
 def install_handlers(app: FastAPI) -> None:
     """Map the workspace's not-found errors to 404, a held write lock to 503, an encoder
     that cannot embed for the shown version and a set still named by intents to 409, and
-    render every validation error
-    (NaN or infinite inputs included) as a 422."""
+    render every validation error (NaN or infinite inputs included) as a 422."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(VersionMismatchError, _conflict)

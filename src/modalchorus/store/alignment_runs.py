@@ -44,13 +44,9 @@ def read_intents(conn: sqlite3.Connection) -> list[IntentInfo]:
 
 def read_intent(conn: sqlite3.Connection, intent_id: int) -> IntentInfo:
     """One stored intent; raises :class:`UnknownIntentError`."""
-    row = (
-        is_row_id(intent_id)
-        and conn.execute(
-            "SELECT id, spec, created_at FROM intents WHERE id = ?", (intent_id,)
-        ).fetchone()
-    )
-    if not row:
+    query = "SELECT id, spec, created_at FROM intents WHERE id = ?"
+    row = conn.execute(query, (intent_id,)).fetchone() if is_row_id(intent_id) else None
+    if row is None:
         raise UnknownIntentError(f"workspace has no intent with id {intent_id}")
     return IntentInfo(int(row[0]), json.loads(row[1]), row[2])
 
@@ -153,13 +149,9 @@ def read_runs(conn: sqlite3.Connection, base_encoder_id: str | None = None) -> l
 
 def read_run(conn: sqlite3.Connection, run_id: int) -> RunInfo:
     """One recorded run; raises :class:`UnknownRunError`."""
-    row = (
-        is_row_id(run_id)
-        and conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM alignment_runs WHERE id = ?", (run_id,)
-        ).fetchone()
-    )
-    if not row:
+    query = f"SELECT {_RUN_COLUMNS} FROM alignment_runs WHERE id = ?"
+    row = conn.execute(query, (run_id,)).fetchone() if is_row_id(run_id) else None
+    if row is None:
         raise UnknownRunError(f"workspace has no alignment run with id {run_id}")
     return _run(row, active_run_id(conn, row[2]))
 

@@ -1081,10 +1081,7 @@ class Workspace:
         with self._write(f"delete_set {set_id}") as tx:
             name = set_rows.read_set(tx.conn, set_id).name
             if named := runs.intents_naming_set(tx.conn, set_id, name):
-                raise SetInUseError(
-                    f"stored intents {', '.join(f'#{i}' for i in named)} name set {name!r}; "
-                    "delete those intents first"
-                )
+                raise SetInUseError(_named_by_intents(named, f"set {name!r}"))
             set_rows.delete_set(tx.conn, set_id)
         logger.info("delete_set %d", set_id)
 
@@ -1348,14 +1345,19 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _named_by_intents(intent_ids: list[int], what: str) -> str:
+    """Why ``what`` cannot go: the stored intents that name it."""
+    return (
+        f"stored intents {', '.join(f'#{i}' for i in intent_ids)} name {what}; "
+        "delete those intents first"
+    )
+
+
 def _release_items(conn: sqlite3.Connection, item_ids: set[str], what: str) -> None:
     """Drop items about to be deleted from every set, or raise ``ItemInUseError`` (nothing
     changed) while a stored intent names one of them or a set holds nothing else."""
     if named := runs.intents_naming(conn, item_ids):
-        raise ItemInUseError(
-            f"stored intents {', '.join(f'#{i}' for i in named)} name {what}; "
-            "delete those intents first"
-        )
+        raise ItemInUseError(_named_by_intents(named, what))
     if emptied := set_rows.remove_members(conn, item_ids, utc_now()):
         raise ItemInUseError(
             f"removing {what} would leave sets {', '.join(map(repr, emptied))} empty; "
