@@ -273,6 +273,8 @@ def test_uploads_can_be_removed_and_dataset_items_cannot(client, encoder, worksp
     assert not stored.exists()
     cols = frame(client, CIFAR, encoder)
     assert len(cols["id"]) == n_before - 1 and item not in cols["id"]
+    params = {"dataset": CIFAR, "encoder": encoder}
+    assert client.get("/api/projection", params=params).json()["n_items"] == n_before - 1
     assert kept["items"][0]["id"] in cols["id"]
     tagged = [s for s in client.get("/api/sets").json() if s["name"] == "to remove"][0]
     assert tagged["item_ids"] == [kept["items"][0]["id"]]

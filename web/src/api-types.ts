@@ -1027,7 +1027,10 @@ export interface components {
             metrics: {
                 [key: string]: unknown;
             };
-            /** N Items */
+            /**
+             * N Items
+             * @description Points the dataset's view draws (GET/POST /api/projection); the rows stored (GET /api/projections).
+             */
             n_items: number;
             /** Name */
             name: string;

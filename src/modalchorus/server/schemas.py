@@ -96,7 +96,10 @@ class ProjectionMeta(_Model):
     dataset: str
     encoder: str
     method: str
-    n_items: int
+    n_items: int = Field(
+        description="Points the dataset's view draws (GET/POST /api/projection); the rows "
+        "stored (GET /api/projections)."
+    )
     params: dict[str, object]
     metrics: dict[str, object] = Field(
         description="projection_report: ks, inter_T@k / inter_C@k (means and the two "

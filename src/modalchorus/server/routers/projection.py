@@ -41,7 +41,8 @@ NOT_FOUND = {404: {"model": Problem}}
 CONFLICT = {409: {"model": Problem}}
 
 
-def _meta(info: ProjectionInfo) -> ProjectionMeta:
+def _meta(info: ProjectionInfo, n_points: int | None = None) -> ProjectionMeta:
+    """``n_points``: the points the view draws; removed uploads stay stored until a refit."""
     dataset = info.params.get("dataset")
     if not isinstance(dataset, str):  # e.g. stored by ``modalchorus project``
         dataset = projection_dataset(info.name, info.method, info.encoder_id)
@@ -50,7 +51,7 @@ def _meta(info: ProjectionInfo) -> ProjectionMeta:
         dataset=dataset,
         encoder=info.encoder_id,
         method=info.method,
-        n_items=info.n_items,
+        n_items=info.n_items if n_points is None else n_points,
         params=info.params,
         metrics=info.metrics,
         created_at=info.created_at,
@@ -97,7 +98,8 @@ def ensure_projection(body: ProjectionRequest, state: State) -> ProjectionStatus
     if not body.refit:
         found = state.layout(view, body.method)
         if found is not None:
-            return ProjectionStatus(status="ready", projection=_meta(found[0]))
+            info, coords = found
+            return ProjectionStatus(status="ready", projection=_meta(info, len(coords)))
     try:
         job = state.submit_fit(view, body.method)
     except ValueError as exc:  # too few images or texts: say so now, not through a failed job
@@ -115,7 +117,8 @@ def get_projection(
 ) -> ProjectionMeta:
     """A stored projection's metadata and quality metrics; 404 when none is stored."""
     view = _view(state, dataset, encoder, method, "query", version)
-    return _meta(_stored(state, view, method)[0])
+    info, coords = _stored(state, view, method)
+    return _meta(info, len(coords))
 
 
 @router.get("/projections", response_model=list[ProjectionMeta])
