@@ -114,6 +114,36 @@ def test_points_frame_has_every_item_once_with_attributes(client, encoder) -> No
     assert (coco["kind"][owners] == 0).all()  # every caption points at its image
 
 
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [
+        ("gzip", True),
+        ("deflate, gzip;q=0.5", True),
+        ("*", False),
+        ("gzip;q=0", False),
+        ("gzip;q=0.0, deflate", False),
+        ("identity", False),
+        ("*;q=0", False),
+    ],
+)
+def test_responses_are_gzipped_only_where_the_client_accepts_it(
+    client, encoder, accept, gzipped
+) -> None:
+    """Both the point frames and the middleware (a large JSON body) read the q-values."""
+    frame = client.build_request(
+        "GET",
+        "/api/projection/points",
+        params=view(CIFAR, encoder),
+        headers={"accept-encoding": accept},
+    )
+    schema = client.build_request("GET", "/api/openapi.json", headers={"accept-encoding": accept})
+    for request in (frame, schema):
+        response = client.send(request)
+        assert response.status_code == 200
+        assert (response.headers.get("content-encoding") == "gzip") is gzipped, request.url
+        assert len(response.content) > 1024  # decoded by httpx either way
+
+
 def test_projection_downloads_as_csv_in_points_order(client, encoder) -> None:
     import io
 

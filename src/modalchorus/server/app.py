@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from modalchorus.encoders import Encoder
+from modalchorus.server.compression import GzipIfAccepted
 from modalchorus.server.errors import install_handlers, not_found
 from modalchorus.server.jobs import JobManager
 from modalchorus.server.projections import DEFAULT_METHOD
@@ -101,7 +101,7 @@ def create_app(
     )
     app.state.modalchorus = state
     # JS, JSON and the id column of point frames compress well; SSE is never buffered.
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
+    app.add_middleware(GzipIfAccepted, minimum_size=1024, compresslevel=5)
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/api")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modalchorus.exporting import layout_table
 from modalchorus.projecting import projection_dataset
+from modalchorus.server.compression import accepts_gzip
 from modalchorus.server.errors import conflict, invalid, not_found
 from modalchorus.server.frames import MEDIA_TYPE, encode_frame
 from modalchorus.server.projections import check_method
@@ -189,7 +190,7 @@ def get_points(
 
     frame, packed = state.memo.get(("frame", info.name), (info.updated_at, view.stamp), encode)
     headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    if accepts_gzip(request.headers.get("accept-encoding", "")):
         headers["Content-Encoding"] = "gzip"
         return Response(packed, media_type=MEDIA_TYPE, headers=headers)
     return Response(frame, media_type=MEDIA_TYPE, headers=headers)
