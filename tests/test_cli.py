@@ -58,6 +58,14 @@ def test_every_command_has_help(command: str) -> None:
     assert result.returncode == 0 and "Usage" in result.stdout
 
 
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"modalchorus {version('modalchorus')}"
+
+
 def test_help_loads_neither_torch_nor_lancedb() -> None:
     # Together they cost ~3 s of start-up; commands import what they use.
     probe = (

@@ -100,10 +100,24 @@ def emit(data: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]],
         render(data)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from modalchorus import __version__
+
+        out.print(f"modalchorus {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress details (INFO level) to stderr.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Probe and re-align multi-modal (image-text) embeddings."""
