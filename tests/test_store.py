@@ -392,9 +392,10 @@ def test_upsert_semantics(filled: tuple[Workspace, Dataset]) -> None:
     np.testing.assert_array_equal(cached["new-hash"], new_vec[0])
 
     # a later vector for the same content hash wins, for every item sharing it
-    ws.put_embeddings("enc-a", ["concept/a", "concept/b"], ["shared", "shared"], vectors[:2])
+    ws.put_embeddings("enc-a", ["concept/a", "concept/b"], ["shared", "shared"], vectors[[0, 0]])
+    ws.put_embeddings("enc-a", ["concept/b"], ["shared"], vectors[1:2])
     _, got = ws.get_embeddings("enc-a", ["concept/a", "concept/b"])
-    np.testing.assert_array_equal(got, vectors[[1, 1]])  # last occurrence in the call
+    np.testing.assert_array_equal(got, vectors[[1, 1]])
     assert ws.summary()["encoders"]["enc-a"]["items"] == len(ids) + 2
 
 
@@ -444,6 +445,19 @@ def test_invalid_embeddings_change_nothing(
         ws.put_embeddings("enc-a", ids, hashes, vectors)
     assert_same_state(before, committed_state(ws))
     assert {n: lance.open_table(n).version for n in lance.list_tables().tables} == versions
+
+
+def test_one_content_hash_needs_one_vector(filled: tuple[Workspace, Dataset]) -> None:
+    ws, _ = filled
+    ids = ws.items()["id"].tolist()[:3]
+    vectors = np.random.default_rng(5).normal(size=(3, DIM)).astype(np.float32)
+    before = committed_state(ws)
+    with pytest.raises(ValueError, match=f"{ids[0]!r} and {ids[2]!r} have the same content hash"):
+        ws.put_embeddings("enc-a", ids, ["same", "other", "same"], vectors)
+    assert_same_state(before, committed_state(ws))
+    vectors[2] = vectors[0] * (1 + 1e-6)  # rounding, not a different vector
+    ws.put_embeddings("enc-a", ids, ["same", "other", "same"], vectors)
+    assert np.allclose(ws.cached_vectors("enc-a", ["same"])["same"], vectors[0])
 
 
 def test_invalid_ids_change_nothing(filled: tuple[Workspace, Dataset]) -> None:

@@ -79,7 +79,8 @@ def validate_embeddings(
     Raises
     ------
     ValueError
-        Naming the problem: bad ids, length mismatch, wrong ndim or dtype, NaN/inf.
+        Naming the problem: bad ids, length mismatch, wrong ndim or dtype, NaN/inf, one
+        content hash with different vectors.
     """
     if not isinstance(encoder_id, str) or not encoder_id:
         raise ValueError(f"encoder_id must be a non-empty string, got {encoder_id!r}")
@@ -112,7 +113,28 @@ def validate_embeddings(
             f"vectors contain NaN or inf in {bad.size} row(s), first row {int(bad[0])} "
             f"(item {ids[int(bad[0])]!r}) (after casting to float32)"
         )
+    _check_one_vector_per_hash(ids, hashes, array)
     return EmbeddingBatch(encoder_id, ids, hashes, array)
+
+
+def _check_one_vector_per_hash(ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:
+    """Items with the same content hash share one cached vector, so they must agree.
+
+    A tolerance of 1e-4 of the row norm allows for batch-dependent float rounding.
+    """
+    _, first, group = np.unique(np.asarray(hashes), return_index=True, return_inverse=True)
+    if first.size == len(hashes):
+        return
+    reference = vectors[first[group]]
+    gap = np.linalg.norm(vectors - reference, axis=1)
+    scale = np.maximum(np.linalg.norm(reference, axis=1), 1e-12)
+    bad = np.flatnonzero(gap > 1e-4 * scale)
+    if bad.size:
+        row, other = int(bad[0]), int(first[group[bad[0]]])
+        raise ValueError(
+            f"items {ids[other]!r} and {ids[row]!r} have the same content hash "
+            f"{hashes[row]!r} but different vectors"
+        )
 
 
 def first_duplicate(values: list[str]) -> str:
