@@ -129,6 +129,27 @@ def test_save_load_round_trip(fitted, data, tmp_path):
     np.testing.assert_array_equal(loaded.embedding_image_, fitted.embedding_image_)
     assert loaded.get_params()["normalisation"] == fitted.normalisation
     assert loaded.loss_history_ == fitted.loss_history_
+    for modality, rows in fitted.fit_indices_.items():
+        np.testing.assert_array_equal(loaded.fit_indices_[modality], rows)
+
+
+def test_a_save_without_fit_indices_still_loads(fitted, data, tmp_path):
+    """Saves made before the fitted rows were kept (same format version) stay readable."""
+    import hashlib
+    import json
+
+    from safetensors.torch import load_file, save
+
+    folder = fitted.save(tmp_path / "old")
+    tensors = load_file(folder / "mfm.safetensors")
+    weights = save({k: v for k, v in tensors.items() if not k.startswith("fit_indices.")})
+    (folder / "mfm.safetensors").write_bytes(weights)
+    config = json.loads((folder / "mfm.json").read_text())
+    config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    (folder / "mfm.json").write_text(json.dumps(config))
+    loaded = ModalFusionMap.load(folder)
+    assert not hasattr(loaded, "fit_indices_")
+    np.testing.assert_array_equal(loaded.transform(data[0]), fitted.transform(data[0]))
 
 
 def test_numpy_scalar_parameters_round_trip(data, tmp_path):

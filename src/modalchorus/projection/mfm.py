@@ -296,7 +296,7 @@ class ModalFusionMap:
         Refinement steps run (their weights are kept; 0 without refinement).
     fit_indices_ : dict
         ``{"image": (n_fit_image,), "text": (n_fit_text,)}`` rows the network was trained on
-        (not kept by :meth:`save`).
+        (absent when loaded from a save made by version 0.1.0 before it was kept).
     fit_seconds_ : float
     """
 
@@ -935,6 +935,8 @@ class ModalFusionMap:
             tensors[f"mean.{mod}"] = torch.as_tensor(self.modality_means_[mod]).contiguous()
         tensors["embedding.image"] = torch.as_tensor(self.embedding_image_)
         tensors["embedding.text"] = torch.as_tensor(self.embedding_text_)
+        for mod, rows in self.fit_indices_.items():
+            tensors[f"fit_indices.{mod}"] = torch.as_tensor(np.asarray(rows, dtype=np.int64))
         for block, (xp, fp) in self.normaliser_.knots.items():
             tensors[f"knots.{block}.x"] = torch.as_tensor(np.asarray(xp, dtype=np.float64))
             tensors[f"knots.{block}.f"] = torch.as_tensor(np.asarray(fp, dtype=np.float64))
@@ -1065,6 +1067,8 @@ class ModalFusionMap:
         est.modality_means_ = {m: tensors[f"mean.{m}"].numpy() for m in MODALITIES}
         est.embedding_image_ = tensors["embedding.image"].numpy()
         est.embedding_text_ = tensors["embedding.text"].numpy()
+        if "fit_indices.image" in tensors:  # saves made before they were kept lack them
+            est.fit_indices_ = {m: tensors[f"fit_indices.{m}"].numpy() for m in MODALITIES}
         norm = config["normaliser"]
         knots = {
             b: (tensors[f"knots.{b}.x"].numpy(), tensors[f"knots.{b}.f"].numpy())
