@@ -110,6 +110,18 @@ def test_bad_intents_are_refused_with_a_message(client, cat_and_dog, spec, statu
     assert len(client.get("/api/intents").json()) == before
 
 
+def test_an_intent_too_large_to_store_is_refused_with_a_way_out(client, cat_and_dog) -> None:
+    sets = {s["name"]: s["item_ids"] for s in client.get("/api/sets").json()}
+    dogs = sets["dog images"]
+    huge = dogs * (40_000 // len(dogs) + 1)  # a selection of ~40,000 points, listed inline
+    before = len(client.get("/api/intents").json())
+    response = client.post("/api/intents", json={"type": "set-set", "a": huge, "b": "cat prompts"})
+    assert response.status_code == 422, response.text
+    assert "over the 1,000,000-byte limit" in message(response)
+    assert "save large selections as a set" in message(response)
+    assert len(client.get("/api/intents").json()) == before
+
+
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [

@@ -14,6 +14,7 @@ from modalchorus.metrics import (
     intermodal_continuity,
     intermodal_scores,
     intermodal_trustworthiness,
+    metric_sample,
     projection_report,
     trustworthiness,
 )
@@ -253,6 +254,43 @@ def test_projection_report() -> None:
     assert rep["T_text@8"] is None and rep["inter_T@8"] is None
     assert rep["T_image@8"] is not None
     assert len(rep["skipped"]) == 2
+
+
+def test_a_report_with_max_points_scores_a_fixed_sample() -> None:
+    rng = np.random.default_rng(4)
+    XI, XT = _clusters(300, 8, rng), _clusters(40, 8, rng)
+    YI, YT = rng.normal(size=(300, 2)), rng.normal(size=(40, 2))
+    concepts = [1, 7, 30]
+    rep = projection_report(XI, XT, YI, YT, ks=(5,), concepts=concepts, max_points=100)
+    assert (rep["n_image"], rep["n_text"]) == (300, 40)
+    # The texts fit in half the budget, so they are all kept; the images get the rest.
+    assert (rep["n_image_scored"], rep["n_text_scored"]) == (60, 40)
+    rows, text_rows = metric_sample(300, 40, 100, concepts)
+    assert np.array_equal(text_rows, np.arange(40)) and rows.size == 60
+    exact = projection_report(XI[rows], XT, YI[rows], YT, ks=(5,), concepts=concepts)
+    assert {k: v for k, v in rep.items() if k not in ("n_image", "n_text")} == {
+        k: v for k, v in exact.items() if k not in ("n_image", "n_text")
+    }
+    again = projection_report(XI, XT, 2 * YI, 2 * YT, ks=(5,), concepts=concepts, max_points=100)
+    assert again["inter_T@5"] == rep["inter_T@5"]  # same rows: a scaled layout scores the same
+    whole = projection_report(XI, XT, YI, YT, ks=(5,), max_points=340)
+    assert (whole["n_image_scored"], whole["n_text_scored"]) == (300, 40)
+
+
+def test_metric_sample_keeps_concepts_first_and_splits_the_budget() -> None:
+    images, texts = metric_sample(5_000, 50_000, 1_000, concepts=range(20))
+    assert (images.size, texts.size) == (500, 500)
+    assert set(range(20)) <= set(texts.tolist())
+    assert np.array_equal(np.sort(texts), texts) and np.unique(texts).size == 500
+    same = metric_sample(5_000, 50_000, 1_000, concepts=range(20))
+    assert np.array_equal(same[0], images) and np.array_equal(same[1], texts)
+    images, texts = metric_sample(50_000, 80, 1_000, concepts=range(80))
+    assert (images.size, texts.size) == (920, 80)
+    only_concepts = metric_sample(10, 5_000, 100, concepts=range(4_000))[1]
+    assert only_concepts.size == 90 and only_concepts.max() < 4_000
+    for bad in (3, 2.5, True):
+        with pytest.raises(ValueError, match="max_points must be an integer >= 4"):
+            metric_sample(10, 10, bad)
 
 
 # ---------------------------------------------------------------------------- errors

@@ -407,6 +407,23 @@ def test_frame_round_trip() -> None:
     assert all(spec["offset"] % 8 == 0 for spec in header["columns"])
 
 
+def test_the_view_cache_keeps_only_the_most_recently_used_views(tmp_path_factory) -> None:
+    from browser.support import workspace_copy
+
+    from modalchorus.server.views import ViewCache
+    from modalchorus.store import Workspace
+
+    with Workspace.open(workspace_copy(tmp_path_factory, "views")) as workspace:
+        encoder = sorted(workspace.embedded_encoders())[0]
+        views = ViewCache(workspace, max_views=1)
+        cifar = views.get(CIFAR, encoder)
+        assert views.get(CIFAR, encoder) is cifar  # cached
+        coco = views.get(COCO, encoder)
+        assert views.get(COCO, encoder) is coco
+        again = views.get(CIFAR, encoder)  # evicted by COCO's view: built anew
+        assert again is not cifar and again.ids == cifar.ids
+
+
 def test_serve_listens_on_loopback_by_default() -> None:
     from modalchorus.server import DEFAULT_HOST, DEFAULT_PORT
 

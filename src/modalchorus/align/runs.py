@@ -24,7 +24,7 @@ from modalchorus.data.images import load_image_file
 from modalchorus.encoders.base import Encoder
 from modalchorus.evaluation import task_metrics
 from modalchorus.metrics.neighbourhood import projection_report
-from modalchorus.projecting import load_projection_model, projection_name
+from modalchorus.projecting import METRIC_MAX_POINTS, load_projection_model, projection_name
 from modalchorus.store import RunInfo, Workspace
 
 logger = logging.getLogger(__name__)
@@ -299,5 +299,12 @@ def _layout_metrics(
     ks = tuple(int(k) for k in previous.get("ks", (10,)) if k < min(image.sum(), text.sum()))
     if not ks:
         return {}
-    report = projection_report(vectors[image], vectors[text], coords[image], coords[text], ks=ks)
+    report = projection_report(
+        vectors[image],
+        vectors[text],
+        coords[image],
+        coords[text],
+        ks=ks,
+        max_points=METRIC_MAX_POINTS,
+    )
     return {**report, "frame": "transform"}

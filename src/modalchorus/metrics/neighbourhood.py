@@ -621,10 +621,15 @@ def projection_report(
     ks: Iterable[int] = (5, 10, 20),
     concepts: Sequence[int] | np.ndarray | None = None,
     *,
+    max_points: int | None = None,
     metric_high: HighMetric = "cosine",
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> dict[str, float | int | list | None]:
     """All projection-quality metrics of a two-modality layout, as one flat dict.
+
+    The metrics cost ``O((n + m)^2 d)``; ``max_points`` bounds it by scoring a fixed random
+    sample (:func:`metric_sample`): an estimate, the same rows every time for the same
+    sizes, so two layouts of the same points are compared on the same sample.
 
     Parameters
     ----------
@@ -637,13 +642,16 @@ def projection_report(
     concepts : sequence of int or bool mask over the texts, optional
         Which text rows are concepts for :func:`cross_modal_agreement` (e.g. the class
         prompts among captions). ``None``: all texts.
+    max_points : int, optional
+        Score at most this many points (images + texts); None scores all of them.
     metric_high, chunk_size
         As in :func:`trustworthiness`.
 
     Returns
     -------
     dict
-        ``n_image``, ``n_text``, ``ks``; for each ``k``: ``T_image@k``, ``C_image@k``,
+        ``n_image``, ``n_text``, ``ks``; ``n_image_scored``, ``n_text_scored`` (the sample
+        scored; the totals without ``max_points``); for each ``k``: ``T_image@k``, ``C_image@k``,
         ``T_text@k``, ``C_text@k`` (intra-modal), ``inter_T@k``, ``inter_C@k`` and the four
         directional ``inter_{T,C}_{image_to_text,text_to_image}@k``; ``agreement``; and
         ``skipped``, a list of the metrics that could not be computed (too few points for
@@ -675,6 +683,11 @@ def projection_report(
         "n_text": XT.shape[0],
         "ks": ks,
     }
+    image_rows, text_rows = metric_sample(XI.shape[0], XT.shape[0], max_points, idx)
+    if image_rows.size < XI.shape[0] or text_rows.size < XT.shape[0]:
+        idx = np.flatnonzero(np.isin(text_rows, idx % XT.shape[0]))  # concepts in the sample
+        XI, YI, XT, YT = XI[image_rows], YI[image_rows], XT[text_rows], YT[text_rows]
+    report["n_image_scored"], report["n_text_scored"] = XI.shape[0], XT.shape[0]
     skipped: list[str] = []
     kw = {"metric_high": metric_high, "chunk_size": chunk_size}
     intra: dict[str, dict[int, tuple[float, float]]] = {}
@@ -693,3 +706,42 @@ def projection_report(
     report["agreement"] = cross_modal_agreement(XI, XT[idx], YI, YT[idx], **kw)
     report["skipped"] = skipped
     return report
+
+
+def metric_sample(
+    n_image: int, n_text: int, max_points: int | None, concepts: ArrayLike = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows :func:`projection_report` scores when it may score ``max_points`` at most.
+
+    A modality that fits in half the budget is kept whole and the other gets the rest;
+    otherwise each gets half. Concept texts are kept before other texts (so a few class
+    prompts among many captions all stay). The draw is seeded: the same sizes give the
+    same rows.
+
+    Returns
+    -------
+    image_rows : numpy.ndarray of int, shape (n_image_scored,), sorted
+    text_rows : numpy.ndarray of int, shape (n_text_scored,), sorted
+    """
+    if max_points is not None and (
+        isinstance(max_points, bool)
+        or not isinstance(max_points, int | np.integer)
+        or max_points < 4
+    ):
+        raise ValueError(f"max_points must be an integer >= 4 or None, got {max_points!r}")
+    if max_points is None or n_image + n_text <= max_points:
+        return np.arange(n_image), np.arange(n_text)
+    half = int(max_points) // 2
+    if min(n_image, n_text) <= half:
+        n_img = n_image if n_image <= half else int(max_points) - n_text
+        n_txt = n_text if n_text <= half else int(max_points) - n_image
+    else:
+        n_img = n_txt = half
+    rng = np.random.default_rng(0)
+    image_rows = np.sort(rng.permutation(n_image)[:n_img])
+    is_concept = np.zeros(n_text, dtype=bool)
+    is_concept[np.asarray(concepts, dtype=np.intp)] = True
+    order = rng.permutation(n_text)
+    order = order[np.argsort(~is_concept[order], kind="stable")]  # concepts first, shuffled
+    text_rows = np.sort(order[:n_txt])
+    return image_rows, text_rows

@@ -16,6 +16,7 @@ import numpy as np
 
 from modalchorus.metrics.neighbourhood import projection_report
 from modalchorus.projecting import (
+    METRIC_MAX_POINTS,
     check_joint_sizes,
     fit_layout,
     load_projection_model,
@@ -161,6 +162,7 @@ def layout_metrics(view: DatasetView, coords: np.ndarray) -> dict[str, Any]:
         coords[texts],
         ks=(METRICS_K,),
         concepts=concepts if concepts.size else None,
+        max_points=METRIC_MAX_POINTS,
     )
 
 

@@ -13,6 +13,7 @@ dataset's own rows (its images, then its texts, then the uploaded images and tex
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -203,14 +204,19 @@ def _optional_strings(column: pd.Series) -> list[str | None]:
 class ViewCache:
     """Views by ``(dataset, encoder)``, rebuilt when the dataset changes.
 
+    A view holds its items' vectors, so only the ``max_views`` most recently used are kept
+    (each alignment run adds an embedding version, and a before/after comparison views it).
+
     Parameters
     ----------
     workspace : Workspace
+    max_views : int
     """
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, max_views: int = 8) -> None:
         self._workspace = workspace
-        self._views: dict[tuple[str, str], tuple[tuple, DatasetView]] = {}
+        self._max_views = max_views
+        self._views: OrderedDict[tuple[str, str], tuple[tuple, DatasetView]] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
 
@@ -244,10 +250,14 @@ class ViewCache:
         with self._lock:
             cached = self._views.get(key)
             if cached is not None and cached[0] == stamp:
+                self._views.move_to_end(key)
                 return cached[1]
         view = build_view(self._workspace, dataset, encoder_id, (dataset, encoder_id, *stamp))
         with self._lock:
             self._views[key] = (stamp, view)
+            self._views.move_to_end(key)
+            while len(self._views) > self._max_views:
+                self._views.popitem(last=False)
         return view
 
     def clear(self) -> None:

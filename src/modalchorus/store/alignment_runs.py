@@ -31,8 +31,12 @@ def intent_json(spec: Mapping[str, Any]) -> str:
     if not isinstance(spec, Mapping):
         raise ValueError(f"an intent must be a JSON object, got {type(spec).__name__}")
     text = to_json("intent", spec)
-    if len(text.encode("utf-8")) > MAX_INTENT_BYTES:
-        raise ValueError(f"intent is larger than {MAX_INTENT_BYTES} bytes of JSON")
+    size = len(text.encode("utf-8"))
+    if size > MAX_INTENT_BYTES:
+        raise ValueError(
+            f"the intent is {size:,} bytes of JSON, over the {MAX_INTENT_BYTES:,}-byte limit: "
+            "save large selections as a set and name the set instead of listing its items"
+        )
     return text
 
 

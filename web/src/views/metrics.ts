@@ -67,8 +67,18 @@ export class MetricsPanel {
       Array.isArray(m.skipped) && m.skipped.length
         ? h('p', { class: 'hint' }, `not computed (too few points): ${m.skipped.join(', ')}`)
         : null,
+      sampleHint(m),
     );
   }
+}
+
+/** Large layouts are scored on a fixed sample of their points (the server's METRIC_MAX_POINTS). */
+function sampleHint(m: Record<string, unknown>): HTMLElement | null {
+  const total = Number(m.n_image) + Number(m.n_text);
+  const scored = Number(m.n_image_scored) + Number(m.n_text_scored);
+  if (!(scored < total)) return null; // also old reports without the *_scored keys
+  return h('p', { class: 'hint', 'data-metric': 'sample' },
+    `estimated on a fixed sample of ${scored.toLocaleString('en')} of ${total.toLocaleString('en')} points`);
 }
 
 /** Above this many classes the matrix is drawn as a heat map without numbers (hover a cell). */
@@ -93,7 +103,7 @@ function confusionTable(classes: string[], confusion: number[][]): HTMLElement {
           const share = count / total;
           const hue = i === j ? '89,161,79' : '225,87,89';
           const style = `background:rgba(${hue},${Math.min(1, share * 1.5)})`;
-          return h('td', { style, title: `${classes[i]} → ${classes[j]}: ${count}` }, count && !compact ? String(count) : '');
+          return h('td', { style, title: `${classes[i]} → ${classes[j]}: ${count}` }, count && !compact ? shortCount(count) : '');
         }),
       ),
     );
@@ -103,4 +113,11 @@ function confusionTable(classes: string[], confusion: number[][]): HTMLElement {
     ? h('p', { class: 'hint' }, `${classes.length} classes: rows are the true class, columns the predicted one (class order); hover a cell for its count.`)
     : null;
   return h('div', { class: 'confusion-wrap' }, table, note);
+}
+
+/** A count that fits a 24 px cell: 1698 -> "1.7k", 25000 -> "25k" (the cell's title has it exactly). */
+function shortCount(count: number): string {
+  if (count < 1000) return String(count);
+  const thousands = count / 1000;
+  return `${thousands < 9.95 ? thousands.toFixed(1) : Math.round(thousands)}k`;
 }

@@ -69,7 +69,10 @@ def create_intent(spec: Annotated[IntentSpec, Body()], state: State) -> IntentOu
     except IntentError as exc:
         raise invalid("spec", str(exc)) from None
     # Stored as given: a reference by set id or name follows the set's members.
-    return intent_out(state.workspace.create_intent(spec.model_dump()))
+    try:
+        return intent_out(state.workspace.create_intent(spec.model_dump()))
+    except ValueError as exc:  # too large to store
+        raise invalid("spec", str(exc)) from None
 
 
 @router.delete(
