@@ -8,7 +8,11 @@ import numpy as np
 
 
 def recall_at_k(
-    query: np.ndarray, gallery: np.ndarray, relevant: Sequence[Sequence[int]], ks: Sequence[int]
+    query: np.ndarray,
+    gallery: np.ndarray,
+    relevant: Sequence[Sequence[int]],
+    ks: Sequence[int],
+    max_scores: int = 2**24,
 ) -> dict[int, float]:
     """Share of queries with at least one relevant gallery item among the top k.
 
@@ -18,6 +22,8 @@ def recall_at_k(
     gallery : ndarray, shape (g, d), unit rows
     relevant : q sequences of gallery indices
     ks : cut-offs
+    max_scores : int
+        Scores held at once (queries are scored in chunks of ``max_scores // g`` rows).
 
     Returns
     -------
@@ -27,10 +33,14 @@ def recall_at_k(
         raise ValueError(f"{query.shape[0]} queries but {len(relevant)} relevance lists")
     if query.shape[0] == 0 or gallery.shape[0] == 0:
         raise ValueError("retrieval needs at least one query and one gallery item")
-    scores = query @ gallery.T
-    # Rank of the best relevant item = number of gallery items scoring strictly higher.
-    best = np.array([scores[i, list(r)].max() for i, r in enumerate(relevant)])
-    rank = (scores > best[:, None]).sum(axis=1)
+    rank = np.empty(query.shape[0], dtype=np.int64)
+    chunk_rows = max(1, max_scores // gallery.shape[0])
+    for start in range(0, query.shape[0], chunk_rows):
+        scores = query[start : start + chunk_rows] @ gallery.T
+        lists = relevant[start : start + chunk_rows]
+        # Rank of the best relevant item = number of gallery items scoring strictly higher.
+        best = np.array([scores[i, list(r)].max() for i, r in enumerate(lists)])
+        rank[start : start + len(lists)] = (scores > best[:, None]).sum(axis=1)
     return {int(k): float((rank < k).mean()) for k in ks}
 
 
@@ -55,7 +65,9 @@ def retrieval_report(
     """
     text_to_image = np.asarray(text_to_image, dtype=np.int64)
     t2i = recall_at_k(text_embeddings, image_embeddings, [[j] for j in text_to_image], ks)
-    captions_of = [np.flatnonzero(text_to_image == i) for i in range(image_embeddings.shape[0])]
+    order = np.argsort(text_to_image, kind="stable")
+    bounds = np.searchsorted(text_to_image[order], np.arange(image_embeddings.shape[0] + 1))
+    captions_of = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if any(len(c) == 0 for c in captions_of):
         raise ValueError("every image needs at least one caption for image->text retrieval")
     i2t = recall_at_k(image_embeddings, text_embeddings, captions_of, ks)
