@@ -227,6 +227,11 @@ export class Scatter {
     });
   }
 
+  /** Opacity per glyph category (replacing the constructor's), e.g. to keep dense plots readable. */
+  setOpacity(opacity: number[]): void {
+    this.plot.set({ opacity });
+  }
+
   /** New colour categories for the same points (the spatial index is reused). */
   recolor(color: Float32Array, colors: string[]): Promise<void> {
     return this.serial(async () => {

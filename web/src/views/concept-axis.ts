@@ -4,12 +4,15 @@
 import { api, ApiError } from '../api';
 import { clear, fmt, h } from '../dom';
 import type { Coloring, Points } from '../points';
-import { glyphs, KIND_LAYERS } from '../points';
+import { glyphs, KIND_CONCEPT, KIND_LAYERS } from '../points';
 import type { Renderer } from '../scatter';
 import { Scatter } from '../scatter';
 import { PointTooltip } from './tooltip';
 
 const GLYPHS = { size: [5, 7, 15], opacity: [0.85, 0.45, 1], layer: KIND_LAYERS };
+/** Points of a kind drawn at full opacity; above, opacity falls as 1/n (overlaps grow with n), to MIN_FADE. */
+const FADE_FROM = 4000;
+const MIN_FADE = 0.05;
 const BINS = 24;
 
 export interface AxisContext {
@@ -186,6 +189,12 @@ export class ConceptAxisView {
         y: 0.9 - (s + 0.5) * height,
       }));
     }
+    // Tens of thousands of images or captions would draw solid blocks: fade each kind by its
+    // count (the few concept texts stay opaque).
+    const perKind = GLYPHS.opacity.map(() => 0);
+    for (const kind of points.kind) perKind[kind] += 1;
+    this.scatter.setOpacity(GLYPHS.opacity.map((o, kind) =>
+      kind === KIND_CONCEPT ? o : o * Math.min(1, Math.max(MIN_FADE, FADE_FROM / Math.max(1, perKind[kind])))));
     await this.scatter.draw({ x, y, color: coloring.codes, glyph: glyphs(points) }, coloring.colors);
     this.scatter.annotate([{ x: 0, y1: -1, y2: 1, lineColor: [1, 1, 1, 0.35], lineWidth: 1 }]);
     const [a, b, c, d] = values.concepts;
