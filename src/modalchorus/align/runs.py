@@ -187,7 +187,11 @@ def run_alignment(
     lookup_old = _lookup(ids, reference)
     lookup_new = _lookup(ids, new)
     kind_of = dict(zip(ids, items["kind"], strict=True))
-    layouts, moved = _same_frame_layouts(workspace, parent_id, new_id, lookup_new, kind_of)
+    # Free texts (class prompts, typed concepts) score the agreement, as at fit time.
+    free_texts = set(items.loc[~is_image & items["image_id"].isna(), "id"])
+    layouts, moved = _same_frame_layouts(
+        workspace, parent_id, new_id, lookup_new, kind_of, free_texts
+    )
     report(0.92, "computing task metrics before and after")
     datasets = sorted(set(items["dataset"]))
     before = {d: task_metrics(workspace, d, lookup_old) for d in datasets}
@@ -250,6 +254,7 @@ def _same_frame_layouts(
     new_id: str,
     lookup: Callable[[list[str]], np.ndarray],
     kind_of: dict[str, str],
+    free_texts: set[str],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Place the new version with each fitted MFM of the parent; the most-moved points."""
     layouts, moved = [], []
@@ -269,7 +274,8 @@ def _same_frame_layouts(
             if mask.any():
                 coords[mask] = model.transform(vectors[mask], modality=modality)
         dataset = info.name.split(":")[1]
-        metrics = _layout_metrics(vectors, coords, kinds, info.metrics)
+        free = np.array([i in free_texts for i in item_ids])
+        metrics = _layout_metrics(vectors, coords, kinds, free, info.metrics)
         layouts.append(
             {
                 "name": projection_name("mfm", dataset, new_id),
@@ -292,10 +298,19 @@ def _same_frame_layouts(
 
 
 def _layout_metrics(
-    vectors: np.ndarray, coords: np.ndarray, kinds: np.ndarray, previous: dict[str, Any]
+    vectors: np.ndarray,
+    coords: np.ndarray,
+    kinds: np.ndarray,
+    free: np.ndarray,
+    previous: dict[str, Any],
 ) -> dict[str, Any]:
-    """Projection quality of a same-frame layout (the ks the parent layout reported)."""
+    """Projection quality of a same-frame layout (the ks the parent layout reported).
+
+    ``free`` marks the free texts (e.g. class prompts): the concepts of the agreement, and
+    kept first in the scored sample, as when the parent layout was scored.
+    """
     image, text = kinds == "image", kinds == "text"
+    concepts = np.flatnonzero(free[text])
     ks = tuple(int(k) for k in previous.get("ks", (10,)) if k < min(image.sum(), text.sum()))
     if not ks:
         return {}
@@ -305,6 +320,7 @@ def _layout_metrics(
         coords[image],
         coords[text],
         ks=ks,
+        concepts=concepts if concepts.size else None,
         max_points=METRIC_MAX_POINTS,
     )
     return {**report, "frame": "transform"}
