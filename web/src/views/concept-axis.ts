@@ -15,6 +15,15 @@ const FADE_FROM = 4000;
 const MIN_FADE = 0.05;
 const BINS = 24;
 
+/** Opacity per kind: tens of thousands of images or captions would draw solid blocks, so
+ * each fades with its count (the few concept texts stay opaque). */
+function fadedOpacity(kinds: ArrayLike<number>): number[] {
+  const count = GLYPHS.opacity.map(() => 0);
+  for (let i = 0; i < kinds.length; i++) count[kinds[i]] += 1;
+  return GLYPHS.opacity.map((o, kind) =>
+    kind === KIND_CONCEPT ? o : o * Math.min(1, Math.max(MIN_FADE, FADE_FROM / Math.max(1, count[kind]))));
+}
+
 export interface AxisContext {
   dataset: string;
   encoder: string;
@@ -189,12 +198,7 @@ export class ConceptAxisView {
         y: 0.9 - (s + 0.5) * height,
       }));
     }
-    // Tens of thousands of images or captions would draw solid blocks: fade each kind by its
-    // count (the few concept texts stay opaque).
-    const perKind = GLYPHS.opacity.map(() => 0);
-    for (const kind of points.kind) perKind[kind] += 1;
-    this.scatter.setOpacity(GLYPHS.opacity.map((o, kind) =>
-      kind === KIND_CONCEPT ? o : o * Math.min(1, Math.max(MIN_FADE, FADE_FROM / Math.max(1, perKind[kind])))));
+    this.scatter.setOpacity(fadedOpacity(points.kind));
     await this.scatter.draw({ x, y, color: coloring.codes, glyph: glyphs(points) }, coloring.colors);
     this.scatter.annotate([{ x: 0, y1: -1, y2: 1, lineColor: [1, 1, 1, 0.35], lineWidth: 1 }]);
     const [a, b, c, d] = values.concepts;
