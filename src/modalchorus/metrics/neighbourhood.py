@@ -718,6 +718,15 @@ def metric_sample(
     prompts among many captions all stay). The draw is seeded: the same sizes give the
     same rows.
 
+    Parameters
+    ----------
+    n_image, n_text : int
+        Points of each modality.
+    max_points : int or None
+        Most points to score (at least 4); None keeps every row.
+    concepts : array_like of int
+        Text rows to keep first.
+
     Returns
     -------
     image_rows : numpy.ndarray of int, shape (n_image_scored,), sorted

@@ -298,7 +298,7 @@ class ModalFusionMap:
         Refinement steps run (their weights are kept; 0 without refinement).
     fit_indices_ : dict
         ``{"image": (n_fit_image,), "text": (n_fit_text,)}`` rows the network was trained on
-        (absent when loaded from a save made by version 0.1.0 before it was kept).
+        (absent when loaded from a save written before saves kept it).
     fit_seconds_ : float
     """
 
