@@ -234,6 +234,32 @@ def test_a_legend_entry_selects_its_points_for_a_set(app, server) -> None:
     assert app.errors == []
 
 
+def test_points_in_several_sets_get_their_own_colour(app, server) -> None:
+    from modalchorus.server.frames import decode_frame
+
+    params = {"dataset": CIFAR, "encoder": "", "method": "mfm"}
+    app.open(f"?dataset={CIFAR}&color=set")
+    params["encoder"] = app.probe("choice.encoder")
+    _, cols = decode_frame(httpx.get(f"{server.url}/api/projection/points", params=params).content)
+    ids = list(cols["id"])
+    made = [
+        httpx.post(f"{server.url}/api/sets", json={"name": name, "item_ids": ids[a:b]}).json()
+        for name, (a, b) in (("first six", (0, 6)), ("three to nine", (3, 9)))
+    ]
+    try:
+        app.page.reload()
+        app.wait_ready()
+        app.page.locator("button.legend-entry", has_text="in several sets").click()
+        assert sorted(app.probe("selection()")) == [3, 4, 5]
+        # A set's entry selects all its members, those it shares included.
+        app.page.locator("button.legend-entry", has_text="first six").click()
+        assert sorted(app.probe("selection()")) == [0, 1, 2, 3, 4, 5]
+    finally:
+        for made_set in made:
+            httpx.delete(f"{server.url}/api/sets/{made_set['id']}")  # shared workspace
+    assert app.errors == []
+
+
 def test_drawn_lasso_with_the_mouse_selects_points(app) -> None:
     app.open()
     box = app.page.locator(".projection-view canvas").bounding_box()

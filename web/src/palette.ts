@@ -21,3 +21,5 @@ export function palette(n: number): string[] {
 
 export const CORRECT = '#59a14f';
 export const WRONG = '#e15759';
+/** Points that belong to more than one set. */
+export const SEVERAL_SETS = '#f2f2f2';

@@ -1,7 +1,7 @@
 // The projection's points as the front end keeps them, and their colour encodings.
 import type { SetOut } from './api';
 import type { Frame } from './frame';
-import { CORRECT, NONE, WRONG, categoryColor, palette } from './palette';
+import { CORRECT, NONE, SEVERAL_SETS, WRONG, categoryColor, palette } from './palette';
 
 export const KIND_IMAGE = 0;
 export const KIND_CAPTION = 1;
@@ -56,6 +56,8 @@ export interface LegendEntry {
   label: string;
   color: string;
   code: number;
+  /** The rows the entry selects, where they are not just the points of its colour. */
+  rows?: number[];
 }
 
 export interface Coloring {
@@ -110,18 +112,27 @@ export function coloring(points: Points, by: ColorBy, sets: SetOut[]): Coloring 
       };
     }
     case 'set': {
+      // A point in several sets gets its own colour: painting it with one of them would
+      // hide its other memberships. A set's legend entry still selects all its members.
+      const memberships = new Uint16Array(points.n);
+      const members = sets.map((set) => {
+        const rows = set.item_ids.map((id) => points.index.get(id)).filter((i): i is number => i !== undefined);
+        for (const i of rows) memberships[i]++;
+        return rows;
+      });
+      const several = sets.length + 1;
       const codes = new Float32Array(points.n);
       const colors = [NONE];
-      const legend: LegendEntry[] = [];
-      sets.forEach((set, s) => {
+      const legend: LegendEntry[] = sets.map((set, s) => {
         const color = set.color ?? categoryColor(s + 1);
         colors.push(color);
-        legend.push({ label: set.name, color, code: s + 1 });
-        for (const id of set.item_ids) {
-          const i = points.index.get(id);
-          if (i !== undefined) codes[i] = s + 1;
-        }
+        for (const i of members[s]) codes[i] = memberships[i] > 1 ? several : s + 1;
+        return { label: set.name, color, code: s + 1, rows: members[s] };
       });
+      colors.push(SEVERAL_SETS);
+      if (memberships.some((m) => m > 1)) {
+        legend.push({ label: 'in several sets', color: SEVERAL_SETS, code: several });
+      }
       const hint = !sets.length
         ? 'No sets yet: save a selection as a set to colour its points.'
         : codes.some((c) => c > 0) ? undefined : 'No point of this map is in a set.';

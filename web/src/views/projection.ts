@@ -111,7 +111,7 @@ export class ProjectionView {
       this.legend,
       coloring.hint ? h('span', { class: 'legend-hint' }, coloring.hint) : null,
       ...coloring.legend.map((e) =>
-        h('button', { class: 'legend-entry', title: `select every ${e.label} point`, onclick: () => this.selectCategory(coloring, e.code) },
+        h('button', { class: 'legend-entry', title: `select every ${e.label} point`, onclick: () => this.selectEntry(coloring, e) },
           swatch(e), e.label),
       ),
       coloring.byKind
@@ -121,9 +121,9 @@ export class ProjectionView {
     );
   }
 
-  /** Select the points of one colour category, as a lasso around exactly them would. */
-  private selectCategory(coloring: Coloring, code: number): void {
-    const rows = [...coloring.codes.keys()].filter((i) => coloring.codes[i] === code);
+  /** Select the points of one legend entry, as a lasso around exactly them would. */
+  private selectEntry(coloring: Coloring, entry: LegendEntry): void {
+    const rows = entry.rows ?? [...coloring.codes.keys()].filter((i) => coloring.codes[i] === entry.code);
     this.scatter.select(rows);
     this.handlers.lasso(rows);
   }
