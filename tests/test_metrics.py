@@ -242,7 +242,8 @@ def test_projection_report() -> None:
     assert rep["C_text@5"] == continuity(XT, YT, 5)
     assert rep["inter_T@5"] == intermodal_scores(XI, XT, YI, YT, 5)["inter_T"]
     expected = cross_modal_agreement(XI, XT[[0, 3, 5]], YI, YT[[0, 3, 5]])
-    assert rep["agreement"] == expected
+    assert rep["agreement"] == expected and rep["n_concepts"] == 3
+    assert projection_report(XI, XT, YI, YT, ks=(2,))["n_concepts"] == 12  # all texts
     mask = np.zeros(12, dtype=bool)
     mask[[0, 3, 5]] = True
     assert projection_report(XI, XT, YI, YT, ks=(2,), concepts=mask)["agreement"] == expected

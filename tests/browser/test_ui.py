@@ -35,6 +35,9 @@ def test_page_loads_without_errors_and_draws_every_item(app, server) -> None:
     assert app.page.locator(".concept-label").count() == 10  # one label per class
     assert app.page.locator("[data-metric=accuracy]").inner_text() != "–"
     assert app.page.locator("[data-metric=inter_T]").first.inner_text() != "–"
+    # The agreement says what it chose among: the class prompts, not every text.
+    text = app.page.locator("[data-metric=n_concepts]").inner_text()
+    assert text.strip() == "(nearest of 50 texts)"
     assert app.errors == []
 
 

@@ -653,7 +653,8 @@ def projection_report(
         ``n_image``, ``n_text``, ``ks``; ``n_image_scored``, ``n_text_scored`` (the sample
         scored; the totals without ``max_points``); for each ``k``: ``T_image@k``, ``C_image@k``,
         ``T_text@k``, ``C_text@k`` (intra-modal), ``inter_T@k``, ``inter_C@k`` and the four
-        directional ``inter_{T,C}_{image_to_text,text_to_image}@k``; ``agreement``; and
+        directional ``inter_{T,C}_{image_to_text,text_to_image}@k``; ``agreement`` and
+        ``n_concepts``, the number of concept texts it chose among (in the sample); and
         ``skipped``, a list of the metrics that could not be computed (too few points for
         ``k``), whose values are ``None``.
     """
@@ -704,6 +705,7 @@ def projection_report(
         scores = inter.get(k, dict.fromkeys(INTERMODAL_KEYS))
         report.update({f"{key}@{k}": value for key, value in scores.items()})
     report["agreement"] = cross_modal_agreement(XI, XT[idx], YI, YT[idx], **kw)
+    report["n_concepts"] = int(idx.size)
     report["skipped"] = skipped
     return report
 

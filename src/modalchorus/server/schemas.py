@@ -103,9 +103,9 @@ class ProjectionMeta(_Model):
     params: dict[str, object]
     metrics: dict[str, object] = Field(
         description="projection_report: ks, inter_T@k / inter_C@k (means and the two "
-        "directions), intra-modal T_image@k ..., agreement, skipped; n_image / n_text and "
-        "n_image_scored / n_text_scored (layouts of more than 10,000 points are scored on a "
-        "fixed sample)."
+        "directions), intra-modal T_image@k ..., agreement (over n_concepts texts), skipped; "
+        "n_image / n_text and n_image_scored / n_text_scored (layouts of more than 10,000 "
+        "points are scored on a fixed sample)."
     )
     created_at: str
     updated_at: str

@@ -60,16 +60,26 @@ export class MetricsPanel {
           row('text → image', '_text_to_image'),
         ),
       ),
-      typeof m.agreement === 'number'
-        ? h('p', { class: 'agreement', title: 'share of images whose nearest text is the same in 2-D and in the embedding space' },
-            'cross-modal agreement ', h('strong', { 'data-metric': 'agreement' }, fmt(m.agreement)))
-        : null,
+      typeof m.agreement === 'number' ? agreementLine(m.agreement, m.n_concepts) : null,
       Array.isArray(m.skipped) && m.skipped.length
         ? h('p', { class: 'hint' }, `not computed (too few points): ${m.skipped.join(', ')}`)
         : null,
       sampleHint(m),
     );
   }
+}
+
+/** The agreement, with how many texts it chose among: with every caption a concept, an
+ *  image agrees only when the very same one of thousands is nearest in both spaces. */
+function agreementLine(agreement: number, nConcepts: unknown): HTMLElement {
+  const among = typeof nConcepts === 'number' ? nConcepts : null;
+  return h('p', {
+    class: 'agreement',
+    title: 'share of images whose nearest concept text is the same in 2-D and in the embedding space'
+      + (among && among > 100 ? '; each of these texts counts as a concept, so an exact match is rare' : ''),
+  },
+  'cross-modal agreement ', h('strong', { 'data-metric': 'agreement' }, fmt(agreement)),
+  among ? h('span', { class: 'hint', 'data-metric': 'n_concepts' }, ` (nearest of ${among.toLocaleString('en')} texts)`) : null);
 }
 
 /** Large layouts are scored on a fixed sample of their points (the server's METRIC_MAX_POINTS). */
