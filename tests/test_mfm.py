@@ -12,7 +12,12 @@ from torch import nn
 
 from modalchorus.projection import losses
 from modalchorus.projection.evaluate import compare_methods, format_table
-from modalchorus.projection.mfm import ModalFusionMap, NotFittedError
+from modalchorus.projection.mfm import (
+    AUTO_FULL_POINTS,
+    ModalFusionMap,
+    NotFittedError,
+    auto_schedule,
+)
 from modalchorus.projection.networks import MLPSpec, make_mlp
 from modalchorus.projection.sampling import (
     BatchSampler,
@@ -260,7 +265,22 @@ def test_refinement_phase_runs_after_training_and_round_trips(data, tmp_path):
     assert not np.allclose(est.embedding_image_, plain.embedding_image_)
     loaded = ModalFusionMap.load(est.save(tmp_path / "refined"))
     assert loaded.refine_iter_ == 20 and loaded.refine_iter == 20
+    assert loaded.schedule_ == {"max_iter": FAST["max_iter"], "refine_iter": 20}
     np.testing.assert_allclose(loaded.transform(data[1], "text"), est.embedding_text_, atol=1e-5)
+
+
+def test_auto_schedule_scales_the_step_budgets_down_for_small_inputs(data, tmp_path):
+    assert auto_schedule(6_000) == auto_schedule(AUTO_FULL_POINTS) == (600, 250)
+    assert auto_schedule(954) == (286, 119)
+    assert auto_schedule(100) == (250, 80)
+    est = ModalFusionMap(random_state=0, **{**FAST, "max_iter": "auto", "refine_iter": 0})
+    est.fit(*data)
+    assert est.get_params()["max_iter"] == "auto"
+    assert est.schedule_ == {"max_iter": 250, "refine_iter": 0}
+    assert est.n_iter_ <= 250 and est.refine_iter_ == 0
+    assert ModalFusionMap.load(est.save(tmp_path / "auto")).schedule_ == est.schedule_
+    with pytest.raises(ValueError, match="max_iter must be 'auto' or an integer >= 1, got 'fast'"):
+        ModalFusionMap(max_iter="fast").fit(*data)
 
 
 def test_callback_can_stop_refinement(data):

@@ -507,8 +507,9 @@ def project_cmd(
         int | None,
         typer.Option(
             min=0,
-            help="MFM only: steps of its k-NN refinement phase (default 250; 0 skips it for "
-            "a faster fit with poorer neighbourhoods).",
+            help="MFM only: steps of its k-NN refinement phase (default 250, fewer for "
+            "datasets under 2,000 points; 0 skips it for a faster fit with poorer "
+            "neighbourhoods).",
         ),
     ] = None,
     as_json: JsonFlag = False,

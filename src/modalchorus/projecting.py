@@ -102,8 +102,8 @@ def fit_layout(
     params : dict, optional
         Parameters of :class:`ModalFusionMap` or of the baseline.
     progress : callable, optional
-        ``progress(fraction, message)`` during an MFM fit (fraction of ``max_iter +
-        refine_iter`` done; early stopping can end the first phase sooner).
+        ``progress(fraction, message)`` during an MFM fit (fraction of its step budgets,
+        ``schedule_``, done; early stopping can end the first phase sooner).
 
     Returns
     -------
@@ -126,9 +126,9 @@ def fit_layout(
     start = time.perf_counter()
     model = ModalFusionMap(random_state=random_state, **params)
     if progress is not None:
-        total_steps = int(model.max_iter) + int(model.refine_iter)
 
-        def report(step: int, loss: float, _: ModalFusionMap) -> bool:
+        def report(step: int, loss: float, fitting: ModalFusionMap) -> bool:
+            total_steps = sum(fitting.schedule_.values())
             progress(step / total_steps, f"mfm: step {step}, loss {loss:.4f}")
             return False  # never stops the fit
 
@@ -138,7 +138,7 @@ def fit_layout(
         folder = model.save(Path(tmp) / "mfm")
         files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
     used = {k: v for k, v in model.get_params().items() if k not in ("network", "callback")}
-    used["n_iter"] = int(model.n_iter_)
+    used.update(n_iter=int(model.n_iter_), schedule=model.schedule_)
     return FittedLayout(
         model.embedding_image_, model.embedding_text_, used, time.perf_counter() - start, files
     )
