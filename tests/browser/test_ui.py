@@ -263,6 +263,16 @@ def test_points_in_several_sets_get_their_own_colour(app, server) -> None:
     assert app.errors == []
 
 
+def test_the_settings_stay_on_one_row_in_an_800_pixel_window(app) -> None:
+    app.page.set_viewport_size({"width": 800, "height": 600})
+    app.open()
+    heights = app.page.evaluate(
+        "[...document.querySelectorAll('.settings .field')]"
+        ".map((f) => f.getBoundingClientRect().top)"
+    )
+    assert len(heights) == 5 and max(heights) - min(heights) < 1  # one row, not wrapped
+
+
 def test_drawn_lasso_with_the_mouse_selects_points(app) -> None:
     app.open()
     box = app.page.locator(".projection-view canvas").bounding_box()
