@@ -306,3 +306,47 @@ def test_uploads_can_be_removed_and_dataset_items_cannot(client, encoder, worksp
     # Uploading the same picture again brings it back.
     back = upload(client, encoder, [("gone.png", png)]).json()
     assert back["items"][0]["id"] == item and back["n_new"] == 1 and stored.is_file()
+
+
+def test_an_extreme_aspect_ratio_is_embedded_without_exhausting_memory(client, encoder) -> None:
+    strip = io.BytesIO()
+    Image.new("L", (200_000, 1), color=90).save(strip, format="PNG")  # a few hundred bytes
+    response = upload(client, encoder, [("strip.png", strip.getvalue())])
+    assert response.status_code == 201, response.text
+    assert response.json()["items"][0]["id"] in frame(client, CIFAR, encoder)["id"]
+    assert client.get("/api/health").status_code == 200
+
+
+def test_a_failed_encoding_takes_back_the_items_and_files_it_added(tmp_path) -> None:
+    from modalchorus.encoders import create_encoder
+    from modalchorus.server.augment import add_items, check_images
+    from modalchorus.store import Workspace
+
+    pocket = create_encoder("pocket")
+
+    class Failing:
+        """The real encoder, failing on images (as a MemoryError in decoding would)."""
+
+        id, dim = pocket.id, pocket.dim
+
+        def encode_images(self, images, batch_size=64):
+            raise MemoryError("no room")
+
+        def encode_texts(self, texts):
+            return pocket.encode_texts(texts)
+
+    ws = Workspace.create(tmp_path / "ws")
+    add_items(ws, pocket, texts=["kept from before"])
+    before = ws.items()["id"].tolist()
+    images = check_images([("a.png", picture(40)), ("b.png", picture(41))])
+    with pytest.raises(MemoryError, match="no room"):
+        add_items(ws, Failing(), images=images, texts=["a text added with them"])
+    assert ws.items()["id"].tolist() == before
+    assert not list((tmp_path / "ws" / "uploads").glob("*.png"))
+    # Nothing is left for the next request to retry: a text alone goes through.
+    added = add_items(ws, pocket, texts=["a later text"])
+    assert added.new == [True] and len(ws.get_embeddings(pocket.id)[0]) == 2
+    fresh = Workspace.create(tmp_path / "fresh")  # the first request into a workspace
+    with pytest.raises(MemoryError):
+        add_items(fresh, Failing(), images=images)
+    assert fresh.items().empty

@@ -40,3 +40,34 @@ def test_changed_caption_is_the_only_new_encoding(tmp_path, pocket, small_manife
     edited.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = embed_dataset(ws, load_manifest(edited, caption_column="caption", name="mini"), pocket)
     assert (report.images_encoded, report.texts_encoded) == (0, 1)
+
+
+def test_images_are_decoded_a_batch_at_a_time(tmp_path, pocket, small_manifest, monkeypatch):
+    """Decoded images are held a batch (or a pixel budget) at a time, with the same vectors."""
+    import modalchorus.embedding as embedding
+
+    dataset = load_manifest(small_manifest, caption_column="caption", name="mini")
+    whole = Workspace.create(tmp_path / "whole")
+    embed_dataset(whole, dataset, pocket)
+    batches: list[int] = []
+
+    class Counting:
+        id, dim = pocket.id, pocket.dim
+
+        def encode_images(self, images, batch_size=64):
+            batches.append(len(images))
+            return pocket.encode_images(images, batch_size=batch_size)
+
+        def encode_texts(self, texts):
+            return pocket.encode_texts(texts)
+
+    monkeypatch.setattr(embedding, "MAX_PIXELS_IN_FLIGHT", 1)  # every image fills the budget
+    chunked = Workspace.create(tmp_path / "chunked")
+    report = embed_dataset(chunked, dataset, Counting())
+    assert report.images_encoded == 6 and batches == [1] * 6
+    ids, vectors = chunked.get_embeddings(pocket.id)
+    np.testing.assert_allclose(vectors, whole.get_embeddings(pocket.id, ids)[1], atol=1e-5)
+    batches.clear()
+    monkeypatch.setattr(embedding, "MAX_PIXELS_IN_FLIGHT", 10**9)
+    embed_dataset(Workspace.create(tmp_path / "fours"), dataset, Counting(), batch_size=4)
+    assert batches == [4, 2]

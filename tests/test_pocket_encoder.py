@@ -11,7 +11,7 @@ from modalchorus.data import load_dataset
 from modalchorus.encoders import UnknownEncoderError, create_encoder, list_encoders
 from modalchorus.encoders.efficientnet_lite import load_pretrained_lite0
 from modalchorus.encoders.pocket import DEFAULT_WEIGHTS_DIR, load_heads, save_heads
-from modalchorus.encoders.preprocess import images_to_tensor
+from modalchorus.encoders.preprocess import images_to_tensor, resize_center_crop
 from modalchorus.tasks import class_prompts, zero_shot_report
 from modalchorus.tasks.classification import class_embeddings
 
@@ -98,3 +98,22 @@ def test_progress_bars_draw_on_a_terminal_only_unless_asked(capsys) -> None:
     assert capsys.readouterr().err == ""  # stderr is captured here, not a terminal
     list(batches(items, 64, True, "asked"))
     assert "asked" in capsys.readouterr().err
+
+
+def test_resize_center_crop_is_the_centre_of_the_resized_image() -> None:
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (375, 500, 3), dtype=np.uint8))
+    # Reference: resize the shorter side to 224, then cut the centre square.
+    resized = photo.resize((299, 224), Image.Resampling.BICUBIC)
+    reference = np.asarray(resized.crop((37, 0, 261, 224)), dtype=int)
+    cropped = np.asarray(resize_center_crop(photo, 224), dtype=int)
+    assert cropped.shape == (224, 224, 3)
+    assert np.abs(cropped - reference).max() <= 1
+
+
+def test_an_extreme_aspect_ratio_is_cropped_before_it_is_resized() -> None:
+    # Resizing all of a 200,000 x 1 image to a 224-pixel short side would take ~30 GB.
+    strip = Image.new("L", (200_000, 1), color=200)
+    out = resize_center_crop(strip, 224)
+    assert out.size == (224, 224) and out.mode == "RGB"
+    assert np.asarray(out).min() == np.asarray(out).max() == 200

@@ -19,6 +19,10 @@ from modalchorus.store import AddResult, Workspace, image_item_id
 
 LOG = logging.getLogger(__name__)
 
+#: Decoded pixels held at once while encoding images: a batch of photos, or a few very
+#: large images (each up to the loaders' 40-megapixel limit) at a time.
+MAX_PIXELS_IN_FLIGHT = 50_000_000
+
 
 @dataclass(frozen=True)
 class EmbedReport:
@@ -69,8 +73,18 @@ def embed_dataset(
     cached = workspace.cached_vectors(encoder.id, items["content_hash"].tolist())
 
     def encode_images(rows: list[int]) -> np.ndarray:
-        pil = [records[images["id"][r]].load() for r in rows]
-        return encoder.encode_images(pil, batch_size=batch_size)
+        # Decode a batch at a time (a folder of photos would not fit in memory at once).
+        chunks, batch, pixels = [], [], 0
+        for r in rows:
+            image = records[images["id"][r]].load()
+            batch.append(image)
+            pixels += image.width * image.height
+            if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT:
+                chunks.append(encoder.encode_images(batch, batch_size=batch_size))
+                batch, pixels = [], 0
+        if batch:
+            chunks.append(encoder.encode_images(batch, batch_size=batch_size))
+        return np.concatenate(chunks)
 
     def encode_texts(rows: list[int]) -> np.ndarray:
         return encoder.encode_texts([texts["text"][r] for r in rows])

@@ -255,7 +255,7 @@ def add_items(
     Image files are written first (content-addressed, atomically), then the items are
     added to the dataset and every ``uploads`` item without an ``encoder`` embedding is
     embedded (:func:`~modalchorus.embedding.embed_dataset`: cached content is reused).
-    Files this call created are removed again if adding the items fails.
+    If that fails, the items and files this call added are removed again.
 
     Parameters
     ----------
@@ -309,6 +309,9 @@ def add_items(
         try:
             report = embed_dataset(workspace, dataset, encoder)
         except BaseException:
+            # The items are stored before they are encoded: take back the ones this call
+            # added, or every later request would retry (and fail on) them.
+            _take_back(workspace, [i for i, is_new in zip(ids, new, strict=True) if is_new])
             for path in created:
                 path.unlink(missing_ok=True)
             raise
@@ -321,6 +324,19 @@ def add_items(
         report.texts_encoded,
     )
     return Added(ids=ids, names=names, kinds=kinds, new=new)
+
+
+def _take_back(workspace: Workspace, item_ids: list[str]) -> None:
+    """Remove those of ``item_ids`` that are stored (after a failed :func:`add_items`)."""
+    try:
+        stored = set(workspace.items(dataset=UPLOADS)["id"])
+    except UnknownDatasetError:
+        return
+    if stored_ids := [i for i in dict.fromkeys(item_ids) if i in stored]:
+        try:
+            workspace.remove_items(stored_ids)
+        except Exception:  # keep the original error; the items stay, without embeddings
+            logger.exception("augment: could not remove %d items after a failure", len(stored_ids))
 
 
 def embed_uploads(workspace: Workspace, encoder: Encoder) -> int:
