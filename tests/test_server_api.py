@@ -353,6 +353,12 @@ def test_text_items_have_no_thumbnail(client, encoder) -> None:
             {"content": b'{"name": NaN, "item_ids": [1e400]}', "headers": JSON_HEADERS},
             "name",
         ),
+        (  # a lone surrogate parses, is refused, and is echoed as an escape (not a 500)
+            "POST",
+            "/api/sets",
+            {"content": b'{"name": "x", "item_ids": ["\\ud800"]}', "headers": JSON_HEADERS},
+            "item_ids",
+        ),
         ("GET", "/api/sets/abc", {}, "set_id"),
     ],
 )

@@ -56,9 +56,12 @@ async def _locked(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats as strings: JSON has no NaN or Infinity."""
+    """``value`` with non-finite floats as strings (JSON has no NaN or Infinity) and lone
+    UTF-16 surrogates (valid JSON escapes, not UTF-8) spelled out as ``\\udXXX``."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
         return {key: _json_safe(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -67,7 +70,8 @@ def _json_safe(value: Any) -> Any:
 
 
 async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
-    # FastAPI's own handler echoes the input, which fails to render for NaN or 1e400.
+    # FastAPI's own handler echoes the input, which fails to render for NaN, 1e400 or a
+    # lone surrogate ("\ud800", which Python's JSON parser accepts).
     assert isinstance(exc, RequestValidationError)
     detail = _json_safe(jsonable_encoder(exc.errors()))
     return JSONResponse({"detail": detail}, status_code=422)
