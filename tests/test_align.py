@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,6 +142,40 @@ def test_intent_json_round_trip_and_errors() -> None:
             intent_from_dict(spec)
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"steps": "fast"}, "steps must be 'auto' or an integer in [1, 100,000], got 'fast'"),
+        ({"steps": 10**9}, "steps must be"),
+        ({"steps": 2.5}, "got 2.5"),
+        ({"learning_rate": 0}, "learning_rate must be 'auto' or a finite number > 0 and <= 1"),
+        ({"temperature": float("inf")}, "temperature must be a finite number > 0"),
+        ({"negative_sample": True}, "negative_sample must be an integer >= 1, got True"),
+        ({"separate_margin": 2}, "separate_margin must be a finite number >= -1 and <= 1"),
+        ({"lora_rank": 0}, "lora_rank must be an integer in [1, 4,096]"),
+        ({"lora_alpha": -1}, "lora_alpha must be a finite number > 0"),
+        ({"weight_decay": -0.1}, "weight_decay must be a finite number >= 0"),
+        ({"adapter_rank": 0}, "adapter_rank must be null or an integer in [1, 4,096], got 0"),
+        ({"random_state": "x"}, "random_state must be an integer >= 0"),
+        ({"hold_anchors": 1}, "hold_anchors must be true or false, got 1"),
+        ({"free_contested": None}, "free_contested must be true or false"),
+    ],
+)
+def test_tuner_parameters_are_checked_by_name(params, message) -> None:
+    from modalchorus.align.tuner import AlignmentTuner
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        AlignmentTuner(**params).validate()
+
+
+def test_tuner_defaults_validate_and_resolve_auto() -> None:
+    from modalchorus.align.tuner import SCOPE_DEFAULTS, AlignmentTuner
+
+    tuner = AlignmentTuner("lora", adapter_rank=16).validate()
+    assert tuner.steps_ == SCOPE_DEFAULTS["lora"]["steps"]
+    assert tuner.learning_rate_ == SCOPE_DEFAULTS["lora"]["learning_rate"]
+
+
 def test_bad_intents_fail_clearly_and_change_nothing(ws: Workspace, built) -> None:
     encoder_id = built["encoder_id"]
     cats = prompt_set(ws, "cat")
@@ -165,6 +200,7 @@ def test_bad_intents_fail_clearly_and_change_nothing(ws: Workspace, built) -> No
         ({"steps": 0}, "steps"),
         ({"preserve_weight": -1.0}, "preserve_weight"),
         ({"preserve_weight": float("nan")}, "preserve_weight"),
+        ({"negative_sample": 0}, "negative_sample"),
     ):
         with pytest.raises(ValueError, match=message):
             run_alignment(ws, [PointSet(image, cats)], encoder_id=encoder_id, params=params)

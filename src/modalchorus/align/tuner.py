@@ -175,6 +175,53 @@ class _TowerRows:
         return out
 
 
+#: Most optimisation steps one run may take.
+MAX_STEPS = 100_000
+#: Highest LoRA or adapter rank (embeddings and tower widths are well under it).
+MAX_RANK = 4_096
+
+
+def _integer(
+    name: str, value: Any, low: int, high: int | None, *, auto: bool = False, none: bool = False
+) -> int:
+    """``value`` as an int in ``[low, high]``, or a ValueError naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        allowed = "'auto' or " if auto else "null or " if none else ""
+        bounds = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high:,}]"
+        raise ValueError(f"{name} must be {allowed}{bounds}, got {value!r}")
+    return int(value)
+
+
+def _number(
+    name: str,
+    value: Any,
+    low: float,
+    high: float | None,
+    *,
+    auto: bool = False,
+    open_low: bool = False,
+) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float | np.number)
+        and np.isfinite(value)
+        and (value > low if open_low else value >= low)
+        and (high is None or value <= high)
+    )
+    if not ok:
+        lower = f"> {low}" if open_low else f">= {low}"
+        bounds = f"a finite number {lower}" + ("" if high is None else f" and <= {high}")
+        allowed = "'auto' or " if auto else ""
+        raise ValueError(f"{name} must be {allowed}{bounds}, got {value!r}")
+    return float(value)
+
+
 class AlignmentTuner:
     """Tune an embedding version toward stated intents while preserving everything else.
 
@@ -287,33 +334,33 @@ class AlignmentTuner:
         if self.scope not in SCOPES:
             raise ValueError(f"unknown scope {self.scope!r}; use one of {', '.join(SCOPES)}")
         defaults = SCOPE_DEFAULTS[self.scope]
-        self.steps_ = int(defaults["steps"] if self.steps == "auto" else self.steps)
-        lr = defaults["learning_rate"] if self.learning_rate == "auto" else self.learning_rate
-        self.learning_rate_ = float(lr)
-        sample = (
-            defaults["preserve_sample"] if self.preserve_sample == "auto" else self.preserve_sample
+
+        def resolved(name: str) -> Any:
+            value = getattr(self, name)
+            return defaults[name] if isinstance(value, str) and value == "auto" else value
+
+        self.steps_ = _integer("steps", resolved("steps"), 1, MAX_STEPS, auto=True)
+        # AdamW steps beyond 1 only diverge.
+        lr = _number("learning_rate", resolved("learning_rate"), 0, 1, auto=True, open_low=True)
+        self.learning_rate_ = lr
+        self.preserve_sample_ = _integer(
+            "preserve_sample", resolved("preserve_sample"), 0, None, auto=True
         )
-        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
-            raise ValueError(f"preserve_sample must be 'auto' or an integer >= 0, got {sample!r}")
-        self.preserve_sample_ = sample
-        if self.steps_ < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if not 0 < self.learning_rate_ <= 1:  # AdamW steps beyond 1 only diverge
-            raise ValueError(f"learning_rate must be in (0, 1], got {lr!r}")
-        if not self.temperature > 0:
-            raise ValueError("temperature must be > 0")
-        weight = (
-            defaults["preserve_weight"] if self.preserve_weight == "auto" else self.preserve_weight
+        self.preserve_weight_ = _number(
+            "preserve_weight", resolved("preserve_weight"), 0, None, auto=True
         )
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, int | float)
-            or not 0 <= weight < float("inf")
-        ):
-            raise ValueError(
-                f"preserve_weight must be 'auto' or a finite number >= 0, got {weight!r}"
-            )
-        self.preserve_weight_ = float(weight)
+        _number("temperature", self.temperature, 0, None, open_low=True)
+        _integer("negative_sample", self.negative_sample, 1, None)
+        _number("separate_margin", self.separate_margin, -1, 1)  # a cosine
+        _integer("lora_rank", self.lora_rank, 1, MAX_RANK)
+        _number("lora_alpha", self.lora_alpha, 0, None, open_low=True)
+        _number("weight_decay", self.weight_decay, 0, None)
+        if self.adapter_rank is not None:
+            _integer("adapter_rank", self.adapter_rank, 1, MAX_RANK, none=True)
+        _integer("random_state", self.random_state, 0, None)
+        for name in ("hold_anchors", "free_contested"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         return self
 
     def fit(

@@ -162,10 +162,14 @@ def prepare_run(
     base = workspace.encoder_family(body.encoder)
     known = _embedded_ids(workspace, active_version(workspace, base))
     resolve_intents(workspace, intents, known, labels)
+    params = body.params or {}
+    allowed = [name for name in AlignmentTuner().get_params() if name != "scope"]
+    if unknown := [name for name in params if name not in allowed]:
+        raise TunerParamsError(
+            f"unknown tuner parameter {unknown[0]!r}; use any of {', '.join(allowed)}"
+        )
     try:
-        AlignmentTuner(body.scope, **(body.params or {})).validate()
-    except TypeError as exc:
-        raise TunerParamsError(f"unknown tuner parameter: {exc}") from None
+        AlignmentTuner(body.scope, **params).validate()
     except ValueError as exc:
         raise TunerParamsError(str(exc)) from None
     encoder = None
