@@ -342,7 +342,7 @@ def test_unknown_projection_items_are_named(ws: Workspace) -> None:
 def test_sets_crud_and_persistence(ws: Workspace) -> None:
     ids = ws.items()["id"].tolist()
     assert ws.sets() == []
-    cats = ws.create_set("  cats ", ids[:3] + [ids[0]], color="#e45756", description="meow")
+    cats = ws.create_set("  cats ", ids[:3] + [ids[0]], color=" #e45756", description="meow")
     assert isinstance(cats, SetInfo)
     assert (cats.name, cats.item_ids, cats.color, cats.description) == (
         "cats",
@@ -389,8 +389,11 @@ def test_set_errors_change_nothing(ws: Workspace) -> None:
         ws.create_set("   ", ids[:1])
     with pytest.raises(ValueError, match="at most 100"):
         ws.create_set("x" * 101, ids[:1])
-    with pytest.raises(ValueError, match="color"):
-        ws.create_set("c", ids[:1], color="")
+    for color in ("", "red", "#12345", "#e45756; x"):
+        with pytest.raises(ValueError, match="color must be a hex colour"):
+            ws.create_set("c", ids[:1], color=color)
+    with pytest.raises(ValueError, match="control characters"):
+        ws.create_set("a\x00b", ids[:1])
     with pytest.raises(ValueError, match="description"):
         ws.create_set("c", ids[:1], description=None)  # type: ignore[arg-type]
     with pytest.raises(UnknownItemError, match="'ghost/1'"):

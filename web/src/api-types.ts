@@ -1146,7 +1146,10 @@ export interface components {
          * @description A new named set of items (e.g. from a lasso).
          */
         SetCreate: {
-            /** Color */
+            /**
+             * Color
+             * @description #rgb or #rrggbb.
+             */
             color?: string | null;
             /**
              * Description

@@ -216,7 +216,9 @@ class SetCreate(_Model):
     item_ids: list[Annotated[str, StringConstraints(min_length=1)]] = Field(
         min_length=1, description="At least one item id; every id must be an item."
     )
-    color: str | None = Field(None, min_length=1, max_length=64)
+    color: str | None = Field(
+        None, pattern=r"^\s*#([0-9a-fA-F]{3}){1,2}\s*$", description="#rgb or #rrggbb."
+    )
     description: str = Field("", max_length=10_000)
 
 

@@ -9,7 +9,9 @@ that member items exist.
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import unicodedata
 from collections.abc import Sequence
 from numbers import Integral
 
@@ -20,19 +22,19 @@ from modalchorus.store.schema import is_row_id
 
 #: Longest set name (after trimming), in characters.
 MAX_SET_NAME_LENGTH = 100
-#: Longest colour string, in characters.
-MAX_COLOR_LENGTH = 64
+#: Set colours the map can draw (regl-scatterplot reads hex only): ``#rgb`` or ``#rrggbb``.
+HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}){1,2}")
 #: Longest description, in characters.
 MAX_DESCRIPTION_LENGTH = 10_000
 
 
 def check_set_name(name: str) -> str:
-    """A set name, trimmed; must then be 1-100 characters.
+    """A set name, trimmed; must then be 1-100 characters, none a control character.
 
     Raises
     ------
     ValueError
-        Not a string, empty after trimming, or too long.
+        Not a string, empty after trimming, too long, or with a control character.
     """
     if not isinstance(name, str):
         raise ValueError(f"set name must be a string, got {type(name).__name__}")
@@ -43,17 +45,19 @@ def check_set_name(name: str) -> str:
         raise ValueError(
             f"set name must be at most {MAX_SET_NAME_LENGTH} characters, got {len(trimmed)}"
         )
+    if any(unicodedata.category(c) == "Cc" for c in trimmed):
+        raise ValueError(f"set name must not contain control characters, got {trimmed!r}")
     return trimmed
 
 
 def check_color(color: str | None) -> str | None:
-    """A display colour (any non-empty string up to 64 characters, trimmed) or None."""
+    """A display colour, ``#rgb`` or ``#rrggbb`` (trimmed), or None."""
     if color is None:
         return None
-    if not isinstance(color, str) or not color.strip():
-        raise ValueError(f"color must be a non-empty string or None, got {color!r}")
-    if len(color.strip()) > MAX_COLOR_LENGTH:
-        raise ValueError(f"color must be at most {MAX_COLOR_LENGTH} characters, got {color!r:.80}")
+    if not isinstance(color, str) or not HEX_COLOR.fullmatch(color.strip()):
+        raise ValueError(
+            f"color must be a hex colour such as '#4e79a7' (#rgb or #rrggbb), got {color!r:.80}"
+        )
     return color.strip()
 
 
