@@ -26,12 +26,11 @@ def not_found(message: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=message)
 
 
-def invalid(field: str, message: str, where: str = "body") -> HTTPException:
-    """A 422 naming ``field`` (in ``where``: "body", "query" or "path"), like FastAPI's own."""
-    return HTTPException(
-        422,
-        detail=[{"loc": [where, field], "msg": message, "type": "value_error"}],
-    )
+def invalid(field: str | None, message: str, where: str = "body") -> HTTPException:
+    """A 422 naming ``field`` (in ``where``: "body", "query" or "path"; None: the whole
+    ``where``), like FastAPI's own."""
+    loc = [where] if field is None else [where, field]
+    return HTTPException(422, detail=[{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 def conflict(message: str) -> HTTPException:

@@ -67,12 +67,12 @@ def create_intent(spec: Annotated[IntentSpec, Body()], state: State) -> IntentOu
     try:
         check_intent(state.workspace, spec.model_dump())
     except IntentError as exc:
-        raise invalid("spec", str(exc)) from None
+        raise invalid(None, str(exc)) from None  # the body is the intent
     # Stored as given: a reference by set id or name follows the set's members.
     try:
         return intent_out(state.workspace.create_intent(spec.model_dump()))
     except ValueError as exc:  # too large to store
-        raise invalid("spec", str(exc)) from None
+        raise invalid(None, str(exc)) from None  # the body is the intent
 
 
 @router.delete(

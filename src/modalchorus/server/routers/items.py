@@ -77,7 +77,9 @@ def _view_row(
     if dataset is None and is_upload(item_id):
         if item_id not in set(state.workspace.items(dataset=UPLOADS)["id"]):
             raise not_found(f"unknown item id {item_id!r}")
-        raise invalid("dataset", "an added item is shown within a dataset's view: pass dataset")
+        raise invalid(
+            "dataset", "an added item is shown within a dataset's view: pass dataset", "query"
+        )
     view = state.view(dataset or dataset_of(state, item_id), _encoder(state, encoder))
     if item_id not in view.row:
         raise not_found(f"unknown item id {item_id!r} (or it has no {view.encoder_id!r} embedding)")
