@@ -145,7 +145,7 @@ def test_intent_json_round_trip_and_errors() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"steps": "fast"}, "steps must be 'auto' or an integer in [1, 100,000], got 'fast'"),
+        ({"steps": "fast"}, "steps must be 'auto' or an integer in [1, 1,000,000], got 'fast'"),
         ({"steps": 10**9}, "steps must be"),
         ({"steps": 2.5}, "got 2.5"),
         ({"learning_rate": 0}, "learning_rate must be 'auto' or a finite number > 0 and <= 1"),

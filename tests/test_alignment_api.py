@@ -132,7 +132,7 @@ def test_an_intent_too_large_to_store_is_refused_with_a_way_out(client, cat_and_
         ({"params": {"no_such_knob": 1}}, 422, "unknown tuner parameter 'no_such_knob'"),
         ({"params": {"progress": "x"}}, 422, "unknown tuner parameter 'progress'"),
         ({"params": {"scope": "lora"}}, 422, "unknown tuner parameter 'scope'"),
-        ({"params": {"steps": 0}}, 422, "steps must be 'auto' or an integer in [1, 100,000]"),
+        ({"params": {"steps": 0}}, 422, "steps must be 'auto' or an integer in [1, 1,000,000]"),
         ({"params": {"steps": 1.9}}, 422, "got 1.9"),
         ({"params": {"temperature": "abc"}}, 422, "temperature must be a finite number > 0"),
         ({"params": {"adapter_rank": 10**9}}, 422, "adapter_rank must be null or an integer"),

@@ -176,7 +176,7 @@ class _TowerRows:
 
 
 #: Most optimisation steps one run may take.
-MAX_STEPS = 100_000
+MAX_STEPS = 1_000_000
 #: Highest LoRA or adapter rank (embeddings and tower widths are well under it).
 MAX_RANK = 4_096
 
