@@ -392,6 +392,9 @@ def test_align_checks_its_export_folder_first_and_reports_the_active_version(
     (tmp_path / "a-file").write_text("mine")
     refused = run("align", str(ws), "--intents", str(intents), "--export", str(tmp_path / "a-file"))
     assert refused.returncode == 2 and "is a file" in refused.stderr
+    under_a_file = str(tmp_path / "a-file" / "weights")
+    refused = run("align", str(ws), "--intents", str(intents), "--export", under_a_file)
+    assert refused.returncode == 2 and "the folder cannot be made" in refused.stderr
     nothing = json.loads(run("align", str(ws), "--undo", "--json").stdout)
     assert nothing["run"] is None  # the refused run was never recorded
 
@@ -402,6 +405,25 @@ def test_align_checks_its_export_folder_first_and_reports_the_active_version(
     assert undone["active_version"] == run_info["base_encoder_id"]
     redone = json.loads(run("align", str(ws), "--redo", "--json").stdout)
     assert redone["active_version"] == run_info["encoder_id"] != run_info["base_encoder_id"]
+
+    # A dataset embedded after the run gets the active version's vectors too: it projects.
+    later = run(
+        "embed",
+        str(small_manifest),
+        "-w",
+        str(ws),
+        "--caption-column",
+        "caption",
+        "--name",
+        "later",
+        "--json",
+    )
+    assert later.returncode == 0, later.stderr
+    assert json.loads(later.stdout)["active_version"] == run_info["encoder_id"]
+    projected = run("project", str(ws), "--dataset", "later", "--method", "pca", "--json")
+    assert projected.returncode == 0, projected.stderr
+    (projection,) = json.loads(projected.stdout)["projections"]
+    assert projection["name"].endswith(run_info["encoder_id"])
 
 
 def test_eval_encoder_checks_its_output_folder_before_the_work(tmp_path) -> None:

@@ -205,6 +205,17 @@ def _check_same_dataset(ws: Workspace, dataset: Dataset) -> None:
         raise ValueError(f"workspace dataset {dataset.name!r} holds none of these images: {hint}")
 
 
+def _check_export_folder(folder: Path) -> None:
+    """Refuse an ``--export`` folder that could not be written, before any work is done."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--export {folder} is a file; give a folder")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--export {folder}: {existing} is a file, so the folder cannot be made")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--export {folder}: {existing} is not writable")
+
+
 @app.command("embed")
 def embed_cmd(
     source: Annotated[str, typer.Argument(help="Dataset name, image folder or manifest file.")],
@@ -221,6 +232,7 @@ def embed_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Embed a dataset into a workspace (created if missing); cached items are reused."""
+    from modalchorus.align import active_version, version_encoder
     from modalchorus.data import MANIFEST_SUFFIXES, load_dataset
     from modalchorus.embedding import embed_dataset
     from modalchorus.encoders import create_encoder
@@ -250,10 +262,16 @@ def embed_cmd(
         ws = Workspace.open_or_create(workspace)
         _check_same_dataset(ws, dataset)
         report = embed_dataset(ws, dataset, enc, batch_size=batch_size)
+        # After an alignment run, projections and runs use the family's active version:
+        # the new items need its vectors too.
+        active = active_version(ws, enc.id) if ws.encoder_family(enc.id) == enc.id else enc.id
+        if active != enc.id:
+            embed_dataset(ws, dataset, version_encoder(ws, active, enc), batch_size=batch_size)
         data = {
             "workspace": str(ws.path),
             "dataset": report.dataset,
             "encoder": report.encoder,
+            "active_version": active,
             "images": report.added.n_images,
             "texts": report.added.n_texts,
             "skipped": [{"id": s.id, "reason": s.reason} for s in dataset.skipped],
@@ -269,6 +287,8 @@ def embed_cmd(
             f"encoded {d['images_encoded']} images and {d['texts_encoded']} texts with "
             f"{d['encoder']}; {d['cache_hits']} cache hits; {d['seconds']} s"
         )
+        if d["active_version"] != d["encoder"]:
+            out.print(f"also embedded with the active aligned version {d['active_version']}")
         if d["skipped"]:
             ids = ", ".join(s["id"] for s in d["skipped"][:10])
             more = "" if len(d["skipped"]) <= 10 else f" (+{len(d['skipped']) - 10} more)"
@@ -672,8 +692,8 @@ def align_cmd(
     with user_errors():
         if sum([intents is not None, undo, redo]) != 1:
             raise ValueError("give exactly one of --intents FILE, --undo or --redo")
-        if export is not None and export.exists() and not export.is_dir():
-            raise ValueError(f"--export {export} is a file; give a folder")
+        if export is not None:
+            _check_export_folder(export)
         ws = Workspace.open(workspace)
         encoder_id = resolve_encoder_id(ws, encoder)
         if undo or redo:
