@@ -314,6 +314,9 @@ def test_export_loads_back_through_the_registry(ws: Workspace, built, tmp_path, 
     np.testing.assert_allclose(encoded, stored, atol=1e-4)
     with pytest.raises(FileNotFoundError, match="no alignment.json"):
         create_encoder(f"aligned:{tmp_path}")
+    (folder / "alignment.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="alignment.safetensors is not a valid safetensors file"):
+        create_encoder(f"aligned:{folder}")
 
 
 def test_lora_run_tunes_the_towers_and_exports(ws: Workspace, built, pocket, tmp_path) -> None:

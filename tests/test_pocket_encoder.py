@@ -117,3 +117,14 @@ def test_an_extreme_aspect_ratio_is_cropped_before_it_is_resized() -> None:
     out = resize_center_crop(strip, 224)
     assert out.size == (224, 224) and out.mode == "RGB"
     assert np.asarray(out).min() == np.asarray(out).max() == 200
+
+
+def test_damaged_heads_are_refused_by_name(tmp_path) -> None:
+    import shutil
+
+    from modalchorus.encoders.pocket import CONFIG_FILE, WEIGHTS_FILE
+
+    shutil.copy(DEFAULT_WEIGHTS_DIR / CONFIG_FILE, tmp_path / CONFIG_FILE)
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="is not a valid safetensors file"):
+        load_heads(tmp_path)

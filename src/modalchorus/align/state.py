@@ -127,7 +127,10 @@ class AlignmentState:
             raise ValueError(f"{CONFIG_FILE} is not a ModalChorus alignment config")
         if config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported alignment format version {config.get('format_version')}")
-        tensors = load_tensors(files[WEIGHTS_FILE])
+        try:
+            tensors = load_tensors(files[WEIGHTS_FILE])
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+            raise ValueError(f"{WEIGHTS_FILE} is not a valid safetensors file: {exc}") from None
         tower = {
             k[len(_TOWER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_TOWER_PREFIX)
         }

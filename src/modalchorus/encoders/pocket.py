@@ -51,7 +51,10 @@ def load_heads(directory: Path) -> tuple[PocketHeads, dict[str, Any]]:
         if not path.is_file():
             raise FileNotFoundError(f"pocket weights folder {directory} has no {path.name}")
     config = json.loads(config_path.read_text())
-    state = load_file(str(weights))
+    try:
+        state = load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(f"{weights} is not a valid safetensors file: {exc}") from None
     heads = PocketHeads(state["class_text_embeddings"])
     heads.load_state_dict(state, strict=True)
     return heads.eval(), config
