@@ -301,6 +301,26 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
     assert json.loads(run("info", str(ws), "--json").stdout)["projections"]["total"] == 0
 
 
+def test_project_refuses_a_partly_embedded_dataset_before_fitting_any(
+    tmp_path, small_manifest
+) -> None:
+    from modalchorus.data import load_dataset
+    from modalchorus.store import Workspace
+
+    ws = tmp_path / "ws"
+    embedded = run("embed", str(small_manifest), "-w", str(ws), "--caption-column", "caption")
+    assert embedded.returncode == 0, embedded.stderr
+    # An embed interrupted between its two writes: items stored, no vectors.
+    with Workspace.open(ws) as opened:
+        opened.add_dataset(load_dataset(str(small_manifest), name="cut", caption_column="caption"))
+    before = run("info", str(ws), "--json").stdout
+    result = run("project", str(ws), "--method", "pca")
+    assert result.returncode == 2
+    assert "18 of 18 items of 'cut' have no pocket@" in result.stderr
+    assert "run `modalchorus embed` on 'cut' again" in result.stderr
+    assert run("info", str(ws), "--json").stdout == before  # 'manifest' was not fitted either
+
+
 def test_export_writes_a_stored_layout_with_item_metadata(tmp_path, small_manifest) -> None:
     import numpy as np
     import pandas as pd

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from modalchorus.store.errors import WorkspaceError
+from modalchorus.store.errors import UnknownEncoderError, WorkspaceError
 
 if TYPE_CHECKING:
     from modalchorus.data import Dataset
@@ -203,6 +203,19 @@ def _check_same_dataset(ws: Workspace, dataset: Dataset) -> None:
     ids = {image_item_id(dataset.name, r.id) for r in dataset.images}
     if known and not known & ids:
         raise ValueError(f"workspace dataset {dataset.name!r} holds none of these images: {hint}")
+
+
+def _check_embedded(ws: Any, dataset: str, encoder_id: str, n_items: int) -> None:
+    """Refuse a dataset whose items do not all have ``encoder_id`` embeddings."""
+    try:
+        n_embedded = len(ws.get_embeddings(encoder_id, dataset=dataset)[0])
+    except UnknownEncoderError:  # no embedding of this encoder at all
+        n_embedded = 0
+    if n_embedded < n_items:
+        raise ValueError(
+            f"{n_items - n_embedded} of {n_items} items of {dataset!r} have no {encoder_id} "
+            f"embedding (an interrupted embed?): run `modalchorus embed` on {dataset!r} again"
+        )
 
 
 def _check_export_folder(folder: Path) -> None:
@@ -544,9 +557,11 @@ def project_cmd(
         names = [dataset] if dataset else [d.name for d in ws.datasets()]
         k_values = _parse_ints(ks, "--k")
         unusable: dict[str, list[int]] = {}
-        for name in names:  # unknown or too small datasets fail before anything is fitted
+        # Unknown, too small or partly embedded datasets fail before anything is fitted.
+        for name in names:
             info = ws.dataset(name)
             check_joint_sizes(name, info.n_images, info.n_texts)
+            _check_embedded(ws, name, encoder_id, info.n_images + info.n_texts)
             unusable[name] = [k for k in k_values if k >= min(info.n_images, info.n_texts)]
         if refine_steps is not None and method != "mfm":
             raise ValueError("--refine-steps applies to --method mfm only")
