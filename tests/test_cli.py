@@ -446,6 +446,15 @@ def test_align_checks_its_export_folder_first_and_reports_the_active_version(
     assert projection["name"].endswith(run_info["encoder_id"])
 
 
+def test_evaluate_refuses_an_unknown_method_before_embedding(tmp_path) -> None:
+    cache = tmp_path / "cache"
+    args = ("evaluate", "--dataset", "coco-mini", "--cache", str(cache))
+    result = run(*args, "--methods", "pca,bogus")
+    assert result.returncode == 2 and "unknown method(s) ['bogus']" in result.stderr
+    assert not cache.exists()  # nothing was embedded
+    assert "names no method" in run(*args, "--methods", " , ").stderr
+
+
 def test_eval_encoder_checks_its_output_folder_before_the_work(tmp_path) -> None:
     missing = tmp_path / "no" / "such" / "out.json"
     result = run("eval-encoder", "--dataset", "cifar10", "--output", str(missing))

@@ -783,6 +783,7 @@ def evaluate_cmd(
     from modalchorus.data import load_dataset
     from modalchorus.embedding import embed_dataset
     from modalchorus.encoders import create_encoder
+    from modalchorus.projecting import METHODS
     from modalchorus.projection.evaluate import compare_methods, format_table
     from modalchorus.store import Workspace, image_item_id
     from modalchorus.tasks.classification import with_class_prompts
@@ -790,7 +791,11 @@ def evaluate_cmd(
     with user_errors():
         if dataset not in ("cifar10", "coco-mini", "flickr8k"):
             raise ValueError(f"unknown dataset {dataset!r}; use cifar10, coco-mini or flickr8k")
-        method_list = [m.strip() for m in methods.split(",") if m.strip()]
+        method_list = list(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip()))
+        if unknown := [m for m in method_list if m not in METHODS]:
+            raise ValueError(f"unknown method(s) {unknown}; use any of {', '.join(METHODS)}")
+        if not method_list:
+            raise ValueError("--methods names no method")
         k_values = _parse_ints(ks, "--k")
         target = output or Path(f"evaluate-{dataset}.json")
         _check_output_folder(target, "--output")
