@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -357,6 +358,9 @@ def test_export_writes_a_stored_layout_with_item_metadata(tmp_path, small_manife
     assert (
         run("export", str(tmp_path / "ws"), str(tmp_path / "layout.csv"), "--force").returncode == 0
     )
+    umask = os.umask(0o022)  # the mode open() would give, not mkstemp's 0600
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "layout.csv").stat().st_mode) == 0o666 & ~umask
 
     from modalchorus.exporting import find_projection, write_table
 
@@ -444,6 +448,17 @@ def test_align_checks_its_export_folder_first_and_reports_the_active_version(
     assert projected.returncode == 0, projected.stderr
     (projection,) = json.loads(projected.stdout)["projections"]
     assert projection["name"].endswith(run_info["encoder_id"])
+
+
+def test_an_image_folder_named_like_a_manifest_is_a_folder(tmp_path, small_manifest) -> None:
+    folder = tmp_path / "shots.parquet"
+    folder.mkdir()
+    lines = small_manifest.read_text().splitlines()
+    for image in list(dict.fromkeys(json.loads(line)["image"] for line in lines))[:2]:
+        shutil.copy(image, folder)
+    result = run("embed", str(folder), "-w", str(tmp_path / "ws"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"] == 2
 
 
 def test_evaluate_refuses_an_unknown_method_before_embedding(tmp_path) -> None:

@@ -254,7 +254,7 @@ def embed_cmd(
 
     with user_errors():
         options: dict[str, Any] = {}
-        if Path(source).suffix.lower() in MANIFEST_SUFFIXES:
+        if Path(source).suffix.lower() in MANIFEST_SUFFIXES and not Path(source).is_dir():
             options = {
                 "image_column": image_column,
                 "caption_column": caption_column,

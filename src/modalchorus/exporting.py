@@ -24,6 +24,17 @@ EXPORT_FORMATS = (".csv", ".parquet", ".jsonl")
 ITEM_COLUMNS = ("id", "kind", "dataset", "label", "text", "image_id", "source")
 
 
+def _read_umask() -> int:
+    """The file-creation mask (reading it means setting it; set straight back). Read once,
+    at import: the mask is process-wide, so it is not toggled while threads write files."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def find_projection(workspace: Workspace, encoder_id: str, method: str, dataset: str | None) -> str:
     """Name of the stored ``method`` projection of ``dataset`` under ``encoder_id``.
 
@@ -109,6 +120,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str], overwrite: bo
         raise FileNotFoundError(f"folder {path.parent} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600: give the mode open() would
     try:
         if suffix == ".csv":
             table.to_csv(tmp, index=False)
