@@ -69,5 +69,12 @@ def test_images_are_decoded_a_batch_at_a_time(tmp_path, pocket, small_manifest, 
     np.testing.assert_allclose(vectors, whole.get_embeddings(pocket.id, ids)[1], atol=1e-5)
     batches.clear()
     monkeypatch.setattr(embedding, "MAX_PIXELS_IN_FLIGHT", 10**9)
-    embed_dataset(Workspace.create(tmp_path / "fours"), dataset, Counting(), batch_size=4)
+    steps: list[tuple[float, str]] = []
+    ws = Workspace.create(tmp_path / "fours")
+    embed_dataset(ws, dataset, Counting(), batch_size=4, progress=lambda *a: steps.append(a))
     assert batches == [4, 2]
+    assert steps == [
+        (0.9 * 4 / 6, "encoded 4 of 6 images"),
+        (0.9, "encoded 6 of 6 images"),
+        (1.0, "encoded 6 images and 12 texts"),
+    ]

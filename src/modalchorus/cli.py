@@ -274,12 +274,15 @@ def embed_cmd(
         _check_dataset_name(dataset.name)
         ws = Workspace.open_or_create(workspace)
         _check_same_dataset(ws, dataset)
-        report = embed_dataset(ws, dataset, enc, batch_size=batch_size)
+        with progress_bar(f"embed: {dataset.name}") as shown:
+            report = embed_dataset(ws, dataset, enc, batch_size=batch_size, progress=shown)
         # After an alignment run, projections and runs use the family's active version:
         # the new items need its vectors too.
         active = active_version(ws, enc.id) if ws.encoder_family(enc.id) == enc.id else enc.id
         if active != enc.id:
-            embed_dataset(ws, dataset, version_encoder(ws, active, enc), batch_size=batch_size)
+            with progress_bar(f"embed: {dataset.name} ({active})") as shown:
+                aligned = version_encoder(ws, active, enc)
+                embed_dataset(ws, dataset, aligned, batch_size=batch_size, progress=shown)
         data = {
             "workspace": str(ws.path),
             "dataset": report.dataset,
@@ -804,7 +807,8 @@ def evaluate_cmd(
         ds = load_dataset(dataset, data_dir=data_dir, **({"limit": limit} if limit else {}))
         ds = with_class_prompts(ds)
         ws = Workspace.open_or_create(cache)
-        embed_dataset(ws, ds, enc)
+        with progress_bar(f"embed: {ds.name}") as shown:
+            embed_dataset(ws, ds, enc, progress=shown)
         items = ws.items(dataset=ds.name)
         wanted = {image_item_id(ds.name, r.id) for r in ds.images}
         images = items[items["id"].isin(wanted)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,13 +58,32 @@ def _encode_missing(
 
 
 def embed_dataset(
-    workspace: Workspace, dataset: Dataset, encoder: Encoder, batch_size: int = 64
+    workspace: Workspace,
+    dataset: Dataset,
+    encoder: Encoder,
+    batch_size: int = 64,
+    progress: Callable[[float, str], None] | None = None,
 ) -> EmbedReport:
     """Add ``dataset`` to ``workspace`` and store ``encoder``'s embeddings of all its items.
 
     The items and the embeddings are two atomic writes: if encoding fails or the process
     dies, the workspace holds the items (or nothing new) but never partial embeddings.
+
+    Parameters
+    ----------
+    workspace : Workspace
+    dataset : Dataset
+    encoder : Encoder
+    batch_size : int
+        Images per encoder batch.
+    progress : callable, optional
+        ``progress(fraction, message)`` after each image batch and after the texts.
+
+    Returns
+    -------
+    EmbedReport
     """
+    report = progress or (lambda fraction, message: None)
     start = time.perf_counter()
     added = workspace.add_dataset(dataset)
     items = workspace.items(dataset=dataset.name)
@@ -79,11 +99,12 @@ def embed_dataset(
             image = records[images["id"][r]].load()
             batch.append(image)
             pixels += image.width * image.height
-            if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT:
+            if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT or r == rows[-1]:
                 chunks.append(encoder.encode_images(batch, batch_size=batch_size))
                 batch, pixels = [], 0
-        if batch:
-            chunks.append(encoder.encode_images(batch, batch_size=batch_size))
+                done = sum(len(c) for c in chunks)
+                # Images take most of the time; the texts get the last tenth.
+                report(0.9 * done / len(rows), f"encoded {done} of {len(rows)} images")
         return np.concatenate(chunks)
 
     def encode_texts(rows: list[int]) -> np.ndarray:
@@ -91,6 +112,7 @@ def embed_dataset(
 
     image_vectors, n_images = _encode_missing(images, cached, encode_images, encoder.dim)
     text_vectors, n_texts = _encode_missing(texts, cached, encode_texts, encoder.dim)
+    report(1.0, f"encoded {n_images} images and {n_texts} texts")
     workspace.put_embeddings(
         encoder.id,
         images["id"].tolist() + texts["id"].tolist(),
