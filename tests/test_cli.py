@@ -279,6 +279,8 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
     bad = run("project", str(ws), "--method", "isomap")
     assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2
+    bad = run("project", str(ws), "--method", "pca", "--seed", str(2**40))
+    assert bad.returncode == 2 and "'--seed'" in bad.stderr
     bad = run("project", str(ws), "--method", "pca", "--refine-steps", "5")
     assert bad.returncode == 2 and "--refine-steps applies to --method mfm only" in bad.stderr
     # A dataset without texts cannot be mapped: found before any other dataset is fitted.

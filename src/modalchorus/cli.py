@@ -538,7 +538,9 @@ def project_cmd(
     ] = None,
     method: Annotated[str, typer.Option(help="mfm, tsne, umap, mds, dcm or pca.")] = "mfm",
     ks: KsOpt = "5,10,20",
-    seed: Annotated[int, typer.Option(help="random_state of the method.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="random_state of the method.")
+    ] = 0,
     refine_steps: Annotated[
         int | None,
         typer.Option(
@@ -778,7 +780,9 @@ def evaluate_cmd(
         Path | None,
         typer.Option(help="JSON output file.", show_default="evaluate-DATASET.json here"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="random_state of every method.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=2**32 - 1, help="random_state of every method.")
+    ] = 0,
     device: DeviceOpt = "auto",
     as_json: JsonFlag = False,
 ) -> None:

@@ -145,7 +145,8 @@ def _data_dir(name: str, data_dir: str | Path | None) -> Path:
     if from_env:
         return Path(from_env)
     raise ValueError(
-        f"dataset {name!r} needs a data directory: pass data_dir=... or set {DATA_DIR_ENV}"
+        f"dataset {name!r} needs a data directory: pass --data-dir (data_dir=... in Python) "
+        f"or set {DATA_DIR_ENV}"
     )
 
 
