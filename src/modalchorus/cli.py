@@ -205,7 +205,7 @@ def _check_same_dataset(ws: Workspace, dataset: Dataset) -> None:
         raise ValueError(f"workspace dataset {dataset.name!r} holds none of these images: {hint}")
 
 
-def _check_embedded(ws: Any, dataset: str, encoder_id: str, n_items: int) -> None:
+def _check_embedded(ws: Workspace, dataset: str, encoder_id: str, n_items: int) -> None:
     """Refuse a dataset whose items do not all have ``encoder_id`` embeddings."""
     try:
         n_embedded = len(ws.get_embeddings(encoder_id, dataset=dataset)[0])
