@@ -95,14 +95,13 @@ def embed_dataset(
     def encode_images(rows: list[int]) -> np.ndarray:
         # Decode a batch at a time (a folder of photos would not fit in memory at once).
         chunks, batch, pixels = [], [], 0
-        for r in rows:
+        for done, r in enumerate(rows, start=1):
             image = records[images["id"][r]].load()
             batch.append(image)
             pixels += image.width * image.height
-            if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT or r == rows[-1]:
+            if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT or done == len(rows):
                 chunks.append(encoder.encode_images(batch, batch_size=batch_size))
                 batch, pixels = [], 0
-                done = sum(len(c) for c in chunks)
                 # Images take most of the time; the texts get the last tenth.
                 report(0.9 * done / len(rows), f"encoded {done} of {len(rows)} images")
         return np.concatenate(chunks)

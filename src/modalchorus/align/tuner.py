@@ -341,8 +341,9 @@ class AlignmentTuner:
 
         self.steps_ = _integer("steps", resolved("steps"), 1, MAX_STEPS, auto=True)
         # AdamW steps beyond 1 only diverge.
-        lr = _number("learning_rate", resolved("learning_rate"), 0, 1, auto=True, open_low=True)
-        self.learning_rate_ = lr
+        self.learning_rate_ = _number(
+            "learning_rate", resolved("learning_rate"), 0, 1, auto=True, open_low=True
+        )
         self.preserve_sample_ = _integer(
             "preserve_sample", resolved("preserve_sample"), 0, None, auto=True
         )
