@@ -20,6 +20,7 @@ from browser.support import CIFAR, IMAGES_PER_CLASS, served_client, workspace_co
 from modalchorus.server.frames import decode_frame
 
 N_CIFAR = 10 * IMAGES_PER_CLASS + 50
+UNKNOWN_POINT = {"type": "point-set", "point": "cifar10-demo/x", "target": "cat prompts"}
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +98,19 @@ def test_intents_are_stored_listed_and_deleted(client, cat_and_dog) -> None:
         ({"type": "nope", "a": "x", "b": "y"}, 422, "type"),
         ({"type": "set-set", "a": "cat prompts", "b": "cat prompts"}, 422, "same items"),
         ({"type": "set-set", "a": "cat prompts", "b": "no such set"}, 404, "no such set"),
-        ({"type": "point-set", "point": "cifar10-demo/x", "target": "cat prompts"}, 422, "x"),
+        # unknown ids in the body are a 404 naming them, items as sets
+        (UNKNOWN_POINT, 404, "unknown item id 'cifar10-demo/x'"),
+        (
+            {"type": "set-set", "a": ["cifar10-demo/y", "cifar10-demo/z"], "b": "cat prompts"},
+            404,
+            "'cifar10-demo/y', 'cifar10-demo/z'",
+        ),
         ({"type": "point-set", "point": "p", "target": "cat prompts", "strength": 0}, 422, "0"),
         ({"type": "set-set", "a": [], "b": "cat prompts"}, 422, "empty"),
+        # a JSON boolean is no set id (it was read as set 1) and no strength
+        ({"type": "point-set", "point": "p", "target": True}, 422, "got true"),
+        ({"type": "set-set", "a": "cat prompts", "b": False}, 422, "got false"),
+        ({"type": "set-set", "a": "x", "b": "y", "strength": True}, 422, "strength"),
     ],
 )
 def test_bad_intents_are_refused_with_a_message(client, cat_and_dog, spec, status, needle):
@@ -107,6 +118,9 @@ def test_bad_intents_are_refused_with_a_message(client, cat_and_dog, spec, statu
     response = client.post("/api/intents", json=spec)
     assert response.status_code == status, response.text
     assert needle in message(response)
+    if "got" in needle:  # the field is named
+        field = next(k for k, v in spec.items() if isinstance(v, bool))
+        assert [e["loc"][-1] for e in response.json()["detail"]] == [field]
     assert len(client.get("/api/intents").json()) == before
 
 
@@ -127,6 +141,8 @@ def test_an_intent_too_large_to_store_is_refused_with_a_way_out(client, cat_and_
     [
         ({}, 422, "no intents"),
         ({"intent_ids": [99999]}, 404, "99999"),
+        ({"intent_ids": [True]}, 422, "expected an integer id, got true"),
+        ({"intents": [UNKNOWN_POINT]}, 404, "intent 1: unknown item id 'cifar10-demo/x'"),
         ({"intent_ids": [], "encoder": "nope"}, 422, "no intents"),
         ({"scope": "everything"}, 422, "scope"),
         ({"params": {"no_such_knob": 1}}, 422, "unknown tuner parameter 'no_such_knob'"),
@@ -280,7 +296,9 @@ def test_a_cancelled_run_changes_nothing(client, encoder, cat_and_dog) -> None:
             "encoder": encoder,
             "intent_ids": [intent["id"]],
             "scope": "adapter",
-            "params": {"steps": 1_000_000},  # hours: only a cancel ends it within the test
+            # steps: hours, only a cancel ends it within the test; hold_anchors: the
+            # default, as a JSON boolean (once read as 1, which the tuner refused)
+            "params": {"steps": 1_000_000, "hold_anchors": True},
         },
     )
     assert started.status_code == 202, started.text

@@ -191,6 +191,21 @@ def test_added_texts_are_placed_as_concept_texts(client, encoder) -> None:
     assert blank.status_code == 422 and "texts" in message(blank)
 
 
+@pytest.mark.parametrize("text", ["\u200b", " \ufeff ", "\u2060\u200b\u2060", "\u3164"])
+def test_an_invisible_text_is_refused_and_nothing_is_written(
+    client, encoder, workspace, text
+) -> None:
+    """Zero-width and other invisible characters only: as blank as spaces, so refused."""
+    before = stored_state(client, workspace)
+    body = {"dataset": CIFAR, "encoder": encoder, "texts": ["a visible text", text]}
+    response = client.post("/api/items/texts", json=body)
+    assert response.status_code == 422, response.text
+    entries = response.json()["detail"]
+    assert entries[0]["loc"] == ["body", "texts", 1], entries
+    assert "no visible character" in entries[0]["msg"]
+    assert stored_state(client, workspace) == before
+
+
 def _refused(client, encoder, workspace, files) -> httpx.Response:
     before = stored_state(client, workspace)
     response = upload(client, encoder, files, "never")
@@ -227,6 +242,26 @@ def test_a_file_over_the_size_limit_is_refused(client, encoder, workspace) -> No
     response = _refused(client, encoder, workspace, [("big.png", big)])
     assert response.status_code == 413
     assert "big.png" in message(response) and "limit" in message(response)
+
+
+@pytest.mark.parametrize(
+    ("length", "needle"),
+    [
+        (1_000, "the file name is 1,004 characters long, at most 255"),
+        # too long for the multipart parser's header limit (Starlette said 400 "Invalid
+        # multipart data.")
+        (5_000, "file names may be at most 255 characters"),
+    ],
+)
+def test_an_overlong_file_name_is_refused_and_nothing_is_written(
+    client, encoder, workspace, length, needle
+) -> None:
+    response = _refused(client, encoder, workspace, [("n" * length + ".png", picture(14))])
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "files"]
+    assert needle in message(response)
+    assert len(message(response)) < 1_000  # the name is shortened, not echoed in full
+    assert not (workspace / "uploads" / f"{hashlib.sha256(picture(14)).hexdigest()}.png").exists()
 
 
 @pytest.mark.parametrize(
@@ -282,6 +317,8 @@ def test_uploads_can_be_removed_and_dataset_items_cannot(client, encoder, worksp
     assert client.delete(path).status_code == 404
     unknown = client.delete("/api/items/nope")
     assert unknown.status_code == 404 and "nope" in message(unknown)
+    unknown = client.delete("/api/items/uploads/nope")  # named, not "1 of 1 item ids"
+    assert unknown.status_code == 404 and "unknown item id 'uploads/nope'" in message(unknown)
     detail = client.get(f"/api/items/{quote(kept['items'][0]['id'], safe='')}")
     assert detail.status_code == 422 and "pass dataset" in message(detail)
 

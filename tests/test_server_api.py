@@ -276,8 +276,11 @@ def test_sets_create_list_rename_delete(client, encoder) -> None:
     assert set_["id"] in [s["id"] for s in client.get("/api/sets").json()]
     taken = client.post("/api/sets", json={"name": "api set", "item_ids": ids[:1]})
     assert taken.status_code == 409 and "already exists" in detail(taken)
+    same = client.patch(f"/api/sets/{set_['id']}", json={"name": " api set "})
+    assert same.status_code == 200, same.text
+    assert same.json() == set_  # its own name: nothing changes, updated_at included
     renamed = client.patch(f"/api/sets/{set_['id']}", json={"name": "renamed"}).json()
-    assert renamed["name"] == "renamed"
+    assert renamed["name"] == "renamed" and renamed["updated_at"] > set_["updated_at"]
     assert client.get(f"/api/sets/{set_['id']}").json()["name"] == "renamed"
     assert client.delete(f"/api/sets/{set_['id']}").status_code == 204
     gone = client.get(f"/api/sets/{set_['id']}")
@@ -305,6 +308,25 @@ def test_sets_create_list_rename_delete(client, encoder) -> None:
         ("GET", "/api/no-such-route", {}, "no-such-route"),
         ("DELETE", "/api/no-such-route", {}, "DELETE /api/no-such-route"),
         ("POST", "/api/sets", {"json": {"name": "s", "item_ids": ["cifar10-demo/x"]}}, "x"),
+        (  # an item of another dataset than the one asked for: say whose it is
+            "GET",
+            "/api/items/cifar10-demo/images/00000.png",
+            {"params": {"dataset": COCO}},
+            f"belongs to dataset '{CIFAR}', not to the dataset '{COCO}'",
+        ),
+        (
+            "GET",
+            "/api/items/cifar10-demo/images/00000.png/neighbours",
+            {"params": {"dataset": COCO}},
+            f"belongs to dataset '{CIFAR}'",
+        ),
+        (
+            "GET",
+            "/api/items/cifar10-demo/images/99999.png",
+            {"params": {"dataset": COCO}},
+            "unknown item id 'cifar10-demo/images/99999.png'",
+        ),
+        ("DELETE", "/api/items/uploads/nope", {}, "unknown item id 'uploads/nope'"),
     ],
 )
 def test_unknown_things_are_404_with_a_message(client, method, path, kwargs, needle) -> None:
@@ -313,9 +335,20 @@ def test_unknown_things_are_404_with_a_message(client, method, path, kwargs, nee
     assert needle in detail(response)
 
 
-def test_unknown_encoder_is_404(client) -> None:
-    response = client.get("/api/metrics/task", params={"dataset": CIFAR, "encoder": "nope"})
-    assert response.status_code == 404 and "nope" in detail(response)
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/metrics/task", {}),
+        ("/api/projection/points", {}),
+        ("/api/projection/points", {"version": "other@1"}),
+        ("/api/projection", {"version": "pocket@x"}),
+    ],
+)
+def test_unknown_encoder_is_404(client, path, params) -> None:
+    """With a ``version`` too: the unknown encoder is named, not the version blamed."""
+    response = client.get(path, params={"dataset": CIFAR, "encoder": "nope", **params})
+    assert response.status_code == 404, response.text
+    assert "encoder 'nope'" in detail(response)
 
 
 def test_text_items_have_no_thumbnail(client, encoder) -> None:
@@ -375,6 +408,8 @@ def test_malformed_requests_are_422_naming_the_field(client, method, path, kwarg
         ({"concept_a": "", "concept_b": "dog"}, "concept_a", "at least 1 character"),
         ({"concept_a": "   ", "concept_b": "dog"}, "concept_a", "at least 1 character"),
         ({"concept_a": "cat", "concept_b": "x" * 201}, "concept_b", "at most 200 characters"),
+        ({"concept_a": "\u200b", "concept_b": "dog"}, "concept_a", "no visible character"),
+        ({"concept_a": "cat", "concept_b": " \ufeff\u2060 "}, "concept_b", "no visible character"),
         ({"concept_a": "cat", "concept_b": "cat"}, "concept_b", "differ"),
         ({"concept_a": "cat", "concept_b": "dog", "concept_c": "day"}, "concept_d", "both"),
         (
@@ -390,6 +425,29 @@ def test_bad_concepts_get_a_clear_message(client, encoder, concepts, field, mess
     assert response.status_code == 422
     entries = response.json()["detail"]
     assert any(field in e["loc"] and message in e["msg"] for e in entries), entries
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/sets", {}),
+        ("/api/settings", {}),
+        ("/api/jobs", {}),
+        ("/api/projection/points", {"dataset": CIFAR}),  # a binary frame
+        ("/api/openapi.json", {}),  # gzipped (over the middleware's minimum size)
+        ("/api/sets/999999", {}),  # 404s stay 404s
+        ("/api/no-such-route", {}),
+    ],
+)
+def test_head_answers_as_get_without_a_body(client, encoder, path, params) -> None:
+    params = {"encoder": encoder, **params} if "dataset" in params else params
+    headers = {"accept-encoding": "gzip"}
+    got = client.get(path, params=params, headers=headers)
+    head = client.head(path, params=params, headers=headers)
+    assert head.status_code == got.status_code, (head.status_code, got.text)
+    assert head.content == b""
+    for name in ("content-type", "content-length", "content-encoding"):
+        assert head.headers.get(name) == got.headers.get(name), name
 
 
 def test_static_files_come_only_from_the_built_ui(client) -> None:

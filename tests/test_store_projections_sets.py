@@ -362,7 +362,8 @@ def test_sets_crud_and_persistence(ws: Workspace) -> None:
     renamed = reopened.rename_set(cats.id, " felines ")
     assert renamed.name == "felines" and renamed.item_ids == cats.item_ids
     assert renamed.created_at == cats.created_at and renamed.updated_at > cats.updated_at
-    assert reopened.rename_set(cats.id, "felines").name == "felines"  # own name: fine
+    same = reopened.rename_set(cats.id, " felines")  # its own name: fine, and a no-op
+    assert same == renamed and same.updated_at == renamed.updated_at
     updated = reopened.update_set_items(dogs.id, [ids[20], ids[1], ids[20]])
     assert updated.item_ids == [ids[20], ids[1]] and updated.name == "dogs"
 

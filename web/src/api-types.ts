@@ -42,7 +42,7 @@ export interface paths {
          * @description Start an alignment run as a background job (follow ``/api/jobs/{id}/events``).
          *
          *     Everything is checked first: bad intents or parameters are a 422, unknown intent ids,
-         *     sets or encoders a 404. The finished job's ``result`` is the new run's id.
+         *     sets, items or encoders a 404. The finished job's ``result`` is the new run's id.
          */
         post: operations["start_run_api_alignment_runs_post"];
         delete?: never;
@@ -192,7 +192,7 @@ export interface paths {
         put?: never;
         /**
          * Create Intent
-         * @description Store an intent; 422 says what is wrong with it, 404 names an unknown set.
+         * @description Store an intent; 422 says what is wrong with it, 404 names an unknown set or item.
          */
         post: operations["create_intent_api_intents_post"];
         delete?: never;
@@ -584,6 +584,8 @@ export interface paths {
         /**
          * Rename Set
          * @description Rename a set (stored intents that name it follow); 409 when another set has the name.
+         *
+         *     Its own name again changes nothing (``updated_at`` included).
          */
         patch: operations["rename_set_api_sets__set_id__patch"];
         trace?: never;
@@ -692,7 +694,7 @@ export interface components {
              * @description Tuner hyper-parameters (e.g. steps, learning_rate, preserve_weight).
              */
             params?: {
-                [key: string]: number | string;
+                [key: string]: boolean | number | string;
             } | null;
             /**
              * Scope

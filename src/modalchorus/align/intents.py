@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
-from modalchorus.store import UnknownSetError, Workspace
+from modalchorus.store import UnknownItemError, UnknownSetError, Workspace
 
 SetRef = Union[int, str, Sequence[str]]  # noqa: UP007 - a runtime alias, readable in docs
 MODES = ("align", "separate")
@@ -29,6 +29,18 @@ MAX_STRENGTH = 10.0
 
 class IntentError(ValueError):
     """An intent that cannot be run: malformed, unknown ids, empty or conflicting sets."""
+
+
+class UnknownIntentItemError(IntentError, UnknownItemError):
+    """An intent names item ids the run cannot move: not items, or without an embedding.
+
+    Both an :class:`IntentError` and, like an unknown set's :class:`UnknownSetError`, a
+    store not-found error (the HTTP API answers 404 for either).
+    """
+
+
+#: How many unknown item ids an error names.
+_NAMED_IDS = 3
 
 
 def _check_strength(strength: Any) -> float:
@@ -210,8 +222,11 @@ def resolve_intents(
     Raises
     ------
     IntentError
-        No intents, unknown item ids, empty sets, a point in its own avoid set, a point
-        set that overlaps its avoid set, or two identical sets in a set-set intent.
+        No intents, empty sets, a point in its own avoid set, a point set that overlaps
+        its avoid set, or two identical sets in a set-set intent.
+    UnknownIntentItemError
+        An item id (the point or a listed or set member) not in ``known_ids``; an
+        ``IntentError`` and an ``UnknownItemError``.
     UnknownSetError
         A set id or name the workspace does not hold.
     """
@@ -224,9 +239,10 @@ def resolve_intents(
             raise IntentError(f"{what} is empty")
         unknown = [i for i in ids if i not in known_ids]
         if unknown:
-            raise IntentError(
-                f"{what}: {len(unknown)} item id(s) unknown or without an embedding, "
-                f"e.g. {unknown[0]!r}"
+            named = ", ".join(repr(i) for i in unknown[:_NAMED_IDS])
+            more = ", ..." if len(unknown) > _NAMED_IDS else ""
+            raise UnknownIntentItemError(
+                f"{what}: {len(unknown)} item id(s) unknown or without an embedding: {named}{more}"
             )
         return ids
 
@@ -236,7 +252,9 @@ def resolve_intents(
     for where, intent in zip(labels, intents, strict=True):
         if isinstance(intent, PointSet):
             if intent.point not in known_ids:
-                raise IntentError(f"{where}: unknown item id {intent.point!r}")
+                raise UnknownIntentItemError(
+                    f"{where}: unknown item id {intent.point!r} (or it has no embedding)"
+                )
             target = members(intent.target, f"{where} target")
             avoid = None if intent.avoid is None else members(intent.avoid, f"{where} avoid")
             if avoid is not None:

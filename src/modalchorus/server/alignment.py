@@ -101,7 +101,9 @@ def check_intent(workspace: Workspace, spec: dict[str, Any]) -> Intent:
     Raises
     ------
     IntentError
-        Malformed, empty or conflicting sets, unknown item ids.
+        Malformed, empty or conflicting sets.
+    UnknownIntentItemError
+        Item ids the workspace does not hold (an ``IntentError`` too).
     UnknownSetError
         A set id or name the workspace does not hold.
     """
@@ -147,8 +149,8 @@ def prepare_run(
         No intents, malformed or unrunnable intents.
     TunerParamsError
         Unknown or out-of-range tuner parameters.
-    UnknownIntentError, UnknownSetError, UnknownEncoderError
-        Unknown ids (404).
+    UnknownIntentError, UnknownSetError, UnknownEncoderError, UnknownIntentItemError
+        Unknown ids (404; the last is an ``IntentError`` too).
     VersionMismatchError
         A tower scope, but the server's encoder is not the family's base (409).
     """

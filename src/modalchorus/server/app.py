@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from modalchorus.encoders import Encoder
 from modalchorus.server.compression import GzipIfAccepted
 from modalchorus.server.errors import install_handlers, not_found
+from modalchorus.server.head import HeadAsGet
 from modalchorus.server.jobs import JobManager
 from modalchorus.server.projections import DEFAULT_METHOD
 from modalchorus.server.routers import ROUTERS
@@ -102,6 +103,7 @@ def create_app(
     app.state.modalchorus = state
     # JS, JSON and the id column of point frames compress well; SSE is never buffered.
     app.add_middleware(GzipIfAccepted, minimum_size=1024, compresslevel=5)
+    app.add_middleware(HeadAsGet)  # outermost: HEAD gets GET's headers, gzip's included
     install_handlers(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/api")

@@ -28,6 +28,7 @@ from modalchorus.data.images import decode_image
 from modalchorus.data.types import Dataset, ImageRecord, TextRecord, sha256_bytes
 from modalchorus.embedding import embed_dataset
 from modalchorus.encoders import Encoder
+from modalchorus.server.schemas import MAX_FILENAME_LENGTH
 from modalchorus.server.views import UPLOADS, is_upload
 from modalchorus.store import (
     UnknownDatasetError,
@@ -45,6 +46,8 @@ MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_PIXELS = 40_000_000
 #: Most files (or texts) one request may add.
 MAX_ITEMS_PER_REQUEST = 64
+#: How much of an overlong file name messages show, in characters.
+_SHOWN_NAME = 40
 #: Folder of the stored uploads, inside the workspace folder.
 UPLOAD_DIR = "uploads"
 #: Image formats accepted, with the suffix their files are stored under.
@@ -120,9 +123,16 @@ def check_image(filename: str, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS)
     Raises
     ------
     UploadError
-        Empty, over :data:`MAX_UPLOAD_BYTES`, not an image, an unsupported format,
-        corrupt or truncated, or over the pixel limit.
+        A file name over :data:`MAX_FILENAME_LENGTH` characters; empty, over
+        :data:`MAX_UPLOAD_BYTES`, not an image, an unsupported format, corrupt or
+        truncated, or over the pixel limit.
     """
+    if len(filename) > MAX_FILENAME_LENGTH:
+        raise UploadError(
+            f"{filename[:_SHOWN_NAME]}...",
+            f"the file name is {len(filename):,} characters long, at most "
+            f"{MAX_FILENAME_LENGTH} are accepted",
+        )
     if not data:
         raise UploadError(filename, "the file is empty")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -326,12 +336,17 @@ def add_items(
     return Added(ids=ids, names=names, kinds=kinds, new=new)
 
 
+def _upload_ids(workspace: Workspace) -> set[str]:
+    """Ids of the stored ``uploads`` items (none before the first upload)."""
+    try:
+        return set(workspace.items(dataset=UPLOADS)["id"])
+    except UnknownDatasetError:
+        return set()
+
+
 def _take_back(workspace: Workspace, item_ids: list[str]) -> None:
     """Remove those of ``item_ids`` that are stored (after a failed :func:`add_items`)."""
-    try:
-        stored = set(workspace.items(dataset=UPLOADS)["id"])
-    except UnknownDatasetError:
-        return
+    stored = _upload_ids(workspace)
     if stored_ids := [i for i in dict.fromkeys(item_ids) if i in stored]:
         try:
             workspace.remove_items(stored_ids)
@@ -396,6 +411,11 @@ def remove_upload(workspace: Workspace, item_id: str) -> list[str]:
             f"(dataset {UPLOADS!r}) can be removed here"
         )
     with _lock:
+        # Checked here, so the 404 names the id (the store's says "1 of 1 item ids ...").
+        if item_id not in _upload_ids(workspace):
+            raise UnknownItemError(
+                f"unknown item id {item_id!r} (no uploaded image or added text has it)"
+            )
         removed = workspace.remove_items([item_id])
         # Images are stored as uploads/<sha256>.<ext>; texts (uploads/text/...) have no file.
         path = upload_dir(workspace) / item_id.removeprefix(f"{UPLOADS}/")

@@ -1,7 +1,12 @@
 """Expected failures as HTTP answers: unknown things are 404, bad values 422.
 
-Every error body is JSON with a ``detail``: a message string, or for 422 FastAPI's list of
-``{"loc": [..., field], "msg": ...}`` entries naming the field.
+"Unknown" means an id or name the workspace does not hold, wherever the request names it:
+in the path, the query or the body (a set's items, an intent's point and sets, a run's
+intent ids and encoder). A value that cannot be an id at all (a wrong type, ``true`` for
+an integer id, an empty string) is a bad value.
+
+Every error body is JSON with a ``detail``: a message string naming the unknown thing, or
+for 422 FastAPI's list of ``{"loc": [..., field], "msg": ...}`` entries naming the field.
 """
 
 from __future__ import annotations
@@ -11,10 +16,17 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from modalchorus.server.schemas import MAX_FILENAME_LENGTH
 from modalchorus.store import NotFoundError, SetInUseError, WorkspaceLockedError
+
+#: What python-multipart says of a part header line over its limit (4,224 bytes): the
+#: Content-Disposition line holds the file name, so a name of thousands of characters.
+_HEADER_TOO_LONG = "Maximum header size exceeded"
 
 
 class VersionMismatchError(ValueError):
@@ -76,10 +88,35 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    # Starlette answers a multipart part header over the parser's limit with a bare 400
+    # "Invalid multipart data."; say what it is, as a 422 like other refused uploads.
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and any(_HEADER_TOO_LONG in str(e) for e in _chain(exc)):
+        message = (
+            "a part's header is too long to read, as a file name of thousands of characters "
+            f"makes it: file names may be at most {MAX_FILENAME_LENGTH} characters"
+        )
+        return JSONResponse({"detail": invalid("files", message).detail}, status_code=422)
+    return await http_exception_handler(request, exc)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Map the workspace's not-found errors to 404, a held write lock to 503, an encoder
     that cannot embed for the shown version and a set still named by intents to 409, and
-    render every validation error (NaN or infinite inputs included) as a 422."""
+    render every validation error (NaN or infinite inputs included) and an upload whose
+    part headers are too long to parse (an overlong file name) as a 422."""
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(VersionMismatchError, _conflict)

@@ -6,9 +6,17 @@ Point data (coordinates, kinds, labels, axis values) does not travel as JSON: se
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 #: Longest concept text the concept axis accepts, in characters.
 MAX_CONCEPT_LENGTH = 200
@@ -18,14 +26,52 @@ MAX_NEIGHBOURS = 100
 MAX_ADDED_TEXT_LENGTH = 1000
 #: Most texts one request may add.
 MAX_ADDED_TEXTS = 64
+#: Longest accepted name of an uploaded file, in characters (what most file systems allow).
+MAX_FILENAME_LENGTH = 255
 
 Task = Literal["zero-shot classification", "retrieval"]
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
+#: Categories of characters that draw nothing on their own: separators (spaces), controls,
+#: format characters (U+200B zero-width space, U+FEFF, U+2060 word joiner, ...), surrogates
+#: and combining marks (they draw on a preceding character).
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Mn", "Me"})
+#: Letters and symbols whose glyph is blank (Hangul fillers, the blank Braille pattern).
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(text: str) -> str:
+    """``text`` if some character of it draws something (a 422 otherwise)."""
+    if not any(
+        c not in _BLANK_GLYPHS and unicodedata.category(c) not in _INVISIBLE_CATEGORIES
+        for c in text
+    ):
+        raise ValueError(
+            "text has no visible character (only spaces or invisible characters such as "
+            "U+200B zero-width space)"
+        )
+    return text
+
+
+def _not_bool(expected: str) -> BeforeValidator:
+    """Refuse JSON booleans where ``expected`` is wanted: pydantic reads them as 0 or 1."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected {expected}, got {str(value).lower()}")
+        return value
+
+    return BeforeValidator(check)
+
+
+#: A text to embed: trimmed, then 1-200 characters, at least one of them visible.
 ConceptText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONCEPT_LENGTH),
+    AfterValidator(_visible),
 ]
+#: An id such as a set's or an intent's: an integer, never ``true`` / ``false``.
+IntId = Annotated[int, _not_bool("an integer id")]
 SetName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
@@ -246,6 +292,7 @@ class SetOut(_Model):
 AddedText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ADDED_TEXT_LENGTH),
+    AfterValidator(_visible),
 ]
 
 
@@ -296,9 +343,13 @@ class Removed(_Model):
 #: A set reference: a workspace set id, a set name, or a list of item ids.
 SetRef = Annotated[
     int | Annotated[str, StringConstraints(min_length=1)] | list[str],
+    _not_bool("a set id, a set name or a list of item ids"),
     Field(description="A set id, a set name, or a list of item ids."),
 ]
-Strength = Annotated[float, Field(gt=0.0, le=10.0, description="Weight of the intent, (0, 10].")]
+# strict: a boolean is no number (JSON integers still are)
+Strength = Annotated[
+    float, Field(gt=0.0, le=10.0, strict=True, description="Weight of the intent, (0, 10].")
+]
 Scope = Literal["adapter", "lora", "last-blocks"]
 
 
@@ -337,10 +388,11 @@ class AlignmentRunRequest(_Model):
     """Tune the encoder family's active version toward stored and inline intents."""
 
     encoder: str = Field(min_length=1, description="Any version id of the encoder family.")
-    intent_ids: list[int] = Field(default_factory=list, description="Stored intents to use.")
+    intent_ids: list[IntId] = Field(default_factory=list, description="Stored intents to use.")
     intents: list[IntentSpec] = Field(default_factory=list, description="Inline intents.")
     scope: Scope = "adapter"
-    params: dict[str, int | float | str] | None = Field(
+    # bool first: a lax int would read ``true`` as 1, which hold_anchors refuses
+    params: dict[str, bool | int | float | str] | None = Field(
         None, description="Tuner hyper-parameters (e.g. steps, learning_rate, preserve_weight)."
     )
 

@@ -17,7 +17,12 @@ from modalchorus.server.errors import VersionMismatchError
 from modalchorus.server.jobs import Job, JobManager, Progress
 from modalchorus.server.projections import fit_and_store, projection_name, stored_layout
 from modalchorus.server.views import DatasetView, ViewCache
-from modalchorus.store import ProjectionInfo, UnknownProjectionError, Workspace
+from modalchorus.store import (
+    ProjectionInfo,
+    UnknownEncoderError,
+    UnknownProjectionError,
+    Workspace,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,21 @@ class ServerState:
         (or an undo / redo) every view follows the family's active version.
         """
         return active_version(self.workspace, encoder_id)
+
+    def require_encoder(self, encoder_id: str) -> str:
+        """``encoder_id`` (any embedding version) if the workspace holds its embeddings.
+
+        Check it before comparing encoder families: an unknown id is its own family, so
+        the comparison would blame the other id.
+
+        Raises
+        ------
+        UnknownEncoderError
+            The workspace holds no embeddings for ``encoder_id`` (a 404 naming it).
+        """
+        if encoder_id not in self.workspace.embedded_encoders():
+            raise UnknownEncoderError(f"workspace has no embeddings for encoder {encoder_id!r}")
+        return encoder_id
 
     def encoder_for(self, version: str) -> Encoder:
         """An encoder that embeds new content as embedding ``version`` does.

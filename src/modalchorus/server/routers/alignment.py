@@ -38,19 +38,12 @@ from modalchorus.server.schemas import (
     RunOut,
 )
 from modalchorus.server.state import ServerState, get_state
-from modalchorus.store import UnknownEncoderError
+from modalchorus.store import NotFoundError
 
 router = APIRouter(tags=["alignment"])
 State = Annotated[ServerState, Depends(get_state)]
 NOT_FOUND = {404: {"model": Problem}}
 EncoderQ = Annotated[str, Query(min_length=1, description="Any version id of the family.")]
-
-
-def _require_encoder(state: ServerState, encoder: str) -> str:
-    """``encoder`` if the workspace has its embeddings (a 404 otherwise)."""
-    if encoder not in state.workspace.embedded_encoders():
-        raise UnknownEncoderError(f"workspace has no embeddings for encoder {encoder!r}")
-    return encoder
 
 
 @router.get("/intents", response_model=list[IntentOut])
@@ -63,10 +56,12 @@ def list_intents(state: State) -> list[IntentOut]:
     "/intents", response_model=IntentOut, status_code=status.HTTP_201_CREATED, responses=NOT_FOUND
 )
 def create_intent(spec: Annotated[IntentSpec, Body()], state: State) -> IntentOut:
-    """Store an intent; 422 says what is wrong with it, 404 names an unknown set."""
+    """Store an intent; 422 says what is wrong with it, 404 names an unknown set or item."""
     try:
         check_intent(state.workspace, spec.model_dump())
     except IntentError as exc:
+        if isinstance(exc, NotFoundError):
+            raise  # unknown item ids: a 404, as for unknown sets
         raise invalid(None, str(exc)) from None  # the body is the intent
     # Stored as given: a reference by set id or name follows the set's members.
     try:
@@ -97,11 +92,13 @@ def start_run(body: AlignmentRunRequest, state: State) -> JobInfo:
     """Start an alignment run as a background job (follow ``/api/jobs/{id}/events``).
 
     Everything is checked first: bad intents or parameters are a 422, unknown intent ids,
-    sets or encoders a 404. The finished job's ``result`` is the new run's id.
+    sets, items or encoders a 404. The finished job's ``result`` is the new run's id.
     """
     try:
         job = submit_run(state, body)
     except IntentError as exc:
+        if isinstance(exc, NotFoundError):
+            raise  # unknown item ids: a 404, as for unknown sets
         raise invalid("intents", str(exc)) from None
     except TunerParamsError as exc:
         raise invalid("params", str(exc)) from None
@@ -116,7 +113,7 @@ def start_run(body: AlignmentRunRequest, state: State) -> JobInfo:
 @router.get("/alignment/runs", response_model=AlignmentHistory, responses=NOT_FOUND)
 def get_history(encoder: EncoderQ, state: State) -> AlignmentHistory:
     """The family's runs (oldest first), its active version and whether undo / redo apply."""
-    return history(state.workspace, _require_encoder(state, encoder))
+    return history(state.workspace, state.require_encoder(encoder))
 
 
 @router.get("/alignment/runs/{run_id}", response_model=RunOut, responses=NOT_FOUND)
@@ -141,7 +138,7 @@ def export(run_id: int, state: State) -> Response:
 
 
 def _step(state: ServerState, encoder: str, direction: str) -> AlignmentStep:
-    run = step(state, _require_encoder(state, encoder), direction)
+    run = step(state, state.require_encoder(encoder), direction)
     return AlignmentStep(
         run=None if run is None else run_out(run), history=history(state.workspace, encoder)
     )

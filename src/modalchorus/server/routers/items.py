@@ -22,7 +22,7 @@ from modalchorus.server.schemas import (
 )
 from modalchorus.server.state import ServerState, get_state
 from modalchorus.server.views import KIND_CONCEPT, KIND_IMAGE, UPLOADS, DatasetView, is_upload
-from modalchorus.store import THUMBNAIL_MIME, UnknownItemError
+from modalchorus.store import THUMBNAIL_MIME, NotFoundError, UnknownItemError
 
 router = APIRouter(tags=["items"])
 State = Annotated[ServerState, Depends(get_state)]
@@ -71,18 +71,40 @@ def _ref(view: DatasetView, row: int) -> ItemRef:
     )
 
 
+def _holder(state: ServerState, item_id: str) -> str | None:
+    """The dataset holding item ``item_id``, or None when no dataset does."""
+    try:
+        name = dataset_of(state, item_id)
+        return name if item_id in set(state.workspace.items(dataset=name)["id"]) else None
+    except NotFoundError:  # no dataset's prefix (or the dataset went meanwhile)
+        return None
+
+
+def _missing(state: ServerState, view: DatasetView, item_id: str) -> Exception:
+    """The 404 for an item the view lacks: unknown, of another dataset, or not embedded."""
+    holder = _holder(state, item_id)
+    if holder is None:
+        return not_found(f"unknown item id {item_id!r}")
+    if holder not in (view.dataset, UPLOADS):
+        return not_found(
+            f"item {item_id!r} belongs to dataset {holder!r}, not to the dataset "
+            f"{view.dataset!r} asked for"
+        )
+    return not_found(f"item {item_id!r} has no {view.encoder_id!r} embedding")
+
+
 def _view_row(
     state: ServerState, item_id: str, encoder: str | None, dataset: str | None = None
 ) -> tuple[DatasetView, int]:
     if dataset is None and is_upload(item_id):
-        if item_id not in set(state.workspace.items(dataset=UPLOADS)["id"]):
+        if _holder(state, item_id) is None:
             raise not_found(f"unknown item id {item_id!r}")
         raise invalid(
             "dataset", "an added item is shown within a dataset's view: pass dataset", "query"
         )
     view = state.view(dataset or dataset_of(state, item_id), _encoder(state, encoder))
     if item_id not in view.row:
-        raise not_found(f"unknown item id {item_id!r} (or it has no {view.encoder_id!r} embedding)")
+        raise _missing(state, view, item_id)
     return view, view.row[item_id]
 
 

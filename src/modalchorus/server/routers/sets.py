@@ -70,7 +70,10 @@ def get_set(set_id: int, state: State) -> SetOut:
     "/sets/{set_id}", response_model=SetOut, responses={**NOT_FOUND, 409: {"model": Problem}}
 )
 def rename_set(set_id: int, body: SetRename, state: State) -> SetOut:
-    """Rename a set (stored intents that name it follow); 409 when another set has the name."""
+    """Rename a set (stored intents that name it follow); 409 when another set has the name.
+
+    Its own name again changes nothing (``updated_at`` included).
+    """
     try:
         info = state.workspace.rename_set(set_id, body.name)
     except ValueError as exc:
