@@ -114,7 +114,9 @@ def test_embed_then_info(tmp_path, small_manifest) -> None:
     assert unknown.returncode == 2 and "no dataset 'nope'" in unknown.stderr
     removed = run("remove-dataset", str(ws), name, "--json", answer="y\n")
     assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.startswith("{")  # the question and its answer stay on stderr
     assert json.loads(removed.stdout)["removed_items"] == 18
+    assert removed.stderr.endswith("? [y/N]: ")
     info = json.loads(run("info", str(ws), "--json").stdout)
     assert info["items"]["total"] == 0 and [e["items"] for e in info["encoders"].values()] == [18]
 
@@ -276,6 +278,14 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
     assert "projections of pocket@" in run("info", str(ws)).stdout
     noted = run("project", str(ws), "--method", "pca", "--k", "3,10", "--json")
     assert noted.returncode == 0 and "k = 10 skipped" in noted.stderr
+    # 6 images: k = 4 < 6, but the metrics need 2 * 6 - 3k - 1 > 0; the note says so
+    # (the metrics' own rule), and no metric is skipped behind its back.
+    noted = run("project", str(ws), "--method", "pca", "--k", "3,4", "--json")
+    assert noted.returncode == 0, noted.stderr
+    assert "note: manifest: k = 4 skipped: k=4 is too large for 6 image points" in noted.stderr
+    assert "skipping" not in noted.stderr
+    (projection,) = json.loads(noted.stdout)["projections"]
+    assert projection["metrics"]["ks"] == [3] and projection["metrics"]["skipped"] == []
     bad = run("project", str(ws), "--method", "isomap")
     assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2
@@ -421,12 +431,25 @@ def test_align_checks_its_export_folder_first_and_reports_the_active_version(
     under_a_file = str(tmp_path / "a-file" / "weights")
     refused = run("align", str(ws), "--intents", str(intents), "--export", under_a_file)
     assert refused.returncode == 2 and "the folder cannot be made" in refused.stderr
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "alignment.json").write_text("an earlier export")
+    refused = run("align", str(ws), "--intents", str(intents), "--export", str(weights))
+    assert refused.returncode == 2 and f"--export {weights} is not empty" in refused.stderr
+    assert "--force" in refused.stderr
+    missing = tmp_path / "no-intents.json"
+    refused = run("align", str(ws), "--intents", str(missing))
+    assert refused.returncode == 2 and f"--intents {missing} does not exist" in refused.stderr
+    assert "Errno" not in refused.stderr
     nothing = json.loads(run("align", str(ws), "--undo", "--json").stdout)
-    assert nothing["run"] is None  # the refused run was never recorded
+    assert nothing["run"] is None  # the refused runs were never recorded
+    assert (weights / "alignment.json").read_text() == "an earlier export"
 
-    ran = run("align", str(ws), "--intents", str(intents), "--steps", "3", "--json")
+    args = ("--intents", str(intents), "--steps", "3", "--export", str(weights), "--force")
+    ran = run("align", str(ws), *args, "--json")
     assert ran.returncode == 0, ran.stderr
     run_info = json.loads(ran.stdout)["run"]
+    assert json.loads((weights / "alignment.json").read_text())  # replaced by the new export
     undone = json.loads(run("align", str(ws), "--undo", "--json").stdout)
     assert undone["active_version"] == run_info["base_encoder_id"]
     redone = json.loads(run("align", str(ws), "--redo", "--json").stdout)
@@ -476,3 +499,199 @@ def test_eval_encoder_checks_its_output_folder_before_the_work(tmp_path) -> None
     missing = tmp_path / "no" / "such" / "out.json"
     result = run("eval-encoder", "--dataset", "cifar10", "--output", str(missing))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def stored_layout(root: Path, manifest: Path) -> Path:
+    """A workspace at ``root`` holding ``manifest`` as dataset 'mine' with a stored mfm
+    layout (random vectors and coordinates: only the export is under test)."""
+    import numpy as np
+
+    from modalchorus.data import load_dataset
+    from modalchorus.store import Workspace
+
+    ws = Workspace.create(root)
+    ws.add_dataset(load_dataset(str(manifest), name="mine", caption_column="caption"))
+    items = ws.items()
+    vectors = np.random.default_rng(0).normal(size=(len(items), 8)).astype(np.float32)
+    ws.put_embeddings("pocket@t", items["id"], items["content_hash"], vectors)
+    coords = np.random.default_rng(1).normal(size=(len(items), 2)).astype(np.float32)
+    ws.put_projection(
+        "mfm:mine:pocket@t", "pocket@t", items["id"], coords, method="mfm", params={}, metrics={}
+    )
+    return root
+
+
+#: Captions a spreadsheet would run as formulas (the loaders strip tabs and line breaks).
+FORMULAS = ("=1+2", "+SUM(A1:A9)", "-2+3", '@HYPERLINK("http://x","y")')
+
+
+def formula_manifest(small_manifest: Path) -> Path:
+    """``small_manifest`` with the first caption of four images replaced by FORMULAS."""
+    rows = [json.loads(line) for line in small_manifest.read_text().splitlines()]
+    for row, formula in zip(rows[::2], FORMULAS, strict=False):
+        row["caption"] = formula
+    path = small_manifest.with_name("formulas.jsonl")
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_export_csv_cells_never_run_as_formulas(tmp_path, small_manifest) -> None:
+    import pandas as pd
+
+    ws = stored_layout(tmp_path / "ws", formula_manifest(small_manifest))
+    tables = {}
+    for name in ("layout.csv", "layout.jsonl", "layout.parquet"):
+        result = run("export", str(ws), str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        read = {".csv": pd.read_csv, ".parquet": pd.read_parquet}.get(
+            Path(name).suffix, lambda p: pd.read_json(p, lines=True)
+        )
+        tables[Path(name).suffix] = read(tmp_path / name)
+    texts = tables[".jsonl"]["text"].dropna().tolist()
+    assert [t for t in texts if t in FORMULAS] == list(FORMULAS)  # JSON Lines: raw texts
+    assert tables[".parquet"]["text"].dropna().tolist() == texts
+    in_csv = tables[".csv"]["text"].dropna().tolist()
+    assert in_csv == [f"'{t}" if t in FORMULAS else t for t in texts]
+    # Sources stay absolute: the only way to find the file (the id holds the rest).
+    sources = tables[".csv"].loc[tables[".csv"]["kind"] == "image", "source"]
+    assert all(Path(s).is_absolute() and Path(s).is_file() for s in sources)
+
+
+def test_csv_safe_quotes_every_formula_start_and_nothing_else() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from modalchorus.exporting import csv_safe
+
+    table = pd.DataFrame(
+        {
+            "text": ["=A1", "+1", "-1", "@x", "\tx", "\rx", "a=b", "", None],
+            "x": np.arange(-4.0, 5.0),
+        }
+    )
+    safe = csv_safe(table)
+    expected = ["'=A1", "'+1", "'-1", "'@x", "'\tx", "'\rx", "a=b", ""]
+    assert safe["text"].tolist()[:8] == expected and pd.isna(safe["text"].iloc[8])
+    assert safe["x"].tolist() == table["x"].tolist()  # numbers (negative too) are numbers
+    assert table["text"].iloc[0] == "=A1"  # a copy: the input is unchanged
+
+
+def test_export_checks_its_target_before_the_work(tmp_path, small_manifest) -> None:
+    ws = stored_layout(tmp_path / "ws", small_manifest)
+    target = tmp_path / "elsewhere.csv"
+    target.write_text("theirs")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    for extra in ([], ["--force"]):
+        refused = run("export", str(ws), str(link), *extra)
+        assert refused.returncode == 2 and "is a symbolic link" in refused.stderr
+    assert link.is_symlink() and target.read_text() == "theirs"
+
+    (tmp_path / "old.csv").write_text("old")
+    exists = run("export", str(ws), str(tmp_path / "old.csv"))
+    assert exists.returncode == 2 and "exists; pass --force to replace it" in exists.stderr
+    assert "overwrite=True" not in exists.stderr  # the Python API's name, not the CLI's
+    bogus = run("export", str(ws), str(tmp_path / "new.csv"), "--method", "bogus")
+    assert bogus.returncode == 2
+    assert "unknown projection method 'bogus'; use one of mfm, tsne" in bogus.stderr
+    folder = run("export", str(ws), str(tmp_path), "--force")
+    assert folder.returncode == 2 and "use a name ending in" in folder.stderr
+    assert not (tmp_path / "new.csv").exists()
+
+
+def test_serve_on_a_host_that_is_not_this_machines_says_so(tmp_path) -> None:
+    from modalchorus.store import Workspace
+
+    Workspace.create(tmp_path / "ws").close()
+    result = run("serve", str(tmp_path / "ws"), "--host", "999.1.1.1", "--port", "0")
+    assert result.returncode == 2
+    assert "cannot listen on 999.1.1.1:0" in result.stderr
+    assert "give --host an address of this machine" in result.stderr
+    assert "--port" not in result.stderr  # the port is not the problem
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_info_on_a_damaged_workspace_creates_nothing(tmp_path, small_manifest) -> None:
+    ws = stored_layout(tmp_path / "ws", small_manifest)
+    shutil.rmtree(ws / "lance")
+    before = tree(ws)
+    for command in (["info", str(ws)], ["export", str(ws), str(tmp_path / "a.csv")]):
+        result = run(*command)
+        assert result.returncode == 2, result.stderr
+        assert "is damaged: its lance/ folder" in result.stderr
+    assert tree(ws) == before and not (tmp_path / "a.csv").exists()
+
+
+def png(path: Path, colour: tuple[int, int, int]) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (24, 16), colour).save(path)
+    return path
+
+
+def test_embed_a_coco_json_whose_images_are_elsewhere(tmp_path) -> None:
+    photos = tmp_path / "photos"
+    png(photos / "red.png", (200, 10, 10))
+    png(photos / "blue.png", (10, 10, 200))
+    coco = {
+        "images": [{"id": 1, "file_name": "red.png"}, {"id": 2, "file_name": "blue.png"}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "caption": "a red square"},
+            {"id": 11, "image_id": 2, "caption": "a blue square"},
+            {"id": 12, "image_id": 2, "caption": "something blue"},
+        ],
+    }
+    annotations = tmp_path / "annotations" / "captions.json"
+    annotations.parent.mkdir()
+    annotations.write_text(json.dumps(coco))
+    ws = tmp_path / "ws"
+
+    alone = run("embed", str(annotations), "-w", str(ws))  # the images are not next to it
+    assert alone.returncode == 2 and "no usable images" in alone.stderr.lower()
+    for images_dir, needle in (
+        (tmp_path / "missing", "does not exist"),
+        (photos / "red.png", "is not a folder"),
+    ):
+        refused = run("embed", str(annotations), "-w", str(ws), "--images-dir", str(images_dir))
+        assert refused.returncode == 2 and f"--images-dir {images_dir} {needle}" in refused.stderr
+    refused = run("embed", str(photos), "-w", str(ws), "--images-dir", str(photos))
+    assert refused.returncode == 2
+    assert "--images-dir applies to .json sources" in refused.stderr
+    assert not ws.exists()
+
+    # A relative --images-dir is stored as an absolute source: later commands work anywhere.
+    coco_args = ("annotations/captions.json", "-w", "ws", "--images-dir", "photos", "--json")
+    result = run("embed", *coco_args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["dataset"], report["images"], report["texts"]) == ("captions", 2, 3)
+    from modalchorus.store import Workspace
+
+    sources = Workspace.open(ws).items(kind="image")["source"].tolist()
+    assert sources == [str(photos.resolve() / "red.png"), str(photos.resolve() / "blue.png")]
+
+
+def test_re_embedding_unchanged_data_writes_nothing(tmp_path, small_manifest) -> None:
+    ws = tmp_path / "ws"
+    args = ("embed", str(small_manifest), "-w", str(ws), "--caption-column", "caption")
+    assert run(*args).returncode == 0
+    before, files = run("info", str(ws), "--json").stdout, tree(ws)
+    again = run(*args, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["cache_hits"] == 18
+    assert run("info", str(ws), "--json").stdout == before  # the same last commit
+    assert tree(ws) == files  # no new table versions either
+
+
+def test_evaluate_notes_the_ks_its_metrics_cannot_score(tmp_path, data_dir) -> None:
+    args = ("evaluate", "--dataset", "coco-mini", "--limit", "5", "--methods", "pca")
+    out = tmp_path / "out.json"
+    where = ("--cache", str(tmp_path / "cache"), "--output", str(out), "--json")
+    result = run(*args, "--k", "1,3", *where, data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    # 5 images: 2 * 5 - 3k - 1 > 0 holds for k = 1 only (the metrics' rule, said up front)
+    assert "note: coco-mini: k = 3 skipped: k=3 is too large for 5 image points" in result.stderr
+    assert "skipping" not in result.stderr  # no metric is then skipped behind its back
+    report = json.loads(result.stdout)
+    assert report["ks"] == [1] and report["rows"][0]["skipped"] == []

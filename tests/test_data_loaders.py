@@ -458,3 +458,25 @@ def test_captions_json_list(tmp_path: Path, real_jpegs: list[Path]) -> None:
     labelled = load_captions_json(path, split_field="part", label_field="cls")
     assert (labelled.images[0].split, labelled.images[0].label) == (None, "k")
     assert labelled.classes == ["k"]
+
+
+def test_images_dir_applies_to_both_json_formats(tmp_path: Path, real_jpegs: list[Path]) -> None:
+    photos = tmp_path / "photos"
+    (photos / "images").mkdir(parents=True)
+    shutil.copy(real_jpegs[0], photos / "images" / "p.jpg")
+    listed = tmp_path / "meta" / "list.json"
+    listed.parent.mkdir()
+    listed.write_text(json.dumps([{"image": "images/p.jpg", "captions": ["a photo"]}]))
+    coco = tmp_path / "meta" / "coco.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "images/p.jpg"}],
+                "annotations": [{"id": 2, "image_id": 1, "caption": "a photo"}],
+            }
+        )
+    )
+    for path in (listed, coco):
+        dataset = load_dataset(path, images_dir=photos)
+        assert [(r.id, r.captions) for r in dataset.images] == [("images/p.jpg", ("a photo",))]
+        assert dataset.images[0].source == str(photos / "images" / "p.jpg")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from modalchorus.data import load_manifest
 from modalchorus.embedding import embed_dataset
@@ -78,3 +79,29 @@ def test_images_are_decoded_a_batch_at_a_time(tmp_path, pocket, small_manifest, 
         (0.9, "encoded 6 of 6 images"),
         (1.0, "encoded 6 images and 12 texts"),
     ]
+
+
+def test_an_interrupted_embed_stores_nothing(tmp_path, pocket, small_manifest) -> None:
+    """Ctrl-C while encoding (here: during the texts, after every image) leaves the
+    workspace as it was, never items without vectors; the next embed does the whole job."""
+    dataset = load_manifest(small_manifest, caption_column="caption", name="mini")
+
+    class Interrupted:
+        id, dim = pocket.id, pocket.dim
+
+        def encode_images(self, images, batch_size=64):
+            return pocket.encode_images(images, batch_size=batch_size)
+
+        def encode_texts(self, texts):
+            raise KeyboardInterrupt
+
+    ws = Workspace.create(tmp_path / "ws")
+    with pytest.raises(KeyboardInterrupt):
+        embed_dataset(ws, dataset, Interrupted())
+    assert ws.datasets() == [] and ws.items().empty and ws.embedded_encoders() == []
+    assert ws.summary()["last_commit"] is None
+
+    report = embed_dataset(ws, dataset, pocket)
+    assert (report.images_encoded, report.texts_encoded) == (6, 12)
+    assert len(ws.get_embeddings(pocket.id, dataset="mini")[0]) == len(ws.items()) == 18
+    assert ws.summary()["last_commit"]["seq"] == 1  # items and vectors: one commit

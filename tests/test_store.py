@@ -327,6 +327,54 @@ def test_add_dataset_failure_writes_nothing(tmp_path: Path, data_dir: Path) -> N
     assert ws.datasets()[0].n_images == 8
 
 
+def last_seq(ws: Workspace) -> int:
+    return ws.summary()["last_commit"]["seq"]
+
+
+def test_a_write_that_changes_nothing_commits_nothing(filled: tuple[Workspace, Dataset]) -> None:
+    ws, dataset = filled
+    items = ws.items()
+    ids, vectors = ws.get_embeddings("enc-a", items["id"].tolist())
+    seq, tables = last_seq(ws), sorted(p.name for p in (ws.path / LANCE_DIR).rglob("*"))
+
+    again = ws.add_dataset(dataset)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, len(items))
+    assert (again.n_images, again.n_texts) == (ws.datasets()[0].n_images, len(items) - N_IMAGES)
+    put = ws.put_embeddings("enc-a", ids, items["content_hash"].tolist(), vectors)
+    assert (put.items_written, put.vectors_written) == (0, 0)
+    assert last_seq(ws) == seq  # no empty commits
+    both = ws.add_dataset(
+        dataset, embeddings=("enc-a", ids, items["content_hash"].tolist(), vectors)
+    )
+    assert both.unchanged == len(items) and last_seq(ws) == seq
+    assert sorted(p.name for p in (ws.path / LANCE_DIR).rglob("*")) == tables
+
+    # Other skipped entries are a change of the dataset's metadata: that one commits.
+    ws.add_dataset(Dataset(dataset.name, dataset.images, skipped=[]))
+    assert last_seq(ws) == seq + 1 and ws.datasets()[0].skipped == ()
+
+
+def test_add_dataset_stores_items_and_embeddings_in_one_write(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    ws = Workspace.create(tmp_path / "ws")
+    dataset = coco_dataset(data_dir, n=3)
+    ids = [f"coco/{r.id}" for r in dataset.images]
+    hashes = [r.content_hash for r in dataset.images]
+    with pytest.raises(ValueError, match="NaN"):  # bad vectors: the items are not stored
+        ws.add_dataset(dataset, embeddings=("enc-a", ids, hashes, np.full((3, 4), np.nan)))
+    assert ws.datasets() == [] and ws.summary()["last_commit"] is None
+    ws.add_dataset(dataset, embeddings=("enc-a", ids, hashes, random_vectors(3, dim=4)))
+    assert ws.summary()["last_commit"]["seq"] == 1  # one commit for both
+    assert ws.get_embeddings("enc-a", dataset="coco")[0] == ids
+    with pytest.raises(ValueError, match="dimension"):  # checked inside the write
+        ws.add_dataset(
+            coco_dataset(data_dir, n=4),
+            embeddings=("enc-a", ids, hashes, random_vectors(3, dim=5)),
+        )
+    assert ws.datasets()[0].n_images == 3 and last_seq(ws) == 1
+
+
 # ------------------------------------------------------------------ embeddings
 
 

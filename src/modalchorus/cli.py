@@ -100,6 +100,23 @@ def emit(data: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]],
         render(data)
 
 
+def _confirm_or_abort(question: str) -> None:
+    """Ask ``question`` on stderr and abort (exit code 1) unless the answer is yes.
+
+    Not ``typer.confirm``: it writes the prompt's last character to stdout, which then
+    no longer holds only the ``--json`` output.
+    """
+    while True:
+        err.print(f"{question} [y/N]: ", end="", soft_wrap=True)
+        line = sys.stdin.readline()
+        answer = line.strip().lower()
+        if answer in ("y", "yes"):
+            return
+        if not line or answer in ("", "n", "no"):  # no line at all: end of input
+            raise typer.Abort()
+        err.print("Error: invalid input")
+
+
 def _print_version(value: bool) -> None:
     if value:
         from modalchorus import __version__
@@ -205,6 +222,19 @@ def _check_same_dataset(ws: Workspace, dataset: Dataset) -> None:
         raise ValueError(f"workspace dataset {dataset.name!r} holds none of these images: {hint}")
 
 
+def _check_images_dir(source: str, images_dir: Path) -> Path:
+    """``--images-dir`` as an absolute folder (stored sources work from anywhere), or raise."""
+    if Path(source).suffix.lower() != ".json" or Path(source).is_dir():
+        raise ValueError(
+            "--images-dir applies to .json sources (COCO captions files, captions lists) only"
+        )
+    if not images_dir.exists():
+        raise ValueError(f"--images-dir {images_dir} does not exist")
+    if not images_dir.is_dir():
+        raise ValueError(f"--images-dir {images_dir} is not a folder")
+    return images_dir.expanduser().resolve()
+
+
 def _check_embedded(ws: Workspace, dataset: str, encoder_id: str, n_items: int) -> None:
     """Refuse a dataset whose items do not all have ``encoder_id`` embeddings."""
     try:
@@ -218,10 +248,16 @@ def _check_embedded(ws: Workspace, dataset: str, encoder_id: str, n_items: int) 
         )
 
 
-def _check_export_folder(folder: Path) -> None:
-    """Refuse an ``--export`` folder that could not be written, before any work is done."""
+def _check_export_folder(folder: Path, force: bool) -> None:
+    """Refuse an ``--export`` folder that could not be written, or that holds an earlier
+    export (unless ``force``), before any work is done."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--export {folder} is a file; give a folder")
+    if not force and folder.is_dir() and any(folder.iterdir()):
+        raise ValueError(
+            f"--export {folder} is not empty (an earlier export?); give an empty or new "
+            "folder, or pass --force to replace the files an export writes there"
+        )
     existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
     if not existing.is_dir():
         raise ValueError(f"--export {folder}: {existing} is a file, so the folder cannot be made")
@@ -239,6 +275,14 @@ def embed_cmd(
     image_column: Annotated[str, typer.Option(help="Manifest: image path column.")] = "image",
     caption_column: Annotated[str | None, typer.Option(help="Manifest: caption column.")] = None,
     label_column: Annotated[str | None, typer.Option(help="Manifest: label column.")] = None,
+    images_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON source (COCO captions file or captions list): folder its image file "
+            "names are in.",
+            show_default="the JSON file's folder",
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N images.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
     device: DeviceOpt = "auto",
@@ -265,6 +309,8 @@ def embed_cmd(
                 "--image-column, --caption-column and --label-column apply to manifests "
                 f"({', '.join(sorted(MANIFEST_SUFFIXES))}) only"
             )
+        if images_dir is not None:
+            options["images_dir"] = _check_images_dir(source, images_dir)
         if limit is not None:
             options["limit"] = limit
         if name is not None:
@@ -357,10 +403,8 @@ def remove_dataset_cmd(
         ws = Workspace.open(workspace)
         info = ws.dataset(name)
         if not yes:
-            typer.confirm(
-                f"remove {name!r} ({info.n_images} images, {info.n_texts} texts) from {ws.path}?",
-                abort=True,
-                err=True,
+            _confirm_or_abort(
+                f"remove {name!r} ({info.n_images} images, {info.n_texts} texts) from {ws.path}?"
             )
         removed = ws.remove_dataset(name)
         # What only served the dataset goes after it: a crash in between leaves files or
@@ -426,6 +470,8 @@ def demo_cmd(
     from modalchorus.evaluation import workspace_task_metrics
 
     with user_errors():
+        if not (as_json or no_serve):
+            _check_host(host)  # before the build, which takes minutes the first time
         encoder = create_encoder("pocket", device=device)
         ws, reports = build_demo_workspace(workspace, encoder)
         metrics = [workspace_task_metrics(ws, encoder.id, r.dataset) for r in reports]
@@ -453,6 +499,13 @@ def _serve(
         serve(workspace, host, port, encoder=encoder, warm=warm or (), announce=announce)
 
 
+def _check_host(host: str) -> None:
+    """Refuse a ``--host`` this machine cannot listen on, before any long work."""
+    from modalchorus.server.serve import listen
+
+    listen(host, 0).close()  # port 0: any free port, so only the host is tested
+
+
 @app.command("serve")
 def serve_cmd(
     workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
@@ -463,6 +516,7 @@ def serve_cmd(
     from modalchorus.store import Workspace
 
     with user_errors():
+        _check_host(host)
         Workspace.open(workspace)  # fail with one line before starting anything
     _serve(workspace, host, port)
 
@@ -553,7 +607,12 @@ def project_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Fit a 2-D projection of a workspace dataset and store it with its quality figures."""
-    from modalchorus.projecting import check_joint_sizes, project_dataset, resolve_encoder_id
+    from modalchorus.projecting import (
+        check_joint_sizes,
+        project_dataset,
+        resolve_encoder_id,
+        usable_ks,
+    )
     from modalchorus.store import Workspace
 
     with user_errors():
@@ -561,28 +620,25 @@ def project_cmd(
         encoder_id = resolve_encoder_id(ws, encoder)
         names = [dataset] if dataset else [d.name for d in ws.datasets()]
         k_values = _parse_ints(ks, "--k")
-        unusable: dict[str, list[int]] = {}
+        usable: dict[str, tuple[tuple[int, ...], str | None]] = {}
         # Unknown, too small or partly embedded datasets fail before anything is fitted.
         for name in names:
             info = ws.dataset(name)
             check_joint_sizes(name, info.n_images, info.n_texts)
             _check_embedded(ws, name, encoder_id, info.n_images + info.n_texts)
-            unusable[name] = [k for k in k_values if k >= min(info.n_images, info.n_texts)]
+            usable[name] = usable_ks(k_values, info.n_images, info.n_texts)
         if refine_steps is not None and method != "mfm":
             raise ValueError("--refine-steps applies to --method mfm only")
         params = None if refine_steps is None else {"refine_iter": refine_steps}
         infos = []
         for name in names:
-            if unusable[name]:
-                err.print(
-                    f"note: {name}: k = {', '.join(map(str, unusable[name]))} skipped: a "
-                    "neighbourhood of k needs more than k images and k texts",
-                    soft_wrap=True,
-                )
+            name_ks, note = usable[name]
+            if note:
+                err.print(f"note: {name}: {note}", soft_wrap=True)
             with progress_bar(f"{method}: {name}") as report:
                 infos.append(
                     project_dataset(
-                        ws, name, encoder_id, method, k_values, seed, params, progress=report
+                        ws, name, encoder_id, method, name_ks, seed, params, progress=report
                     )
                 )
         data = {
@@ -625,11 +681,17 @@ def export_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Write a stored projection's x, y with each item's id, kind, label and text."""
-    from modalchorus.exporting import find_projection, projection_table, write_table
+    from modalchorus.exporting import (
+        check_export_path,
+        find_projection,
+        projection_table,
+        write_table,
+    )
     from modalchorus.projecting import resolve_encoder_id
     from modalchorus.store import Workspace
 
     with user_errors():
+        check_export_path(out_file, overwrite=force, hint="--force")  # before any work
         ws = Workspace.open(workspace)
         name = find_projection(ws, resolve_encoder_id(ws, encoder), method, dataset)
         table = projection_table(ws, name)
@@ -640,6 +702,14 @@ def export_cmd(
         as_json,
         lambda d: out.print(f"{d['projection']}: {d['rows']} rows -> {d['path']}", soft_wrap=True),
     )
+
+
+def _check_intents_file(path: Path) -> None:
+    """Refuse an ``--intents`` path that is not a file, naming it (not a bare Errno)."""
+    if not path.exists():
+        raise ValueError(f"--intents {path} does not exist")
+    if not path.is_file():
+        raise ValueError(f"--intents {path} is not a file")
 
 
 def _read_intents(path: Path) -> list[Any]:
@@ -688,6 +758,9 @@ def align_cmd(
     export: Annotated[
         Path | None, typer.Option(help="Also export the run's weights into this folder.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier export in the --export folder.")
+    ] = False,
     undo: Annotated[bool, typer.Option("--undo", help="Undo the active run instead.")] = False,
     redo: Annotated[bool, typer.Option("--redo", help="Redo the last undone run.")] = False,
     as_json: JsonFlag = False,
@@ -712,8 +785,10 @@ def align_cmd(
     with user_errors():
         if sum([intents is not None, undo, redo]) != 1:
             raise ValueError("give exactly one of --intents FILE, --undo or --redo")
+        if intents is not None:
+            _check_intents_file(intents)  # before any work, as the export folder
         if export is not None:
-            _check_export_folder(export)
+            _check_export_folder(export, force)
         ws = Workspace.open(workspace)
         encoder_id = resolve_encoder_id(ws, encoder)
         if undo or redo:
@@ -790,7 +865,7 @@ def evaluate_cmd(
     from modalchorus.data import load_dataset
     from modalchorus.embedding import embed_dataset
     from modalchorus.encoders import create_encoder
-    from modalchorus.projecting import METHODS
+    from modalchorus.projecting import METHODS, usable_ks
     from modalchorus.projection.evaluate import compare_methods, format_table
     from modalchorus.store import Workspace, image_item_id
     from modalchorus.tasks.classification import with_class_prompts
@@ -822,6 +897,9 @@ def evaluate_cmd(
         _, X_image = ws.get_embeddings(enc.id, images["id"].tolist())
         _, X_text = ws.get_embeddings(enc.id, texts["id"].tolist())
         concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
+        k_values, note = usable_ks(k_values, len(images), len(texts), None)  # scores all
+        if note:
+            err.print(f"note: {dataset}: {note}", soft_wrap=True)
         with progress_bar(f"{dataset}: fitting") as report:
             rows = compare_methods(
                 X_image,

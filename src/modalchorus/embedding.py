@@ -16,7 +16,9 @@ import pandas as pd
 
 from modalchorus.data import Dataset
 from modalchorus.encoders import Encoder
-from modalchorus.store import AddResult, Workspace, image_item_id
+from modalchorus.store import AddResult, Workspace
+from modalchorus.store.items import build_item_rows
+from modalchorus.store.thumbnails import DEFAULT_THUMBNAIL_SIZE
 
 LOG = logging.getLogger(__name__)
 
@@ -66,8 +68,10 @@ def embed_dataset(
 ) -> EmbedReport:
     """Add ``dataset`` to ``workspace`` and store ``encoder``'s embeddings of all its items.
 
-    The items and the embeddings are two atomic writes: if encoding fails or the process
-    dies, the workspace holds the items (or nothing new) but never partial embeddings.
+    Everything is encoded first, then the items and their embeddings are stored in one
+    atomic write: if encoding fails, the process dies or Ctrl-C stops it, the workspace
+    holds nothing new, never items without vectors. Data that is stored and embedded
+    already writes nothing.
 
     Parameters
     ----------
@@ -85,18 +89,21 @@ def embed_dataset(
     """
     report = progress or (lambda fraction, message: None)
     start = time.perf_counter()
-    added = workspace.add_dataset(dataset)
-    items = workspace.items(dataset=dataset.name)
-    records = {image_item_id(dataset.name, r.id): r for r in dataset.images}
-    images = items[items["kind"] == "image"].reset_index(drop=True)
-    texts = items[items["kind"] == "text"].reset_index(drop=True)
+    # The ids and content hashes add_dataset will store, known before anything is stored
+    # (the thumbnail size only enters the rows' fingerprints, which are not used here).
+    item_rows = build_item_rows(dataset, DEFAULT_THUMBNAIL_SIZE)
+    items = item_rows.table.select(["id", "kind", "text", "content_hash"]).to_pandas()
+    is_image = (items["kind"] == "image").to_numpy()
+    records = [r for r, keep in zip(item_rows.records, is_image, strict=True) if keep]
+    images = items[is_image].reset_index(drop=True)
+    texts = items[~is_image].reset_index(drop=True)
     cached = workspace.cached_vectors(encoder.id, items["content_hash"].tolist())
 
     def encode_images(rows: list[int]) -> np.ndarray:
         # Decode a batch at a time (a folder of photos would not fit in memory at once).
         chunks, batch, pixels = [], [], 0
         for done, r in enumerate(rows, start=1):
-            image = records[images["id"][r]].load()
+            image = records[r].load()
             batch.append(image)
             pixels += image.width * image.height
             if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT or done == len(rows):
@@ -112,11 +119,14 @@ def embed_dataset(
     image_vectors, n_images = _encode_missing(images, cached, encode_images, encoder.dim)
     text_vectors, n_texts = _encode_missing(texts, cached, encode_texts, encoder.dim)
     report(1.0, f"encoded {n_images} images and {n_texts} texts")
-    workspace.put_embeddings(
-        encoder.id,
-        images["id"].tolist() + texts["id"].tolist(),
-        images["content_hash"].tolist() + texts["content_hash"].tolist(),
-        np.concatenate([image_vectors, text_vectors]),
+    added = workspace.add_dataset(
+        dataset,
+        embeddings=(
+            encoder.id,
+            images["id"].tolist() + texts["id"].tolist(),
+            images["content_hash"].tolist() + texts["content_hash"].tolist(),
+            np.concatenate([image_vectors, text_vectors]),
+        ),
     )
     hits = len(items) - n_images - n_texts
     LOG.info(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from modalchorus.projecting import projection_dataset, projection_name
+from modalchorus.projecting import METHODS, projection_dataset, projection_name
 
 if TYPE_CHECKING:
     from modalchorus.store import Workspace
@@ -22,6 +22,9 @@ EXPORT_FORMATS = (".csv", ".parquet", ".jsonl")
 
 #: Item columns written next to the coordinates, in this order.
 ITEM_COLUMNS = ("id", "kind", "dataset", "label", "text", "image_id", "source")
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _read_umask() -> int:
@@ -43,9 +46,11 @@ def find_projection(workspace: Workspace, encoder_id: str, method: str, dataset:
     Raises
     ------
     ValueError
-        Nothing matches, or several datasets do and none was named; the message lists
-        what is stored.
+        An unknown method, nothing matches, or several datasets do and none was named;
+        the message lists what is stored.
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
     stored = {p.name: p for p in workspace.projections(encoder_id) if p.method == method}
     if dataset is not None:
         workspace.dataset(dataset)  # UnknownDatasetError names an unknown dataset
@@ -96,34 +101,98 @@ def projection_table(workspace: Workspace, name: str) -> pd.DataFrame:
     return layout_table(workspace.items(), ids, coords)
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write ``table`` in the format ``path``'s suffix names (:data:`EXPORT_FORMATS`).
+def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells a spreadsheet shows as text, for CSV output.
 
-    The file appears whole or not at all: it is written next to ``path`` and then moved.
+    A text starting with one of :data:`FORMULA_STARTS` (``=1+2``, ``@SUM(A1)``) would run as
+    a formula when the CSV is opened in Excel or LibreOffice; it gets a leading ``'`` (the
+    OWASP advice), which spreadsheets read as "this cell is text". Other cells, and
+    numbers, are unchanged. Parquet and JSON Lines keep the raw texts.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same shape, columns and index.
+    """
+
+    def cell(value: object) -> object:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    safe = table.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(cell)
+    return safe
+
+
+def check_export_path(
+    path: str | os.PathLike[str], overwrite: bool = False, hint: str = "overwrite=True"
+) -> Path:
+    """Refuse a file :func:`write_table` could not (or must not) write, before any work.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    overwrite : bool
+        Whether an existing regular file may be replaced.
+    hint : str
+        What replaces an existing file, for the message (the CLI says ``--force``).
+
+    Returns
+    -------
+    pathlib.Path
 
     Raises
     ------
     ValueError
-        An unknown suffix.
+        An unknown suffix, a folder, or a symbolic link: replacing a link would swap it
+        for a regular file and leave the file it points at as it was.
     FileExistsError
         ``path`` exists and ``overwrite`` is False.
+    FileNotFoundError
+        Its folder does not exist.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in EXPORT_FORMATS:
+    if path.suffix.lower() not in EXPORT_FORMATS:
         raise ValueError(
             f"cannot write {path.name!r}: use a name ending in {', '.join(EXPORT_FORMATS)}"
         )
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link; give the path of a regular file")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --force (overwrite=True) to replace it")
+        raise FileExistsError(f"{path} exists; pass {hint} to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {path.parent} does not exist")
+    return path
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write ``table`` in the format ``path``'s suffix names (:data:`EXPORT_FORMATS`).
+
+    The file appears whole or not at all: it is written next to ``path`` and then moved.
+    CSV cells go through :func:`csv_safe`.
+
+    Raises
+    ------
+    ValueError
+        An unknown suffix, or ``path`` is a folder or a symbolic link.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    """
+    path = check_export_path(path, overwrite)
+    suffix = path.suffix.lower()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600: give the mode open() would
     try:
         if suffix == ".csv":
-            table.to_csv(tmp, index=False)
+            csv_safe(table).to_csv(tmp, index=False)
         elif suffix == ".parquet":
             table.to_parquet(tmp, index=False)
         else:  # json.dumps: pandas' writer escapes every "/" of the ids and paths

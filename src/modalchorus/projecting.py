@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,39 @@ def fit_layout(
     )
 
 
+def usable_ks(
+    ks: Sequence[int], n_images: int, n_texts: int, max_points: int | None = METRIC_MAX_POINTS
+) -> tuple[tuple[int, ...], str | None]:
+    """The ks the quality metrics can score for these sizes, and a note on the others.
+
+    The rule is the metrics' own (``check_enough_points`` on the rows ``metric_sample``
+    keeps of at most ``max_points``; None: all of them), so no k kept here is then skipped
+    by :func:`~modalchorus.metrics.neighbourhood.projection_report`.
+
+    Returns
+    -------
+    usable : tuple of int
+    note : str or None
+        Which ks cannot be scored and why; None when every k can.
+    """
+    from modalchorus.metrics.neighbourhood import metric_sample
+    from modalchorus.projection.validation import check_enough_points
+
+    image_rows, text_rows = metric_sample(n_images, n_texts, max_points)
+    usable, skipped, reason = [], [], None
+    for k in ks:
+        try:
+            check_enough_points(len(text_rows), k, "text points")
+            check_enough_points(len(image_rows), k, "image points")
+        except ValueError as exc:
+            skipped.append(k)
+            reason = reason or str(exc)
+        else:
+            usable.append(k)
+    note = f"k = {', '.join(map(str, skipped))} skipped: {reason}" if skipped else None
+    return tuple(usable), note
+
+
 def project_dataset(
     workspace: Workspace,
     dataset: str,
@@ -173,7 +206,7 @@ def project_dataset(
         method, X_image, X_text, random_state=random_state, params=params, progress=progress
     )
     concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
-    usable_ks = tuple(k for k in ks if k < min(len(images), len(texts)))
+    scored_ks, _ = usable_ks(ks, len(images), len(texts))
     from modalchorus.metrics.neighbourhood import projection_report
 
     report = projection_report(
@@ -181,7 +214,7 @@ def project_dataset(
         X_text,
         fitted.Y_image,
         fitted.Y_text,
-        ks=usable_ks or (1,),
+        ks=scored_ks or (1,),
         concepts=concepts if len(concepts) else None,
         max_points=METRIC_MAX_POINTS,
     )

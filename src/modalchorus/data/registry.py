@@ -85,7 +85,8 @@ def load_dataset(
       :func:`~modalchorus.data.coco.load_coco_captions`, images from option
       ``images_dir`` or the JSON's folder;
     * ``.json`` holding a list of ``{"image": ..., "captions": [...]}`` records:
-      :func:`~modalchorus.data.captions_json.load_captions_json`.
+      :func:`~modalchorus.data.captions_json.load_captions_json`, image paths relative to
+      option ``images_dir`` or the JSON's folder.
 
     Parameters
     ----------
@@ -160,6 +161,8 @@ def _load_path(path: Path, **options: Any) -> Dataset:
     if suffix == ".json":
         options.setdefault("name", path.stem)  # as for manifests: files in one folder differ
         if _json_starts_with(path) == "[":
+            if "images_dir" in options:  # one option name for both JSON formats
+                options["images_root"] = options.pop("images_dir")
             return load_captions_json(path, **options)
         images_dir = options.pop("images_dir", path.parent)
         return load_coco_captions(path, images_dir, **options)

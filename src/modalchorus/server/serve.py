@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -35,10 +36,11 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another port "
-            "with --port (0 picks a free one)"
-        ) from None
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):  # the port: taken or privileged
+            advice = "choose another port with --port (0 picks a free one)"
+        else:  # e.g. EADDRNOTAVAIL: the host is no address of this machine
+            advice = "give --host an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; {advice}") from None
     return sock
 
 

@@ -21,6 +21,8 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from modalchorus.store.errors import WorkspaceError
+
 logger = logging.getLogger(__name__)
 
 ROWID = "_rowid"
@@ -89,10 +91,21 @@ class LanceTables:
     # ------------------------------------------------------------------ reading
 
     def pinned(self, name: str, version: int) -> Any:
-        """Read-only handle of table ``name`` at ``version`` (cached)."""
+        """Read-only handle of table ``name`` at ``version`` (cached).
+
+        Raises
+        ------
+        WorkspaceError
+            The database folder is missing (a damaged workspace); nothing is created.
+        """
         key = (name, version)
         handle = self._handles.get(key)
         if handle is None:
+            if not self._uri.is_dir():  # lancedb.connect would create it: reads create nothing
+                raise WorkspaceError(
+                    f"workspace {self._uri.parent} is damaged: its {self._uri.name}/ folder, "
+                    f"which holds table {name!r}, is missing"
+                )
             handle = self.db.open_table(name, version=version)
             self._handles.put(key, handle)
         return handle

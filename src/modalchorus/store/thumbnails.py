@@ -11,6 +11,8 @@ THUMBNAIL_MIME = "image/jpeg"
 THUMBNAIL_QUALITY = 85
 MIN_THUMBNAIL_SIZE = 8
 MAX_THUMBNAIL_SIZE = 1024
+#: Longest side of stored thumbnails unless asked otherwise, in pixels.
+DEFAULT_THUMBNAIL_SIZE = 96
 
 
 def check_thumbnail_size(size: int) -> int:

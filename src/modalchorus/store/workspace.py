@@ -52,10 +52,11 @@ from modalchorus.store.errors import (
     UnknownEncoderError,
     UnknownItemError,
     UnknownProjectionError,
+    WorkspaceError,
     WorkspaceExistsError,
 )
 from modalchorus.store.head import read_head
-from modalchorus.store.items import build_item_rows, diff_rows
+from modalchorus.store.items import ItemRows, build_item_rows, diff_rows
 from modalchorus.store.records import (
     AddResult,
     DatasetInfo,
@@ -88,7 +89,7 @@ from modalchorus.store.tables import (
     LanceTables,
     scan,
 )
-from modalchorus.store.thumbnails import check_thumbnail_size
+from modalchorus.store.thumbnails import DEFAULT_THUMBNAIL_SIZE, check_thumbnail_size
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,14 @@ DEFAULT_LOCK_TIMEOUT_S = 600.0
 
 #: How many unknown item ids an ``UnknownItemError`` message names.
 _NAMED_IDS = 5
+
+#: ``(encoder_id, item_ids, content_hashes, vectors)``, as :meth:`Workspace.put_embeddings`
+#: takes them.
+Embeddings = tuple[str, Sequence[str], Sequence[str], np.ndarray]
+
+
+class _Unchanged(Exception):
+    """Raised inside a write that changed nothing: it rolls back, so no commit is logged."""
 
 
 class _Encoder(NamedTuple):
@@ -189,6 +198,8 @@ class Workspace:
             ``path`` does not exist, is not a directory, or holds no workspace catalog.
         IncompatibleWorkspaceError
             The workspace was written by a newer schema version.
+        WorkspaceError
+            The folder of its tables is missing (a damaged workspace).
         WorkspaceLockedError
             Tables had to be created and another writer held the lock too long.
         """
@@ -205,6 +216,14 @@ class Workspace:
             )
         check_catalog(catalog, path)
         upgrade(catalog, lock_timeout)
+        if not (path / LANCE_DIR).is_dir():
+            with read_transaction(catalog) as conn:
+                tables = read_head(conn)
+            if tables:  # without tables (a new workspace) the first write makes the folder
+                raise WorkspaceError(
+                    f"workspace {path} is damaged: its {LANCE_DIR}/ folder, which holds "
+                    f"{len(tables)} tables, is missing"
+                )
         return cls(path, lock_timeout=lock_timeout)
 
     @classmethod
@@ -315,7 +334,13 @@ class Workspace:
 
     # ------------------------------------------------------------ items
 
-    def add_dataset(self, dataset: Dataset, thumbnail_size: int = 96) -> AddResult:
+    def add_dataset(
+        self,
+        dataset: Dataset,
+        thumbnail_size: int = DEFAULT_THUMBNAIL_SIZE,
+        *,
+        embeddings: Embeddings | None = None,
+    ) -> AddResult:
         """Store a dataset's images and caption texts (upsert by item id), atomically.
 
         Image item ids are ``f"{dataset.name}/{record.id}"`` (kept as is when the record
@@ -324,7 +349,8 @@ class Workspace:
         the dataset that are absent from ``dataset`` are kept (use
         :meth:`remove_dataset` first to replace a dataset). Text items carry their
         image's dataset, label and split. Only new or changed items are written, and
-        only images whose content or thumbnail size changed are decoded.
+        only images whose content or thumbnail size changed are decoded. A call that
+        changes nothing writes nothing (no commit).
 
         Parameters
         ----------
@@ -332,6 +358,10 @@ class Workspace:
             The loaded dataset; its classes and skipped entries are stored too.
         thumbnail_size : int
             Longest side of the stored JPEG thumbnails, in pixels (8-1024).
+        embeddings : tuple, optional
+            ``(encoder_id, item_ids, content_hashes, vectors)`` to store as
+            :meth:`put_embeddings` does, in the same atomic write: the items never exist
+            without these vectors (an interrupted ``embed`` leaves neither).
 
         Returns
         -------
@@ -341,14 +371,48 @@ class Workspace:
         Raises
         ------
         ValueError
-            Bad dataset name or thumbnail size, duplicate record ids, or an image that
-            fails to load. Nothing is written.
+            Bad dataset name or thumbnail size, duplicate record ids, an image that
+            fails to load, or bad ``embeddings`` (see :meth:`put_embeddings`). Nothing is
+            written.
         """
         size = check_thumbnail_size(thumbnail_size)
         rows = build_item_rows(dataset, size)
+        batch = None if embeddings is None else validate_embeddings(*embeddings)
         name = dataset.name
         classes = None if dataset.classes is None else json.dumps(list(dataset.classes))
         skipped = json.dumps([{"id": s.id, "reason": s.reason} for s in dataset.skipped])
+        try:
+            added, updated, n_images, n_texts = self._add_dataset(
+                name, rows, (classes, skipped), batch
+            )
+        except _Unchanged as unchanged:
+            added, updated, n_images, n_texts = unchanged.args
+            logger.info("add_dataset %s: nothing changed, nothing written", name)
+        result = AddResult(
+            dataset=name,
+            added=int(added.sum()),
+            updated=int(updated.sum()),
+            unchanged=int(len(added) - added.sum() - updated.sum()),
+            n_images=n_images,
+            n_texts=n_texts,
+            n_skipped=len(dataset.skipped),
+        )
+        logger.info("add_dataset %s: %s", name, result)
+        return result
+
+    def _add_dataset(
+        self,
+        name: str,
+        rows: ItemRows,
+        meta: tuple[str | None, str],
+        batch: EmbeddingBatch | None,
+    ) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """The write of :meth:`add_dataset`; ``meta`` is the dataset's (classes, skipped).
+
+        Returns (added, updated, n_images, n_texts); raises :class:`_Unchanged` with them
+        (after rolling back) when nothing would change.
+        """
+        classes, skipped = meta
         with self._write(f"add_dataset {name}") as tx:
             table = tx.table(ITEMS_TABLE, ITEMS_SCHEMA)
             stored = scan(table, ["id", "fingerprint", "content_hash", "thumbnail_size"])
@@ -367,6 +431,16 @@ class Workspace:
                 else:
                     table.add(new_rows)
             n_images, n_texts = _count_kinds(scan(table, ["dataset", "kind"]), name)
+            if batch is not None and batch.item_ids:
+                self._put_embeddings(tx, batch)
+            elif batch is not None:  # no vectors, but a wrong dimension is still an error
+                encoder = self._encoder(tx.conn, batch.encoder_id)
+                check_dim(batch.encoder_id, None if encoder is None else encoder.dim, batch.dim)
+            stored = tx.conn.execute(
+                "SELECT classes, skipped, n_images, n_texts FROM datasets WHERE name = ?", (name,)
+            ).fetchone()
+            if not tx.staged_versions() and stored == (classes, skipped, n_images, n_texts):
+                raise _Unchanged(added, updated, n_images, n_texts)
             now = utc_now()
             tx.conn.execute(
                 "INSERT INTO datasets(name, classes, skipped, n_images, n_texts, added_at, "
@@ -376,17 +450,7 @@ class Workspace:
                 "updated_at = excluded.updated_at",
                 (name, classes, skipped, n_images, n_texts, now, now),
             )
-        result = AddResult(
-            dataset=name,
-            added=int(added.sum()),
-            updated=int(updated.sum()),
-            unchanged=int(len(added) - added.sum() - updated.sum()),
-            n_images=n_images,
-            n_texts=n_texts,
-            n_skipped=len(dataset.skipped),
-        )
-        logger.info("add_dataset %s: %s", name, result)
-        return result
+        return added, updated, n_images, n_texts
 
     def remove_dataset(self, name: str) -> int:
         """Delete a dataset's items, their set memberships and the dataset's metadata,
@@ -560,7 +624,8 @@ class Workspace:
 
         Each item gets the vector of its content hash; vectors also enter the cache
         keyed by ``(encoder_id, content_hash)`` (see :meth:`cached_vectors`). Upserts:
-        a later call for the same item or content hash replaces the earlier value.
+        a later call for the same item or content hash replaces the earlier value; a
+        call that changes nothing writes nothing (no commit).
         Item ids need not be items of a dataset (e.g. typed concepts).
 
         Parameters
@@ -592,8 +657,14 @@ class Workspace:
                 encoder = self._encoder(conn, encoder_id)
             check_dim(encoder_id, None if encoder is None else encoder.dim, batch.dim)
             return PutResult(encoder_id, batch.dim, 0, 0, 0)
-        with self._write(f"put_embeddings {encoder_id} n={n}") as tx:
-            return self._put_embeddings(tx, batch)
+        try:
+            with self._write(f"put_embeddings {encoder_id} n={n}") as tx:
+                result = self._put_embeddings(tx, batch)
+                if not tx.staged_versions():
+                    raise _Unchanged  # same vectors already stored: roll back, no commit
+        except _Unchanged:
+            logger.info("put_embeddings %s: nothing changed, nothing written", encoder_id)
+        return result
 
     def _put_embeddings(self, tx: transaction.WriteTransaction, batch: EmbeddingBatch) -> PutResult:
         """Write a validated, non-empty batch inside an open write."""
@@ -1024,7 +1095,7 @@ class Workspace:
 
     def rename_set(self, set_id: int, name: str) -> SetInfo:
         """Rename a set (same rules as :meth:`create_set`), atomically; stored intents
-        that name the set follow it.
+        that name the set follow it. Its own name again writes nothing.
 
         Raises
         ------
@@ -1035,12 +1106,17 @@ class Workspace:
         """
         set_id = set_rows.check_set_id(set_id)
         name = set_rows.check_set_name(name)
-        with self._write(f"rename_set {set_id} {name}") as tx:
-            old = set_rows.read_set(tx.conn, set_id).name
-            set_rows.require_free_name(tx.conn, name, set_id)
-            set_rows.rename(tx.conn, set_id, name, utc_now())
-            runs.rename_set_references(tx.conn, old, name)
-            info = set_rows.read_set(tx.conn, set_id)
+        try:
+            with self._write(f"rename_set {set_id} {name}") as tx:
+                old = set_rows.read_set(tx.conn, set_id)
+                if old.name == name:
+                    raise _Unchanged(old)  # its own name: no write, updated_at kept
+                set_rows.require_free_name(tx.conn, name, set_id)
+                set_rows.rename(tx.conn, set_id, name, utc_now())
+                runs.rename_set_references(tx.conn, old.name, name)
+                info = set_rows.read_set(tx.conn, set_id)
+        except _Unchanged as unchanged:
+            return unchanged.args[0]
         logger.info("rename_set %d: %s", set_id, name)
         return info
 

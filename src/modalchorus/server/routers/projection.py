@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from modalchorus.exporting import layout_table
+from modalchorus.exporting import csv_safe, layout_table
 from modalchorus.projecting import projection_dataset
 from modalchorus.server.compression import accepts_gzip
 from modalchorus.server.errors import conflict, invalid, not_found
@@ -74,7 +74,7 @@ def _view(
         raise invalid("method", str(exc), where) from None
     if version is None:
         return state.view(dataset, encoder)
-    family = state.workspace.encoder_family(encoder)
+    family = state.workspace.encoder_family(state.require_encoder(encoder))
     if state.workspace.encoder_family(version) != family:
         raise invalid("version", f"{version!r} is not a version of {family!r}", where)
     return state.views.get(dataset, version)
@@ -149,8 +149,10 @@ def get_projection_csv(
     _, coords = _stored(state, view, method)
     table = layout_table(state.workspace.items(), view.ids, coords)
     filename = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{method}-{view.dataset}") + ".csv"
+    # Texts a spreadsheet would run as formulas get a leading "'" (csv_safe); said here, not
+    # in the docstring, which is the OpenAPI description that web/openapi.json copies.
     return Response(
-        table.to_csv(index=False),
+        csv_safe(table).to_csv(index=False),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
