@@ -378,6 +378,12 @@ def test_text_items_have_no_thumbnail(client, encoder) -> None:
         ("GET", "/api/items/cifar10-demo/images/00000.png/neighbours", {"params": {"k": 0}}, "k"),
         ("POST", "/api/sets", {"json": {"name": "empty", "item_ids": []}}, "item_ids"),
         ("POST", "/api/sets", {"json": {"name": "  ", "item_ids": ["a"]}}, "name"),
+        (  # a zero-width space draws nothing: no name to show in the sets panel
+            "POST",
+            "/api/sets",
+            {"json": {"name": "\u200b", "item_ids": ["cifar10-demo/images/00000.png"]}},
+            "name",
+        ),
         ("PATCH", "/api/sets/1", {"json": {}}, "name"),
         ("POST", "/api/sets", {"json": {"name": "c", "item_ids": ["a"], "color": ""}}, "color"),
         (  # JSON has no NaN: the answer must still be a 422, not a failure to render it

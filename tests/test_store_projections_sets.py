@@ -395,6 +395,8 @@ def test_set_errors_change_nothing(ws: Workspace) -> None:
             ws.create_set("c", ids[:1], color=color)
     with pytest.raises(ValueError, match="control characters"):
         ws.create_set("a\x00b", ids[:1])
+    with pytest.raises(ValueError, match="no visible character"):
+        ws.create_set(" \u200b\u2060 ", ids[:1])
     with pytest.raises(ValueError, match="description"):
         ws.create_set("c", ids[:1], description=None)  # type: ignore[arg-type]
     with pytest.raises(UnknownItemError, match="'ghost/1'"):

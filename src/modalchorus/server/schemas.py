@@ -6,7 +6,6 @@ Point data (coordinates, kinds, labels, axis values) does not travel as JSON: se
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +16,8 @@ from pydantic import (
     Field,
     StringConstraints,
 )
+
+from modalchorus.data.text import has_visible_character
 
 #: Longest concept text the concept axis accepts, in characters.
 MAX_CONCEPT_LENGTH = 200
@@ -32,20 +33,10 @@ MAX_FILENAME_LENGTH = 255
 Task = Literal["zero-shot classification", "retrieval"]
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 
-#: Categories of characters that draw nothing on their own: separators (spaces), controls,
-#: format characters (U+200B zero-width space, U+FEFF, U+2060 word joiner, ...), surrogates
-#: and combining marks (they draw on a preceding character).
-_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Mn", "Me"})
-#: Letters and symbols whose glyph is blank (Hangul fillers, the blank Braille pattern).
-_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
 
 def _visible(text: str) -> str:
     """``text`` if some character of it draws something (a 422 otherwise)."""
-    if not any(
-        c not in _BLANK_GLYPHS and unicodedata.category(c) not in _INVISIBLE_CATEGORIES
-        for c in text
-    ):
+    if not has_visible_character(text):
         raise ValueError(
             "text has no visible character (only spaces or invisible characters such as "
             "U+200B zero-width space)"

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Sequence
 from numbers import Integral
 
+from modalchorus.data.text import has_visible_character
 from modalchorus.store.embeddings import check_strings
 from modalchorus.store.errors import UnknownSetError
 from modalchorus.store.records import SetInfo
@@ -29,12 +30,14 @@ MAX_DESCRIPTION_LENGTH = 10_000
 
 
 def check_set_name(name: str) -> str:
-    """A set name, trimmed; must then be 1-100 characters, none a control character.
+    """A set name, trimmed; must then be 1-100 characters, none a control character, some
+    visible (not only U+200B zero-width spaces, say).
 
     Raises
     ------
     ValueError
-        Not a string, empty after trimming, too long, or with a control character.
+        Not a string, empty after trimming, too long, with a control character, or with no
+        visible character.
     """
     if not isinstance(name, str):
         raise ValueError(f"set name must be a string, got {type(name).__name__}")
@@ -47,6 +50,8 @@ def check_set_name(name: str) -> str:
         )
     if any(unicodedata.category(c) == "Cc" for c in trimmed):
         raise ValueError(f"set name must not contain control characters, got {trimmed!r}")
+    if not has_visible_character(trimmed):
+        raise ValueError(f"set name has no visible character, got {trimmed!r}")
     return trimmed
 
 
