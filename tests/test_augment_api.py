@@ -229,12 +229,20 @@ def test_a_truncated_png_is_refused(client, encoder, workspace) -> None:
     assert "cut.png: corrupt or truncated" in message(response)
 
 
-def test_too_many_pixels_are_refused(client, encoder, workspace) -> None:
+@pytest.mark.parametrize(
+    "size",
+    [
+        (8000, 5001),  # 40 008 000 pixels: just over the limit
+        (20000, 20000),  # over Pillow's own bomb limit: it refuses to open the file
+    ],
+)
+def test_too_many_pixels_are_refused(client, encoder, workspace, size) -> None:
     out = io.BytesIO()
-    Image.new("L", (8000, 5001)).save(out, format="PNG")  # 40 008 000 pixels, a small file
+    Image.new("1", size).save(out, format="PNG")  # a small file
     response = _refused(client, encoder, workspace, [("huge.png", out.getvalue())])
     assert response.status_code == 422
-    assert "huge.png" in message(response) and "pixels" in message(response)
+    assert "huge.png" in message(response) and "over the limit of 40,000,000" in message(response)
+    assert "DOS" not in message(response)  # not Pillow's wording
 
 
 def test_a_file_over_the_size_limit_is_refused(client, encoder, workspace) -> None:

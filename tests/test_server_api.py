@@ -417,6 +417,7 @@ def test_malformed_requests_are_422_naming_the_field(client, method, path, kwarg
         ({"concept_a": "\u200b", "concept_b": "dog"}, "concept_a", "no visible character"),
         ({"concept_a": "cat", "concept_b": " \ufeff\u2060 "}, "concept_b", "no visible character"),
         ({"concept_a": "cat", "concept_b": "cat"}, "concept_b", "differ"),
+        ({"concept_a": "cat", "concept_b": "Cat"}, "concept_b", "embed alike"),
         ({"concept_a": "cat", "concept_b": "dog", "concept_c": "day"}, "concept_d", "both"),
         (
             {"concept_a": "cat", "concept_b": "dog", "concept_c": "day", "concept_d": "day"},

@@ -90,6 +90,19 @@ def test_augment_panel_adds_images_and_texts_without_a_reload(panels, own_server
     error.wait_for()
     assert "notes.txt: not an image" in error.inner_text()
     assert panels.probe("pointCount") == before
+
+    # The server takes the image but refuses the (overlong) text: the map shows the image
+    # and the message says both.
+    panel.locator("input[name=augment_files]").set_input_files(
+        [{"name": "three.png", "mimeType": "image/png", "buffer": png(3)}]
+    )
+    panel.locator("textarea[name=augment_texts]").fill("x" * 1001)
+    panel.locator("button[type=submit]").click()
+    error = panel.locator(".augment-message.error", has_text="Added 1 new item")
+    error.wait_for()
+    assert "The texts were not added: texts #1: " in error.inner_text()
+    panels.wait_ready()
+    assert panels.probe("pointCount") == before + 1
     errors = [e for e in panels.errors if "422" not in e]  # the refused upload's console line
     assert errors == []
 

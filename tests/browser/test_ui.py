@@ -411,15 +411,46 @@ def test_class_labels_that_would_overlap_are_hidden(app) -> None:
     assert app.errors == []
 
 
-def test_empty_lasso_creates_no_set_and_says_so(app, server) -> None:
+def test_the_map_the_sets_and_the_align_panel_agree_on_the_selection(app, server) -> None:
+    """An empty lasso, Escape and a saved set each leave nothing selected anywhere: no
+    panel may act on points the map no longer highlights."""
     app.open()
     before = len(httpx.get(f"{server.url}/api/sets").json())
+    points = app.page.locator(".panel.align .intent-points")
+    half = "window.__modalchorus.lasso([[-2, -2], [0, -2], [0, 2], [-2, 2]])"
+
+    def assert_nothing_selected() -> None:
+        app.page.locator(".save-set").wait_for(state="detached")
+        assert app.probe("selection()") == []
+        assert points.get_attribute("data-count") == "0"
+
+    app.page.evaluate(half)
+    count = app.page.locator(".selection-count").get_attribute("data-count")
+    assert int(count) > 0 and points.get_attribute("data-count") == count
     app.page.evaluate("window.__modalchorus.lasso([[5, 5], [5.1, 5], [5.1, 5.1]])")
     notice = app.page.locator(".notice", has_text="no points")
     notice.wait_for()
-    assert "no set was created" in notice.inner_text()
-    assert app.page.locator(".save-set").count() == 0
+    assert "nothing is selected" in notice.inner_text()
+    assert_nothing_selected()
+
+    app.page.evaluate(half)
+    app.page.locator(".save-set").wait_for()
+    app.page.locator(".projection-view canvas").hover()
+    app.page.keyboard.press("Escape")  # regl-scatterplot deselects: the panels follow
+    assert_nothing_selected()
+
+    app.page.evaluate(half)
+    form = app.page.locator(".save-set")
+    form.locator("input[name=set_name]").fill("\u200b")  # nothing visible: not sent
+    form.locator("button[type=submit]").click()
     assert len(httpx.get(f"{server.url}/api/sets").json()) == before
+    form.locator("input[name=set_name]").fill("saved half")
+    form.locator("button[type=submit]").click()
+    app.page.locator(".set", has_text="saved half").wait_for()
+    assert_nothing_selected()
+    (saved,) = sets_named(server, "saved half")
+    httpx.delete(f"{server.url}/api/sets/{saved['id']}").raise_for_status()  # shared workspace
+    assert app.errors == []
 
 
 def test_clicking_a_point_shows_its_neighbours(app) -> None:
@@ -501,6 +532,11 @@ def test_bad_concepts_get_a_visible_message(app) -> None:
     app.page.fill("input[name=concept_a]", "x" * 201)
     submit.click()
     assert "at most 200" in message.inner_text()
+    app.page.fill("input[name=concept_a]", "\U0001f408" * 150)  # 150 characters, 300 UTF-16 units
+    app.page.fill("input[name=concept_b]", "\u200b\u2060")
+    submit.click()
+    assert "Concept B has no visible character" in message.inner_text()
+    app.page.fill("input[name=concept_b]", "a dog")
     app.page.fill("input[name=concept_a]", "a cat")
     app.page.check("input[name=second_axis]")
     app.page.fill("input[name=concept_c]", "day")

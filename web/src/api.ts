@@ -41,13 +41,22 @@ interface ValidationEntry {
   msg?: string;
 }
 
+/** A 422 entry's field for people: ``["body", "texts", 0]`` -> ``texts #1``. */
+function fieldName(loc: (string | number)[]): string {
+  return loc
+    .filter((p) => p !== 'body' && p !== 'query')
+    .map((p, i) => (typeof p === 'number' ? ` #${p + 1}` : i ? `.${p}` : p))
+    .join('');
+}
+
 function describe(detail: unknown): string {
   if (typeof detail === 'string') return detail;
   if (Array.isArray(detail)) {
     return (detail as ValidationEntry[])
       .map((d) => {
-        const field = (d.loc ?? []).filter((p) => p !== 'body' && p !== 'query').join('.');
-        return field ? `${field}: ${d.msg}` : String(d.msg);
+        const field = fieldName(d.loc ?? []);
+        const message = String(d.msg).replace(/^Value error, /, ''); // pydantic's prefix
+        return field ? `${field}: ${message}` : message;
       })
       .join('; ');
   }

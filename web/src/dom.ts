@@ -38,3 +38,17 @@ export function select(
 
 export const fmt = (x: number | null | undefined, digits = 3): string =>
   x === null || x === undefined || Number.isNaN(x) ? '–' : x.toFixed(digits);
+
+/** Make a clickable non-button element (a list row) usable from the keyboard too: it takes
+ *  focus, is announced as a button, and Enter or Space runs ``action``. */
+export function clickable<E extends HTMLElement>(el: E, action: () => void): E {
+  el.tabIndex = 0;
+  el.setAttribute('role', 'button');
+  el.addEventListener('click', action);
+  el.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter' && e.key !== ' ') return;
+    e.preventDefault();
+    action();
+  });
+  return el;
+}

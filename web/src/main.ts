@@ -120,7 +120,11 @@ class App {
   private readonly projection = new ProjectionView(this.renderer, {
     click: (i) => this.pointClicked(i),
     lasso: (rows) => this.lassoed(rows),
-    emptyLasso: () => this.notices.show('The lasso enclosed no points, so no set was created.'),
+    emptyLasso: () => {
+      this.clearSelection();
+      this.notices.show('The lasso enclosed no points: nothing is selected.');
+    },
+    deselect: () => this.clearSelection(), // the map, the sets and the align panel agree
   });
   private readonly axis = new ConceptAxisView(this.renderer, (i) => this.pointClicked(i));
   private readonly augmentPanel = new AugmentPanel((request) => this.augment(request));
@@ -464,8 +468,14 @@ class App {
       if (request.setName) form.append('set_name', request.setName);
       results.push(await api.uploadImages(form));
     }
+    let refused: unknown = null;
     if (request.texts.length) {
-      results.push(await api.addTexts({ dataset, encoder, texts: request.texts, set_name: request.setName || null }));
+      try {
+        results.push(await api.addTexts({ dataset, encoder, texts: request.texts, set_name: request.setName || null }));
+      } catch (error) {
+        if (!results.length) throw error;
+        refused = error; // the images are stored: show them, and say what was refused
+      }
     }
     const items = results.flatMap((r) => r.items);
     const ids = [...new Set(items.map((i) => i.id))];
@@ -480,8 +490,10 @@ class App {
     const fresh = results.reduce((n, r) => n + r.n_new, 0);
     const placed = results.some((r) => r.projection) ? 'placed in the map by the fitted MFM (no re-fit)' : 'the map is being fitted';
     const tagged = request.setName ? `, tagged “${request.setName}”` : '';
-    const summary = `Added ${fresh} new item${fresh === 1 ? '' : 's'} (${ids.length - fresh} already present)${tagged}; ${placed}.`;
-    this.notices.show(summary);
+    let summary = `Added ${fresh} new item${fresh === 1 ? '' : 's'} (${ids.length - fresh} already present)${tagged}; ${placed}.`;
+    if (refused) summary += ` The texts were not added: ${refused instanceof Error ? refused.message : String(refused)}`;
+    this.notices.show(summary, refused ? 'error' : 'info');
+    if (refused) throw new Error(summary);
     return summary;
   }
 
@@ -534,7 +546,7 @@ class App {
       const set = await api.createSet({ name, item_ids: ids, color: null, description: '' });
       this.notices.show(`Saved set “${set.name}” (${set.n_items} items).`);
       await this.refreshSets();
-      this.selection = [];
+      this.clearSelection();
       return true;
     } catch (error) {
       this.notices.error(error);
@@ -614,6 +626,7 @@ class App {
       return;
     }
     let moved: Moved[] | null = null;
+    let why: string | null = null;
     try {
       const key = { dataset: this.choice.dataset, encoder: this.choice.encoder, method: 'mfm' };
       const parent = await api.points(key, run.parent_encoder_id);
@@ -630,13 +643,15 @@ class App {
       if (this.choice.method === 'mfm') {
         this.before = { x, y };
         moved = topMoved(points, this.before, MOVED_SHOWN);
+      } else {
+        why = `before / after is shown on the MFM map, the one new versions are placed in (this is the ${this.choice.method} map)`;
       }
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 404)) this.notices.error(error);
     }
     if (generation !== this.generation) return;
     this.probe.align.compare = moved ? 'after' : null;
-    this.alignPanel.renderResult(run, this.choice.dataset, (id) => points.index.has(id), moved);
+    this.alignPanel.renderResult(run, this.choice.dataset, (id) => points.index.has(id), moved, why);
   }
 
   private async compare(mode: Compare): Promise<void> {

@@ -25,6 +25,8 @@ export interface ScatterEvents {
   click?: (index: number) => void;
   lasso?: (indices: number[]) => void;
   emptyLasso?: () => void;
+  /** The plot dropped its selection itself (Escape, a double click, an empty lasso). */
+  deselect?: () => void;
   hover?: (index: number) => void;
   hoverEnd?: () => void;
   view?: () => void;
@@ -129,6 +131,7 @@ export class Scatter {
     });
     this.plot.subscribe('pointOver', (i) => events.hover?.(this.order[i]));
     this.plot.subscribe('pointOut', () => events.hoverEnd?.());
+    this.plot.subscribe('deselect', () => events.deselect?.()); // not fired by calls that prevent events
     // regl-scatterplot reports no selection when the clicked point already is the selection,
     // yet a click must always open its point: deselect it silently just before the plot's click.
     let down = [0, 0];

@@ -84,8 +84,9 @@ def decode_image(
     except ImageDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow refused to open it: its own text ("... DOS attack") names its limit, not ours
         raise ImageDecodeError(
-            source, f"too many pixels, possible decompression bomb ({exc})"
+            source, f"too many pixels, over the limit of {limit:,} (possible decompression bomb)"
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(source, "not a recognised image format") from exc

@@ -147,8 +147,9 @@ def check_image(filename: str, data: bytes, max_pixels: int = MAX_UPLOAD_PIXELS)
                 width, height = image.size
                 if fmt in FORMATS and width * height <= max_pixels:
                     image.verify()  # checksums and structure, before the full decode below
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        reason = f"too many pixels, possible decompression bomb ({exc})"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # as decode_image says it (Pillow's own text names its limit, not ours)
+        reason = f"too many pixels, over the limit of {max_pixels:,} (possible decompression bomb)"
         raise UploadError(filename, reason) from None
     except UnidentifiedImageError:
         raise UploadError(filename, "not an image (no known image format)") from None

@@ -2,7 +2,7 @@
 // before / after in the same frame (animated), read the metric deltas and the points that
 // moved most, and step through the run history (undo / redo, export).
 import { api, jobFinished, type AlignmentHistory, type IntentOut, type IntentSpec, type JobInfo, type RunOut, type SetOut } from '../api';
-import { clear, fmt, h, select } from '../dom';
+import { clear, clickable, fmt, h, select } from '../dom';
 import { jobProgress } from './progress';
 
 export type Compare = 'before' | 'after';
@@ -261,9 +261,10 @@ export class AlignPanel {
   /**
    * The run to compare (None hides the result), its metric deltas per dataset, and the points
    * of the shown map that moved most (``moved``: from the two layouts; when they are not
-   * both there, the run's own list, whose ids ``visible`` says can be opened).
+   * both there, the run's own list, whose ids ``visible`` says can be opened; ``why`` says why
+   * before / after cannot be shown).
    */
-  renderResult(run: RunOut | null, dataset: string, visible: (id: string) => boolean, moved: Moved[] | null): void {
+  renderResult(run: RunOut | null, dataset: string, visible: (id: string) => boolean, moved: Moved[] | null, why: string | null = null): void {
     const compareReady = moved !== null;
     if (!run) {
       this.result.hidden = true;
@@ -292,20 +293,20 @@ export class AlignPanel {
         rows.push(h('tr', { class: `metric-delta ${trend}`, 'data-dataset': name, 'data-metric': metric },
           h('th', {}, name === dataset ? metric : `${name} ${metric}`),
           h('td', {}, fmt(b)), h('td', { class: 'arrow' }, '→'), h('td', {}, fmt(a)),
-          h('td', { class: 'delta' }, `${delta >= 0 ? '+' : '−'}${fmt(Math.abs(delta))}`)));
+          h('td', { class: 'delta' }, `${trend === 'same' ? '' : delta > 0 ? '+' : '−'}${fmt(Math.abs(delta))}`)));
       }
     }
     const list = moved ?? run.moved.map((m) => ({ id: m.item_id, distance: m.distance }));
     const movedItems = list.map((m) => {
       const here = visible(m.id);
-      return h('li', { class: here ? 'moved-point' : 'moved-point elsewhere', 'data-item-id': m.id, title: here ? 'show it' : 'not on this map',
-        onclick: () => here && this.handlers.pick(m.id) },
+      const row = h('li', { class: here ? 'moved-point' : 'moved-point elsewhere', 'data-item-id': m.id, title: here ? 'show it' : 'not on this map' },
         h('span', { class: 'moved-id' }, shortId(m.id)), h('span', { class: 'moved-distance' }, fmt(m.distance, 2)));
+      return here ? clickable(row, () => this.handlers.pick(m.id)) : row;
     });
     clear(this.result,
       h('h3', {}, `Run #${run.id} (${run.scope}, ${fmt(run.seconds, 1)} s)`),
       toggle,
-      compareReady ? null : h('p', { class: 'hint' }, 'no stored map of the previous version for this dataset'),
+      compareReady ? null : h('p', { class: 'hint' }, why ?? 'no stored map of the previous version for this dataset'),
       rows.length ? h('table', { class: 'metric-deltas' }, h('tbody', {}, ...rows)) : h('p', { class: 'hint' }, 'no task metrics'),
       h('h3', {}, moved ? 'Moved most on this map (2-D distance)' : 'Moved most (2-D distance, all maps)'),
       h('ol', { class: 'moved' }, ...movedItems),

@@ -1,6 +1,7 @@
 // Augmentation panel: upload images and type texts; the server validates and embeds them
 // and places them in the shown Modal Fusion Map (no re-fit). Optionally tags them into a set.
 import { h } from '../dom';
+import { hasVisibleCharacter } from '../text';
 
 export interface AugmentRequest {
   files: File[];
@@ -48,12 +49,22 @@ export class AugmentPanel {
       this.say('Choose images or type texts (one per line) first.', 'error');
       return;
     }
+    const blank = texts.findIndex((t) => !hasVisibleCharacter(t));
+    if (blank >= 0) {
+      this.say(`Text ${blank + 1} has no visible character (only invisible ones such as U+200B): nothing was added.`, 'error');
+      return;
+    }
+    const setName = this.setName.value.trim();
+    if (setName && !hasVisibleCharacter(setName)) {
+      this.say('The set name has no visible character: nothing was added.', 'error');
+      return;
+    }
     const what = [files.length && `${files.length} image${files.length > 1 ? 's' : ''}`,
       texts.length && `${texts.length} text${texts.length > 1 ? 's' : ''}`].filter(Boolean).join(' and ');
     this.say(`adding ${what}: validating, embedding, placing…`, 'busy');
     this.button.disabled = true;
     try {
-      const summary = await this.onAdd({ files, texts, setName: this.setName.value.trim() });
+      const summary = await this.onAdd({ files, texts, setName });
       this.say(summary);
       this.files.value = '';
       this.texts.value = '';

@@ -3,6 +3,7 @@
 // with the distribution of every group drawn beside the plot.
 import { api, ApiError } from '../api';
 import { clear, fmt, h } from '../dom';
+import { characters, hasVisibleCharacter } from '../text';
 import type { Coloring, Points } from '../points';
 import { glyphs, KIND_CONCEPT, KIND_LAYERS } from '../points';
 import type { Renderer } from '../scatter';
@@ -115,9 +116,9 @@ export class ConceptAxisView {
     const names = ['A', 'B', 'C', 'D'];
     for (const [i, text] of texts.entries()) {
       if (!text.trim()) return `Concept ${names[i]} is empty: type a word or a phrase.`;
-      if (text.trim().length > max) {
-        return `Concept ${names[i]} is ${text.trim().length} characters long; at most ${max} are allowed.`;
-      }
+      if (!hasVisibleCharacter(text)) return `Concept ${names[i]} has no visible character: type a word or a phrase.`;
+      const length = characters(text.trim());
+      if (length > max) return `Concept ${names[i]} is ${length} characters long; at most ${max} are allowed.`;
     }
     if (texts[0].trim() === texts[1].trim()) return 'Concepts A and B are the same: the axis would be flat.';
     if (texts.length === 4 && texts[2].trim() === texts[3].trim()) {

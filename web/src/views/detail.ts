@@ -1,6 +1,6 @@
 // Instance detail: the image or text, label and prediction, and top-k cross-modal neighbours.
 import { api, type ItemDetail, type Neighbours } from '../api';
-import { clear, fmt, h } from '../dom';
+import { clear, clickable, fmt, h } from '../dom';
 
 /** The dataset of the items a user added (uploads and typed texts). */
 const UPLOADS = 'uploads';
@@ -53,12 +53,15 @@ export class DetailPanel {
           : h('span', { class: 'neighbour-text' }, n.text ?? n.id);
       const bar = h('span', { class: 'sim-bar' }, h('span', { class: 'sim-fill', style: `width:${Math.max(0, n.similarity) * 100}%` }));
       list.append(
-        h('li', { class: n.is_pair ? 'neighbour pair' : 'neighbour', title: n.text ?? n.id, onclick: () => this.onPick(n.id) },
-          preview,
-          h('span', { class: 'neighbour-label' }, n.label ?? ''),
-          bar,
-          h('span', { class: 'sim' }, fmt(n.similarity)),
-          n.is_pair ? h('span', { class: 'pair-mark', title: 'ground-truth pair' }, '★') : null,
+        clickable(
+          h('li', { class: n.is_pair ? 'neighbour pair' : 'neighbour', title: n.text ?? n.id },
+            preview,
+            h('span', { class: 'neighbour-label' }, n.label ?? ''),
+            bar,
+            h('span', { class: 'sim' }, fmt(n.similarity)),
+            n.is_pair ? h('span', { class: 'pair-mark', title: 'ground-truth pair' }, '★') : null,
+          ),
+          () => this.onPick(n.id),
         ),
       );
     }

@@ -11,6 +11,7 @@ export interface ProjectionHandlers {
   click: (index: number) => void;
   lasso: (indices: number[]) => void;
   emptyLasso: () => void;
+  deselect: () => void;
 }
 
 /** Glyph key names, by kind. */
@@ -40,6 +41,7 @@ export class ProjectionView {
       click: handlers.click,
       lasso: handlers.lasso,
       emptyLasso: handlers.emptyLasso,
+      deselect: handlers.deselect,
       hover: (i) => this.hover(i),
       hoverEnd: () => this.tooltip.hide(),
       view: () => this.placeLabels(),
@@ -91,6 +93,7 @@ export class ProjectionView {
   }
 
   clear(): void {
+    this.tooltip.hide();
     this.setDownload(null);
     this.scatter.clear();
     this.points = undefined;
@@ -112,7 +115,7 @@ export class ProjectionView {
       coloring.hint ? h('span', { class: 'legend-hint' }, coloring.hint) : null,
       ...coloring.legend.map((e) =>
         h('button', { class: 'legend-entry', title: `select every ${e.label} point`, onclick: () => this.selectEntry(coloring, e) },
-          swatch(e), e.label),
+          swatch(e), h('span', { class: 'legend-label' }, e.label)),
       ),
       coloring.byKind
         ? null

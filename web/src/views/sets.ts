@@ -3,6 +3,7 @@
 import type { SetOut } from '../api';
 import { clear, h } from '../dom';
 import { categoryColor } from '../palette';
+import { hasVisibleCharacter } from '../text';
 
 export interface SetHandlers {
   save: (name: string) => Promise<boolean>;
@@ -23,6 +24,7 @@ export class SetsPanel {
 
   showSelection(count: number, images: number, suggested: string): void {
     const name = h('input', { type: 'text', name: 'set_name', value: suggested, maxLength: 100 });
+    name.addEventListener('input', () => name.setCustomValidity(''));
     const form = h('form', { class: 'save-set' },
       h('span', { class: 'selection-count', 'data-count': count }, `${count} selected (${images} images, ${count - images} texts)`),
       name,
@@ -31,6 +33,11 @@ export class SetsPanel {
     );
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
+      if (!hasVisibleCharacter(name.value)) {
+        name.setCustomValidity('Type a name for the set.');
+        name.reportValidity();
+        return;
+      }
       if (await this.handlers.save(name.value)) this.hideSelection();
     });
     clear(this.selection, form);
@@ -51,7 +58,7 @@ export class SetsPanel {
   }
 
   private row(set: SetOut, color: string): HTMLElement {
-    const name = h('button', { class: 'set-name', title: 'show on the map', onclick: () => this.handlers.show(set) }, set.name);
+    const name = h('button', { class: 'set-name', title: `${set.name}: show on the map`, onclick: () => this.handlers.show(set) }, set.name);
     const li = h('li', { class: 'set', 'data-set-id': set.id },
       h('span', { class: 'swatch', style: `background:${color}` }),
       name,

@@ -7,10 +7,13 @@ export class PointTooltip {
   /** Append to the map's stage: the tooltip is kept inside it. */
   readonly el = h('div', { class: 'tooltip', hidden: true });
   private readonly texts = new Map<string, string>();
+  /** The point shown now: a text that arrives after the pointer moved on is not placed. */
+  private current: string | null = null;
 
   /** Show row ``index`` of ``points`` (the view of ``dataset`` under ``encoder``) beside the canvas position ``pos``. */
   async show(points: Points, index: number, pos: [number, number], view: { dataset: string; encoder: string }): Promise<void> {
     const id = points.ids[index];
+    this.current = id;
     const label = points.label[index] >= 0 ? points.labelNames[points.label[index]] : '';
     this.el.hidden = false;
     if (points.kind[index] === KIND_IMAGE) {
@@ -27,12 +30,14 @@ export class PointTooltip {
       } catch {
         this.texts.set(id, id); // the map works without the text
       }
+      if (this.current !== id) return;
       text.textContent = this.texts.get(id)!;
       this.place(pos);
     }
   }
 
   hide(): void {
+    this.current = null;
     this.el.hidden = true;
   }
 

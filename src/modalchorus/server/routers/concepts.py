@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Depends, Response
 
 from modalchorus.server.analysis import concept_axis
@@ -14,6 +15,8 @@ from modalchorus.server.state import ServerState, get_state
 
 router = APIRouter(tags=["concept axis"])
 State = Annotated[ServerState, Depends(get_state)]
+#: Largest coordinate difference at which two concept embeddings count as the same.
+SAME_EMBEDDING_TOLERANCE = 1e-6
 
 
 @router.post(
@@ -48,6 +51,15 @@ def post_concept_axis(request: ConceptAxisRequest, state: State) -> Response:
     if second[0] is not None and second[1] is not None:
         texts += [second[0], second[1]]
     concepts = encoder.encode_texts(texts)
+    for a, b in ((0, 1), (2, 3))[: len(texts) // 2]:
+        # e.g. "Cat" and "cat" for an uncased encoder: the axis would draw rounding noise
+        if np.allclose(concepts[a], concepts[b], rtol=0, atol=SAME_EMBEDDING_TOLERANCE):
+            field = f"concept_{'abcd'[b]}"
+            raise invalid(
+                field,
+                f"{texts[b]!r} and {texts[a]!r} embed alike for this encoder (it may ignore "
+                "case or punctuation): the axis would be flat; choose another concept",
+            )
     columns = {"x": concept_axis(view.vectors, concepts[0], concepts[1])}
     if len(texts) == 4:
         columns["y"] = concept_axis(view.vectors, concepts[2], concepts[3])
