@@ -235,6 +235,9 @@ def test_unknown_and_reserved_params(data: tuple[np.ndarray, np.ndarray]) -> Non
         fit_project("tsne", *data, perplexit=5)
     with pytest.raises(ValueError, match="n_components"):
         fit_project("pca", *data, n_components=3)
+    for method in ("mds", "dcm"):  # they pass precomputed distances themselves
+        with pytest.raises(ValueError, match=r"\['metric'\] are set by fit_project"):
+            fit_project(method, *data, metric="euclidean")
 
 
 def test_invalid_inputs(data: tuple[np.ndarray, np.ndarray]) -> None:

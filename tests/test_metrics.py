@@ -292,6 +292,14 @@ def test_metric_sample_keeps_concepts_first_and_splits_the_budget() -> None:
     for bad in (3, 2.5, True):
         with pytest.raises(ValueError, match="max_points must be an integer >= 4"):
             metric_sample(10, 10, bad)
+    mask = np.zeros(50_000, dtype=bool)
+    mask[:20] = True  # a mask, as projection_report takes it, selects the same rows
+    by_index = metric_sample(5_000, 50_000, 1_000, concepts=range(20))[1]
+    assert np.array_equal(metric_sample(5_000, 50_000, 1_000, concepts=mask)[1], by_index)
+    with pytest.raises(ValueError, match="concepts mask must have shape"):
+        metric_sample(5_000, 50_000, 1_000, concepts=mask[:10])
+    with pytest.raises(ValueError, match="out of range for 50000 texts"):
+        metric_sample(5_000, 50_000, 1_000, concepts=[50_000])
 
 
 # ---------------------------------------------------------------------------- errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -400,11 +401,44 @@ def test_transform_errors(fitted, data):
         ({"refine_intra_trust_weight": -0.1}, "refine_intra_trust_weight"),
         ({"hidden": 32}, "hidden must be a sequence"),
         ({"device": "cuda"}, "CUDA is not available"),
+        ({"batch_size": 100_000}, "batch_size must be at most 4096"),
     ],
 )
 def test_invalid_parameters(data, params, match):
     with pytest.raises(ValueError, match=match):
         ModalFusionMap(**params).fit(*data)
+
+
+def test_a_failed_refit_leaves_the_map_unfitted(data):
+    """Not half-updated: a refit that fails after its first checks keeps neither the new
+    feature count nor the old network."""
+    XI, XT = data
+    est = ModalFusionMap(random_state=0, **FAST).fit(XI, XT)
+    with pytest.raises(ValueError, match="max_fit_points=10 leaves too few"):
+        est.set_params(max_fit_points=10).fit(XI[:50, :8], XT[:40, :8])
+    with pytest.raises(NotFittedError):
+        est.transform(XI)
+    assert not [name for name in vars(est) if name.endswith("_")]
+
+
+def test_parameters_changed_after_the_fit_do_not_break_transform(fitted, data, tmp_path):
+    XI, _ = data
+    expected = fitted.transform(XI)
+    est = copy.deepcopy(fitted).set_params(n_components=3)  # the fitted net still gives 2
+    np.testing.assert_allclose(est.transform(XI), expected)
+    with pytest.raises(ValueError, match="transform_chunk_size"):
+        copy.deepcopy(fitted).set_params(transform_chunk_size=0).transform(XI)
+    folder = fitted.save(tmp_path / "edited")
+    config = json.loads((folder / "mfm.json").read_text())
+    config["params"]["n_threads"] = 0
+    (folder / "mfm.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="n_threads"):
+        ModalFusionMap.load(folder)
+    config["params"]["n_threads"] = 1
+    config["fitted"]["input_scale"] = float("nan")
+    (folder / "mfm.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="damaged save: input_scale"):
+        ModalFusionMap.load(folder)
 
 
 def test_set_params_rejects_unknown():

@@ -393,7 +393,10 @@ def intermodal_trustworthiness(
     high-D k-NN in B, and ``r(i, j)`` the high-D rank of ``j`` among B (nearest = 1).
 
     Note that with ``m`` candidates (rather than ``n - 1`` within one set) the worst case of
-    the sum is ``n k (2m - 3k + 1) / 2``, so a pathological layout can score slightly below 0.
+    the sum is ``n k (2m - 3k + 1) / 2``, so a pathological layout can score below 0: by
+    ``2 / (2m - 3k - 1)``, negligible for hundreds of candidates but -2 at ``m = 4, k = 2``.
+    The form is kept as specified (Venna–Kaski with the other modality's size as ``m``), so
+    scores over a handful of candidates run lower than intra-modal ones.
 
     Parameters
     ----------
@@ -637,7 +640,7 @@ def projection_report(
     X_text : array_like, shape (m, d)
     Y_image : array_like, shape (n, 2)
     Y_text : array_like, shape (m, 2)
-    ks : iterable of int
+    ks : int or iterable of int
         Neighbourhood sizes.
     concepts : sequence of int or bool mask over the texts, optional
         Which text rows are concepts for :func:`cross_modal_agreement` (e.g. the class
@@ -662,6 +665,8 @@ def projection_report(
     YI = check_layout(Y_image, XI.shape[0], "Y_image")
     YT = check_layout(Y_text, XT.shape[0], "Y_text", n_components=YI.shape[1])
     ks = list(dict.fromkeys(ks))  # unique, in the given order
+    if isinstance(ks, int | np.integer):
+        ks = [ks]  # one k; a bool is refused below
     for k in ks:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"ks must be positive integers, got {k!r}")
@@ -726,8 +731,8 @@ def metric_sample(
         Points of each modality.
     max_points : int or None
         Most points to score (at least 4); None keeps every row.
-    concepts : array_like of int
-        Text rows to keep first.
+    concepts : array_like of int or bool
+        Text rows to keep first: indices, or a mask of shape (n_text,).
 
     Returns
     -------
@@ -750,8 +755,17 @@ def metric_sample(
         n_img = n_txt = half
     rng = np.random.default_rng(0)
     image_rows = np.sort(rng.permutation(n_image)[:n_img])
-    is_concept = np.zeros(n_text, dtype=bool)
-    is_concept[np.asarray(concepts, dtype=np.intp)] = True
+    sel = np.asarray(concepts)
+    if sel.dtype == bool:  # a mask, as projection_report takes it
+        if sel.shape != (n_text,):
+            raise ValueError(f"concepts mask must have shape ({n_text},), got {sel.shape}")
+        is_concept = sel.copy()
+    else:
+        idx = sel.astype(np.intp).ravel()
+        if idx.size and (idx.min() < -n_text or idx.max() >= n_text):
+            raise ValueError(f"concepts indices out of range for {n_text} texts")
+        is_concept = np.zeros(n_text, dtype=bool)
+        is_concept[idx] = True
     order = rng.permutation(n_text)
     order = order[np.argsort(~is_concept[order], kind="stable")]  # concepts first, shuffled
     text_rows = np.sort(order[:n_txt])

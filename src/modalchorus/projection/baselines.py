@@ -344,6 +344,8 @@ _METHODS: dict[str, _Method] = {
 }
 # Set by the wrapper itself, never by the caller.
 _RESERVED = frozenset({"n_components", "random_state", "metric_mds", "dissimilarity"})
+# The MDS-based methods pass precomputed distances, so ``metric`` is theirs too.
+_RESERVED_BY_METHOD = {"mds": frozenset({"metric"}), "dcm": frozenset({"metric"})}
 
 
 def list_methods() -> list[str]:
@@ -352,7 +354,8 @@ def list_methods() -> list[str]:
 
 
 def _check_params(method: str, spec: _Method, params: dict[str, Any]) -> None:
-    reserved = sorted(_RESERVED & set(params))
+    own = _RESERVED | _RESERVED_BY_METHOD.get(method, frozenset())
+    reserved = sorted(own & set(params))
     if reserved:
         raise ValueError(f"{method}: {reserved} are set by fit_project and cannot be passed")
     if spec.estimator is None:
@@ -362,7 +365,7 @@ def _check_params(method: str, spec: _Method, params: dict[str, Any]) -> None:
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ValueError(
-            f"{method}: unknown parameter(s) {unknown}; accepted: {sorted(accepted - _RESERVED)}"
+            f"{method}: unknown parameter(s) {unknown}; accepted: {sorted(accepted - own)}"
         )
 
 

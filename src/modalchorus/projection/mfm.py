@@ -58,6 +58,9 @@ NONMETRIC_FORMS = ("listwise", "triplet")
 #: Accepted values of ``anchor_sampling`` and ``lr_schedule``.
 ANCHOR_SAMPLINGS = ("proportional", "balanced")
 LR_SCHEDULES = ("linear", "constant")
+#: Largest ``batch_size``: the refinement scores each anchor against every training point
+#: of a modality, so its memory grows with ``batch_size`` times the training points.
+MAX_BATCH_SIZE = 4096
 #: Training points from which ``"auto"`` gives the full step budgets (both benchmark
 #: datasets are at or above it).
 AUTO_FULL_POINTS = 2_000
@@ -233,7 +236,8 @@ class ModalFusionMap:
     activation : str
         Activation of the default MLP (see :data:`~modalchorus.projection.networks.ACTIVATIONS`).
     batch_size : int
-        Anchors per batch (a batch holds up to 3x as many points).
+        Anchors per batch (a batch holds up to 3x as many points), at most
+        :data:`MAX_BATCH_SIZE`.
     anchor_sampling : {"proportional", "balanced"}
         ``"proportional"``: anchors drawn uniformly over all training points (each point
         is an anchor equally often); ``"balanced"``: half images, half texts.
@@ -317,6 +321,8 @@ class ModalFusionMap:
     perplexity_ : float
     device_ : torch.device
     n_features_in_ : int
+    n_components_ : int
+        Width of the fitted layout (what :meth:`transform` returns).
     n_iter_ : int
         Steps run.
     best_step_ : int
@@ -472,8 +478,12 @@ class ModalFusionMap:
         start_time = time.perf_counter()
         self._check_params()
         threads = None if self.n_threads == "auto" else int(self.n_threads)
-        with _torch_threads(threads):
-            self._fit(X_image, X_text)
+        try:
+            with _torch_threads(threads):
+                self._fit(X_image, X_text)
+        except BaseException:
+            self._forget_fit()  # a failed refit must not leave a half-updated map
+            raise
         self.fit_seconds_ = time.perf_counter() - start_time
         log = logger.info if self.verbose else logger.debug
         log(
@@ -497,6 +507,7 @@ class ModalFusionMap:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         self.device_ = _resolve_device(self.device)
         self.n_features_in_ = XI.shape[1]
+        self.n_components_ = int(self.n_components)
         self.perplexity_ = (
             max(2.0, k / 3.0) if self.perplexity == "auto" else float(self.perplexity)
         )
@@ -630,6 +641,8 @@ class ModalFusionMap:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        if self.batch_size > MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be at most {MAX_BATCH_SIZE}, got {self.batch_size}")
         for name in (
             "nonmetric_weight",
             "intra_weight",
@@ -875,6 +888,7 @@ class ModalFusionMap:
             Unknown modality, wrong number of columns, NaN/inf or all-zero rows.
         """
         self._check_fitted()
+        self._check_params()  # set_params after the fit (e.g. transform_chunk_size=0)
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}: use one of {MODALITIES}")
         arr = np.asarray(X)
@@ -886,7 +900,8 @@ class ModalFusionMap:
             raise ValueError(
                 f"X has {arr.shape[1]} features, but the map was fitted on {self.n_features_in_}"
             )
-        out = np.empty((arr.shape[0], self.n_components), dtype=np.float64)
+        # The fitted width: n_components set after the fit does not change the network
+        out = np.empty((arr.shape[0], self.n_components_), dtype=np.float64)
         if arr.shape[0] == 0:
             return out
         net = self.network_
@@ -940,6 +955,11 @@ class ModalFusionMap:
         from sklearn.utils import Tags, TargetTags
 
         return Tags(estimator_type=None, target_tags=TargetTags(required=False))
+
+    def _forget_fit(self) -> None:
+        """Drop every fitted attribute (the names ending in ``_``): back to unfitted."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
 
     def _check_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
@@ -1074,6 +1094,7 @@ class ModalFusionMap:
         params["hidden"] = tuple(params["hidden"])
         params["device"] = device
         est = cls(**params)
+        est._check_params()  # a hand-edited mfm.json is refused like bad constructor arguments
         if config["custom_network"]:
             if network is None:
                 raise ValueError(
@@ -1099,6 +1120,8 @@ class ModalFusionMap:
         fitted = config["fitted"]
         est.n_features_in_ = int(fitted["n_features_in"])
         est.input_scale_ = float(fitted["input_scale"])
+        if not (math.isfinite(est.input_scale_) and est.input_scale_ > 0):
+            raise ValueError(f"{folder} holds a damaged save: input_scale {est.input_scale_!r}")
         est.perplexity_ = float(fitted["perplexity"])
         est.init_ = fitted["init"]
         est.n_iter_ = int(fitted["n_iter"])
@@ -1111,9 +1134,12 @@ class ModalFusionMap:
         est.modality_means_ = {m: tensors[f"mean.{m}"].numpy() for m in MODALITIES}
         est.embedding_image_ = tensors["embedding.image"].numpy()
         est.embedding_text_ = tensors["embedding.text"].numpy()
+        est.n_components_ = est.embedding_image_.shape[1]
         if "fit_indices.image" in tensors:  # saves made before they were kept lack them
             est.fit_indices_ = {m: tensors[f"fit_indices.{m}"].numpy() for m in MODALITIES}
         norm = config["normaliser"]
+        if norm["method"] not in NORMALISATIONS:
+            raise ValueError(f"{folder} holds a damaged save: normaliser {norm['method']!r}")
         knots = {
             b: (tensors[f"knots.{b}.x"].numpy(), tensors[f"knots.{b}.f"].numpy())
             for b in BLOCK_NAMES
