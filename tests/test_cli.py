@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from layouts import FORMULAS, formula_manifest, stored_layout
 
 CLI = [sys.executable, "-m", "modalchorus.cli"]
 
@@ -341,15 +342,9 @@ def test_export_writes_a_stored_layout_with_item_metadata(tmp_path, small_manife
     from modalchorus.data import load_dataset
     from modalchorus.store import UnknownDatasetError, Workspace
 
-    ws = Workspace.create(tmp_path / "ws")
-    ws.add_dataset(load_dataset(str(small_manifest), name="mine", caption_column="caption"))
+    ws = Workspace.open(stored_layout(tmp_path / "ws", small_manifest))
     items = ws.items()
-    vectors = np.random.default_rng(0).normal(size=(len(items), 8)).astype(np.float32)
-    ws.put_embeddings("pocket@t", items["id"], items["content_hash"], vectors)
-    coords = np.random.default_rng(1).normal(size=(len(items), 2)).astype(np.float32)
-    ws.put_projection(
-        "mfm:mine:pocket@t", "pocket@t", items["id"], coords, method="mfm", params={}, metrics={}
-    )
+    coords = ws.get_projection("mfm:mine:pocket@t")[1]
     removed = ws.remove_items([items["id"][0]])  # an image and its captions
     kept = ~items["id"].isin(removed).to_numpy()
 
@@ -499,40 +494,6 @@ def test_eval_encoder_checks_its_output_folder_before_the_work(tmp_path) -> None
     missing = tmp_path / "no" / "such" / "out.json"
     result = run("eval-encoder", "--dataset", "cifar10", "--output", str(missing))
     assert result.returncode == 2 and "does not exist" in result.stderr
-
-
-def stored_layout(root: Path, manifest: Path) -> Path:
-    """A workspace at ``root`` holding ``manifest`` as dataset 'mine' with a stored mfm
-    layout (random vectors and coordinates: only the export is under test)."""
-    import numpy as np
-
-    from modalchorus.data import load_dataset
-    from modalchorus.store import Workspace
-
-    ws = Workspace.create(root)
-    ws.add_dataset(load_dataset(str(manifest), name="mine", caption_column="caption"))
-    items = ws.items()
-    vectors = np.random.default_rng(0).normal(size=(len(items), 8)).astype(np.float32)
-    ws.put_embeddings("pocket@t", items["id"], items["content_hash"], vectors)
-    coords = np.random.default_rng(1).normal(size=(len(items), 2)).astype(np.float32)
-    ws.put_projection(
-        "mfm:mine:pocket@t", "pocket@t", items["id"], coords, method="mfm", params={}, metrics={}
-    )
-    return root
-
-
-#: Captions a spreadsheet would run as formulas (the loaders strip tabs and line breaks).
-FORMULAS = ("=1+2", "+SUM(A1:A9)", "-2+3", '@HYPERLINK("http://x","y")')
-
-
-def formula_manifest(small_manifest: Path) -> Path:
-    """``small_manifest`` with the first caption of four images replaced by FORMULAS."""
-    rows = [json.loads(line) for line in small_manifest.read_text().splitlines()]
-    for row, formula in zip(rows[::2], FORMULAS, strict=False):
-        row["caption"] = formula
-    path = small_manifest.with_name("formulas.jsonl")
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
 
 
 def test_export_csv_cells_never_run_as_formulas(tmp_path, small_manifest) -> None:
