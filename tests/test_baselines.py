@@ -238,6 +238,10 @@ def test_unknown_and_reserved_params(data: tuple[np.ndarray, np.ndarray]) -> Non
     for method in ("mds", "dcm"):  # they pass precomputed distances themselves
         with pytest.raises(ValueError, match=r"\['metric'\] are set by fit_project"):
             fit_project(method, *data, metric="euclidean")
+    with pytest.raises(ValueError, match="n_neighbors_oos must be >= 1"):
+        fit_project("mds", *data, max_points=20, n_neighbors_oos=0)
+    with pytest.raises(ValueError, match="random_state must be None or an integer"):
+        fit_project("pca", *data, random_state="a")
 
 
 def test_invalid_inputs(data: tuple[np.ndarray, np.ndarray]) -> None:

@@ -402,6 +402,8 @@ def test_transform_errors(fitted, data):
         ({"hidden": 32}, "hidden must be a sequence"),
         ({"device": "cuda"}, "CUDA is not available"),
         ({"batch_size": 100_000}, "batch_size must be at most 4096"),
+        ({"random_state": "a"}, "random_state must be None or an integer"),
+        ({"random_state": -1}, "random_state must be None or an integer"),
     ],
 )
 def test_invalid_parameters(data, params, match):

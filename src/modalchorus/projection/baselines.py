@@ -47,7 +47,7 @@ from modalchorus.projection.distances import (
     fit_block_normaliser,
     l2_normalise,
 )
-from modalchorus.projection.validation import check_modalities
+from modalchorus.projection.validation import check_modalities, check_random_state
 
 __all__ = [
     "ProjectionResult",
@@ -239,6 +239,8 @@ def _smacof(
     p.pop("normalisation", None)
     if max_points < 3:
         raise ValueError(f"max_points must be >= 3, got {max_points}")
+    if n_oos < 1:
+        raise ValueError(f"n_neighbors_oos must be >= 1, got {n_oos}")
     n_all = X.shape[0]
     rng = np.random.default_rng(random_state)
     land = landmark_sample(n_image, n_all - n_image, max_points, rng)
@@ -419,6 +421,7 @@ def fit_project(
     if method not in _METHODS:
         raise ValueError(f"unknown projection method {method!r}; known methods: {list_methods()}")
     spec = _METHODS[method]
+    check_random_state(random_state)
     _check_params(method, spec, params)
     XI, XT = check_modalities(X_image, X_text)
     X = np.vstack([l2_normalise(XI, "X_image"), l2_normalise(XT, "X_text")])

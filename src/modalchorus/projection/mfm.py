@@ -45,7 +45,11 @@ from modalchorus.projection.sampling import (
     calibrate_bandwidths,
     sample_block_pairs,
 )
-from modalchorus.projection.validation import check_modalities, check_nonzero_rows
+from modalchorus.projection.validation import (
+    check_modalities,
+    check_nonzero_rows,
+    check_random_state,
+)
 
 __all__ = ["MODALITIES", "ModalFusionMap", "NotFittedError"]
 
@@ -599,6 +603,7 @@ class ModalFusionMap:
         return self.embedding_image_, self.embedding_text_
 
     def _check_params(self) -> None:
+        check_random_state(self.random_state)
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(
                 f"unknown normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"

@@ -172,3 +172,24 @@ def check_enough_points(n_candidates: int, k: int, what: str = "points") -> None
             f"k={k} is too large for {m} {what}: the Venna-Kaski normalisation "
             f"needs 2m - 3k - 1 > 0 (here {2 * m - 3 * k - 1}); use k < {(2 * m - 1) / 3:.1f}"
         )
+
+
+def check_random_state(random_state: object) -> None:
+    """Check a seed: None or an integer in ``[0, 2**32 - 1]`` (what every method accepts).
+
+    Raises
+    ------
+    ValueError
+        Anything else, named (NumPy's and scikit-learn's own errors do not say which
+        parameter was wrong).
+    """
+    if random_state is None:
+        return
+    if (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, int | np.integer)
+        or not 0 <= random_state < 2**32
+    ):
+        raise ValueError(
+            f"random_state must be None or an integer in [0, 2**32 - 1], got {random_state!r}"
+        )
