@@ -324,14 +324,15 @@ def test_project_refuses_a_partly_embedded_dataset_before_fitting_any(
     ws = tmp_path / "ws"
     embedded = run("embed", str(small_manifest), "-w", str(ws), "--caption-column", "caption")
     assert embedded.returncode == 0, embedded.stderr
-    # An embed interrupted between its two writes: items stored, no vectors.
+    # Items stored without vectors (through the Python API).
     with Workspace.open(ws) as opened:
         opened.add_dataset(load_dataset(str(small_manifest), name="cut", caption_column="caption"))
     before = run("info", str(ws), "--json").stdout
     result = run("project", str(ws), "--method", "pca")
     assert result.returncode == 2
     assert "18 of 18 items of 'cut' have no pocket@" in result.stderr
-    assert "run `modalchorus embed` on 'cut' again" in result.stderr
+    assert "run `modalchorus embed` on 'cut' again with that encoder" in result.stderr
+    assert "`remove-dataset` first" in result.stderr
     assert run("info", str(ws), "--json").stdout == before  # 'manifest' was not fitted either
 
 

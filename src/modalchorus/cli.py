@@ -242,9 +242,12 @@ def _check_embedded(ws: Workspace, dataset: str, encoder_id: str, n_items: int) 
     except UnknownEncoderError:  # no embedding of this encoder at all
         n_embedded = 0
     if n_embedded < n_items:
+        # embed stores items and vectors together, so these are items added without vectors
+        # (Python API) or items a re-embedded source no longer holds (they are kept)
         raise ValueError(
             f"{n_items - n_embedded} of {n_items} items of {dataset!r} have no {encoder_id} "
-            f"embedding (an interrupted embed?): run `modalchorus embed` on {dataset!r} again"
+            f"embedding: run `modalchorus embed` on {dataset!r} again with that encoder; "
+            "items its source no longer holds get none (`remove-dataset` first drops them)"
         )
 
 
