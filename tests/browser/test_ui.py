@@ -313,6 +313,65 @@ def test_images_draw_over_captions_and_events_name_the_right_items(app, server) 
     assert app.errors == []
 
 
+#: Per kind (image, caption, concept text): draw layer and dot size (px) as projection.ts
+#: draws them; sizes hold at the unzoomed map of a canvas wider than tall.
+LAYER = np.array([1, 0, 2])
+SIZE = np.array([5, 7, 15])
+
+
+def pixels_where_nearest_is_not_on_top(xy: np.ndarray, kind: np.ndarray) -> list[tuple]:
+    """Whole pixels (x, y, row on top) inside some dot where the dot drawn on top is not the
+    one whose centre is nearest (what regl-scatterplot picks); none within 0.3 px of an edge."""
+    n = len(kind)
+    drawn = np.lexsort((np.arange(n), LAYER[kind])).argsort()  # later rows of a layer on top
+    radius = SIZE[kind] / 2
+    found: dict[tuple[int, int], tuple] = {}
+    for i in range(n):
+        x0, y0 = np.floor(xy[i] - radius[i]).astype(int)
+        for x in range(x0, x0 + SIZE[kind[i]] + 2):
+            for y in range(y0, y0 + SIZE[kind[i]] + 2):
+                d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
+                covering = np.flatnonzero(d < radius)
+                if not covering.size or np.abs(d - radius).min() < 0.3:
+                    continue
+                top = int(covering[drawn[covering].argmax()])
+                if top != d.argmin():
+                    found[(x, y)] = (x, y, top, int(d.argmin()))
+    return sorted(found.values())
+
+
+def test_a_click_opens_the_point_drawn_on_top_there(app, server) -> None:
+    """A click (and the hover preview) means the dot the user sees at the pointer: concept
+    discs over image dots over caption halos, later rows over earlier ones. regl-scatterplot
+    alone picks the nearest centre, e.g. a caption under an image dot a hair closer."""
+    from modalchorus.server.frames import decode_frame
+
+    tooltip = app.page.locator(".projection-view .tooltip")
+    for dataset in (CIFAR, COCO):
+        app.open(f"?dataset={dataset}")
+        params = {"dataset": dataset, "encoder": app.probe("choice.encoder"), "method": "mfm"}
+        _, cols = decode_frame(
+            httpx.get(f"{server.url}/api/projection/points", params=params).content
+        )
+        box = app.page.locator(".projection-view canvas").bounding_box()
+        assert box["width"] > box["height"]  # the dot sizes of SIZE
+        rows = range(app.probe("pointCount"))
+        xy = np.array([app.probe(f"screenPosition({i})") for i in rows]) + [box["x"], box["y"]]
+        # One pixel per pair of kinds (on top, nearest): e.g. a concept disc over an image.
+        cases = pixels_where_nearest_is_not_on_top(xy, cols["kind"])
+        chosen = {(cols["kind"][t], cols["kind"][near]): (x, y, t) for x, y, t, near in cases}
+        assert chosen, dataset
+        for x, y, top in sorted(chosen.values()):
+            app.page.evaluate("window.__modalchorus.selectRows([])")  # selected dots go on top
+            app.page.evaluate("window.__modalchorus.detailId = null")
+            app.page.mouse.move(x, y)
+            assert tooltip.get_attribute("data-id") == cols["id"][top]
+            app.page.mouse.click(x, y)
+            app.page.wait_for_function("window.__modalchorus.detailId !== null")
+            assert app.probe("detailId") == cols["id"][top], (dataset, x, y)
+    assert app.errors == []
+
+
 ALL_POINTS_ON_CANVAS = """(() => {
   const canvas = document.querySelector('.projection-view canvas');
   const [w, h] = [canvas.clientWidth, canvas.clientHeight];

@@ -478,7 +478,10 @@ export interface paths {
          * @description The projection as a CSV download, one row per item (as ``modalchorus export`` writes).
          *
          *     Columns ``id, kind, dataset, label, text, image_id, source, x, y``; rows in the order of
-         *     ``/api/projection/points``.
+         *     ``/api/projection/points``. ``source`` never shows the server's folders: an image
+         *     file's path below the folder holding all of its dataset's files (``val2017/1.jpg``;
+         *     its name alone when they share no folder), as a user holding the dataset finds it.
+         *     ``modalchorus export``, run where the files are, writes absolute paths instead.
          */
         get: operations["get_projection_csv_api_projection_csv_get"];
         put?: never;
@@ -551,7 +554,7 @@ export interface paths {
         put?: never;
         /**
          * Create Set
-         * @description Create a set; 404 names unknown item ids, 409 a taken name.
+         * @description Create a set; 404 names unknown item ids (the first few, and why), 409 a taken name.
          */
         post: operations["create_set_api_sets_post"];
         delete?: never;

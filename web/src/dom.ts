@@ -25,12 +25,12 @@ export function clear(el: HTMLElement, ...children: Child[]): void {
 }
 
 export function select(
-  options: { value: string; label: string }[],
+  options: { value: string; label: string; title?: string }[],
   value: string,
   onChange: (value: string) => void,
   attrs: Attrs = {},
 ): HTMLSelectElement {
-  const el = h('select', attrs, ...options.map((o) => h('option', { value: o.value }, o.label)));
+  const el = h('select', attrs, ...options.map((o) => h('option', { value: o.value, title: o.title }, o.label)));
   el.value = value;
   el.addEventListener('change', () => onChange(el.value));
   return el;

@@ -211,7 +211,7 @@ class App {
     }
     const main = h('main', { class: 'main' }, tabBar, this.status, this.projection.el, this.axis.el);
     const side = h('aside', { class: 'side' }, this.detail.el, this.setsPanel.el, this.alignPanel.el, this.augmentPanel.el, this.metrics.el);
-    this.root.append(this.bar.el, h('div', { class: 'body' }, main, side), this.notices.el);
+    this.root.append(this.bar.el, h('div', { class: 'body' }, main, side));
     this.showTab(urlTab());
     // Back and Forward step through the settings the user chose (see ``syncUrl``).
     window.addEventListener('popstate', () => void this.restoreUrl());
@@ -221,6 +221,9 @@ class App {
     this.tab = tab;
     this.projection.el.hidden = tab !== 'projection';
     this.axis.el.hidden = tab !== 'axis';
+    // Notices go in the shown map's corner: in the window's, they covered the side panel's
+    // metrics and controls, which the user reads and works with as a notice comes.
+    (tab === 'projection' ? this.projection.stage : this.axis.stage).append(this.notices.el);
     for (const [name, button] of this.tabs) button.classList.toggle('active', name === tab);
   }
 

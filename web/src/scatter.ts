@@ -1,6 +1,7 @@
 // A WebGL scatter plot (regl-scatterplot) with categorical colours, per-kind glyphs
 // (size and opacity by kind), hover/click/lasso events and data -> screen mapping.
 import createScatterplot, { createRenderer } from 'regl-scatterplot';
+import { type Candidate, PointGrid, pointAtPointer } from './pick';
 
 export type Renderer = ReturnType<typeof createRenderer>;
 type Plot = ReturnType<typeof createScatterplot>;
@@ -32,8 +33,11 @@ export interface ScatterEvents {
   view?: () => void;
 }
 
-/** How far (px) the mouse may move between press and release for a click (as the plot's). */
-const CLICK_DISTANCE = 2;
+/** How far (px) the mouse may move between press and release for a click (the plot's
+ *  ``lassoMinDist``). */
+const CLICK_DISTANCE = 3;
+/** How much (px) a selected point's disc grows: ``pointSizeSelected`` plus two outlines. */
+const SELECTED_GROWTH = 2 + 2 * 2;
 
 export function sharedRenderer(): Renderer {
   return createRenderer();
@@ -83,6 +87,12 @@ export class Scatter {
   private order = new Uint32Array(0);
   private rank = new Uint32Array(0);
   private spatialIndex?: ArrayBuffer;
+  /** The drawn positions (plot order) and a grid over them, for ``pointAt``. */
+  private drawn?: { x: Float32Array; y: Float32Array; grid: PointGrid };
+  /** Plot indices drawn as selected: on top of the others, with an outline. */
+  private selected = new Set<number>();
+  /** Plot index of the point under the mouse, -1 for none. */
+  private hovered = -1;
   private drawing: Promise<void> = Promise.resolve();
   /** Camera distance of the view that shows every point (see ``homeDistance``). */
   private home = 1;
@@ -122,6 +132,7 @@ export class Scatter {
       deselectOnEscape: true,
     });
     this.plot.subscribe('select', ({ points }) => {
+      this.selected = new Set(points);
       if (points.length === 1) events.click?.(this.order[points[0]]);
     });
     this.plot.subscribe('lassoEnd', () => {
@@ -129,31 +140,82 @@ export class Scatter {
       if (selected.length) events.lasso?.(selected.map((i) => this.order[i]));
       else events.emptyLasso?.();
     });
-    this.plot.subscribe('pointOver', (i) => events.hover?.(this.order[i]));
-    this.plot.subscribe('pointOut', () => events.hoverEnd?.());
-    this.plot.subscribe('deselect', () => events.deselect?.()); // not fired by calls that prevent events
-    // regl-scatterplot reports no selection when the clicked point already is the selection,
-    // yet a click must always open its point: deselect it silently just before the plot's click.
+    this.plot.subscribe('deselect', () => {
+      this.selected.clear();
+      events.deselect?.(); // not fired by calls that prevent events
+    });
+    // Clicks and hovers on a point are resolved here (see ``pointAt``), not by the plot.
     let down = [0, 0];
     container.addEventListener('mousedown', (e) => (down = [e.clientX, e.clientY]), { capture: true });
     container.addEventListener('click', (e) => {
-      if (Math.hypot(e.clientX - down[0], e.clientY - down[1]) < CLICK_DISTANCE) this.forgetClickedSelection(e);
+      if (Math.hypot(e.clientX - down[0], e.clientY - down[1]) < CLICK_DISTANCE) this.click(e);
     }, { capture: true });
+    const hover = (index: number) => {
+      this.plot.hover(index, { preventEvent: true }); // the plot highlights the same point
+      if (index === this.hovered) return;
+      this.hovered = index;
+      if (index >= 0) events.hover?.(this.order[index]);
+      else events.hoverEnd?.();
+    };
+    // After the plot's own handler (registered first), which highlights its nearest point.
+    window.addEventListener('mousemove', (e) => {
+      const over = e.target === this.canvas && !e.buttons; // not while panning or lassoing
+      if (over || this.hovered >= 0) hover(over ? this.pointAt(e.clientX, e.clientY) : -1);
+    });
+    this.canvas.addEventListener('mouseleave', () => hover(-1));
     this.plot.subscribe('view', () => events.view?.());
     this.resizer = new ResizeObserver(() => this.resize());
     this.resizer.observe(container);
   }
 
-  /** Deselect the only selected point when ``click`` lands on it. */
-  private forgetClickedSelection(click: MouseEvent): void {
-    const selected = this.plot.get('selectedPoints') as number[];
-    if (selected.length !== 1 || !this.points) return;
-    const [x, y] = this.plot.getScreenPosition(selected[0]) ?? [NaN, NaN];
-    const canvas = this.canvas.getBoundingClientRect();
-    const radius = this.glyphs.size[this.points.glyph[this.order[selected[0]]]] / 2 + CLICK_DISTANCE;
-    if (Math.hypot(click.clientX - canvas.left - x, click.clientY - canvas.top - y) <= radius) {
-      this.plot.deselect({ preventEvent: true });
-    }
+  /** Select the point shown under ``click`` (a click beside every point goes on to the plot). */
+  private click(click: MouseEvent): void {
+    const index = click.target === this.canvas ? this.pointAt(click.clientX, click.clientY) : -1;
+    if (index < 0) return;
+    click.stopPropagation(); // the plot would pick the nearest centre instead
+    // regl-scatterplot reports no selection when the point already is the selection, yet a
+    // click must always open its point.
+    if (this.selected.size === 1 && this.selected.has(index)) this.plot.deselect({ preventEvent: true });
+    this.plot.select([index]);
+  }
+
+  /** Plot index of the point the user sees at a client position, -1 for none: the disc
+   *  drawn on top there (selected points are drawn last), else the nearest within the plot's
+   *  pick radius. */
+  private pointAt(clientX: number, clientY: number): number {
+    if (!this.drawn || !this.points) return -1;
+    const rect = this.canvas.getBoundingClientRect();
+    const [px, py] = [clientX - rect.left, clientY - rect.top];
+    const scale = this.pointScale();
+    const tolerance = Math.max(...this.glyphs.size) * scale + 4 / window.devicePixelRatio; // as the plot's raycast
+    const [a, b, c, d, e, f] = this.screenMap();
+    const det = a * e - b * d;
+    const [x, y] = [(e * (px - c) - b * (py - f)) / det, (a * (py - f) - d * (px - c)) / det];
+    const { x: xs, y: ys, grid } = this.drawn;
+    const n = xs.length;
+    const candidates: Candidate[] = grid.near(x, y, tolerance / Math.hypot(a, d), tolerance / Math.hypot(b, e)).map((j) => {
+      const chosen = this.selected.has(j);
+      const size = this.glyphs.size[this.points!.glyph[this.order[j]]] * scale + (chosen ? SELECTED_GROWTH : 0);
+      const distance = Math.hypot(a * xs[j] + b * ys[j] + c - px, d * xs[j] + e * ys[j] + f - py);
+      return { index: j, distance, radius: size / 2, order: chosen ? n + j : j };
+    });
+    return pointAtPointer(candidates, tolerance);
+  }
+
+  /** Point size factor (CSS px) at the current zoom: regl-scatterplot's 'asinh' scaling. */
+  private pointScale(): number {
+    const view = this.plot.get('cameraView') as Float32Array;
+    const scaling = Math.hypot(view[0], view[1], view[2]);
+    if (scaling > 1) return Math.asinh(scaling) / Math.asinh(1);
+    return Math.max(1 / this.glyphs.size[0], scaling); // the plot's minPointScale
+  }
+
+  /** The affine map of ``toScreen`` as [a, b, c, d, e, f]: px = a·x + b·y + c, py = d·x + e·y + f. */
+  private screenMap(): number[] {
+    const [c, f] = this.toScreen(0, 0);
+    const [x1, y1] = this.toScreen(1, 0);
+    const [x2, y2] = this.toScreen(0, 1);
+    return [x1 - c, x2 - c, c, y1 - f, y2 - f, f];
   }
 
   private size(): { width: number; height: number } {
@@ -216,6 +278,11 @@ export class Scatter {
     return { x: ordered(points.x), y: ordered(points.y), valueA: ordered(points.color), valueB: ordered(points.glyph) };
   }
 
+  /** Remember where the points are drawn (plot order), for ``pointAt``. */
+  private placed(data: { x: Float32Array; y: Float32Array }): void {
+    this.drawn = { x: data.x, y: data.y, grid: new PointGrid(data.x, data.y) };
+  }
+
   /** Draw new points (a new spatial index is built). */
   draw(points: ScatterPoints, colors: string[]): Promise<void> {
     return this.serial(async () => {
@@ -223,7 +290,11 @@ export class Scatter {
       this.arrange(points.glyph);
       this.plot.set({ pointColor: colors });
       this.plot.deselect({ preventEvent: true });
-      await this.plot.draw(this.drawData(points), { zDataType: 'categorical', wDataType: 'categorical' });
+      this.selected.clear();
+      this.hovered = -1;
+      const data = this.drawData(points);
+      await this.plot.draw(data, { zDataType: 'categorical', wDataType: 'categorical' });
+      this.placed(data);
       this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
       this.count = points.x.length;
       this.resetView();
@@ -258,7 +329,8 @@ export class Scatter {
       this.points = { ...this.points, x, y };
       const ended =
         duration > 0 ? new Promise<void>((resolve) => this.plot.subscribe('transitionEnd', () => resolve(), 1)) : null;
-      await this.plot.draw(this.drawData(this.points), {
+      const data = this.drawData(this.points);
+      await this.plot.draw(data, {
         zDataType: 'categorical',
         wDataType: 'categorical',
         transition: duration > 0,
@@ -266,6 +338,7 @@ export class Scatter {
         preventFilterReset: true,
       });
       if (ended) await ended;
+      this.placed(data);
       this.spatialIndex = this.plot.get('spatialIndex') as ArrayBuffer;
       if (selected.length) this.plot.select(selected, { preventEvent: true }); // draw order
     });
@@ -274,11 +347,16 @@ export class Scatter {
   clear(): void {
     this.plot.clear();
     this.points = undefined;
+    this.drawn = undefined;
+    this.selected.clear();
+    this.hovered = -1;
     this.count = 0;
   }
 
   select(indices: number[]): void {
-    this.plot.select(indices.map((i) => this.rank[i]), { preventEvent: true });
+    const ranks = indices.map((i) => this.rank[i]);
+    this.plot.select(ranks, { preventEvent: true });
+    this.selected = new Set(ranks);
   }
 
   /** Lasso a polygon given in normalised (GL) coordinates: same path as a drawn lasso. */

@@ -48,6 +48,8 @@ const jitter = (i: number): number => {
 export class ConceptAxisView {
   readonly el = h('section', { class: 'view axis-view' });
   readonly scatter: Scatter;
+  /** The map's area (what overlays it, e.g. notices, goes in here). */
+  readonly stage = h('div', { class: 'stage' });
   pointCount = 0;
   rendered = false;
   private context?: AxisContext;
@@ -56,6 +58,8 @@ export class ConceptAxisView {
   private readonly secondAxis: HTMLInputElement;
   private readonly message = h('p', { class: 'form-message', role: 'alert' });
   private readonly overlay = h('div', { class: 'overlay axis-labels' });
+  /** The x axis's end labels, under the plot: over it they would cover points and strip labels. */
+  private readonly ends = h('div', { class: 'axis-ends' });
   private readonly distributions = h('div', { class: 'distributions' });
   private stripLabels: { el: HTMLElement; y: number }[] = [];
 
@@ -83,16 +87,16 @@ export class ConceptAxisView {
       e.preventDefault();
       void this.submit();
     });
-    const stage = h('div', { class: 'stage' });
-    this.el.append(form, this.message, h('div', { class: 'axis-body' }, stage, this.distributions));
+    const plot = h('div', { class: 'axis-plot' }, this.stage, this.ends);
+    this.el.append(form, this.message, h('div', { class: 'axis-body' }, plot, this.distributions));
     this.scatter = new Scatter(
-      stage,
+      this.stage,
       renderer,
       GLYPHS,
       { view: () => this.placeLabels(), hover: (i) => this.hover(i), hoverEnd: () => this.tooltip.hide(), click },
       true,
     );
-    stage.append(this.overlay, this.tooltip.el);
+    this.stage.append(this.overlay, this.tooltip.el);
   }
 
   setContext(context: AxisContext): void {
@@ -104,6 +108,7 @@ export class ConceptAxisView {
       this.pointCount = 0;
       this.scatter.clear();
       clear(this.overlay);
+      clear(this.ends);
       clear(this.distributions, h('p', { class: 'hint' }, 'Type two concepts and press “place items”.'));
     } else if (this.values) {
       void this.draw();
@@ -187,7 +192,7 @@ export class ConceptAxisView {
       const sy = scale(values.y);
       y = values.y.map((v) => v * sy);
     } else {
-      // One strip per group in [-0.9, 0.9]: room for the axis labels at the bottom.
+      // One strip per group in [-0.9, 0.9].
       const height = 1.8 / groups.length;
       y = new Float32Array(n);
       for (let i = 0; i < n; i++) {
@@ -203,9 +208,9 @@ export class ConceptAxisView {
     await this.scatter.draw({ x, y, color: coloring.codes, glyph: glyphs(points) }, coloring.colors);
     this.scatter.annotate([{ x: 0, y1: -1, y2: 1, lineColor: [1, 1, 1, 0.35], lineWidth: 1 }]);
     const [a, b, c, d] = values.concepts;
-    const end = (side: string, text: string) => h('div', { class: `axis-end ${side}` }, text);
-    const ends = [end('left', `← ${a}`), end('right', `${b} →`)];
-    if (c && d) ends.push(end('bottom', `↓ ${c}`), end('top', `${d} ↑`));
+    const end = (side: string, text: string) => h('div', { class: `axis-end ${side}`, title: text }, text);
+    clear(this.ends, end('left', `← ${a}`), end('right', `${b} →`));
+    const ends = c && d ? [end('bottom', `↓ ${c}`), end('top', `${d} ↑`)] : [];
     clear(this.overlay, ...ends, ...this.stripLabels.map((s) => s.el));
     this.placeLabels();
     this.renderDistributions(groups, values.x, coloring.codes, values.concepts);
@@ -218,10 +223,17 @@ export class ConceptAxisView {
     if (this.context && pos) void this.tooltip.show(this.context.points, index, pos, this.context);
   }
 
+  /** Put each strip's label at its strip, top to bottom; one that would overlap the label
+   *  above it is hidden (zooming in spreads the strips and shows it again). */
   private placeLabels(): void {
+    const height = this.stripLabels[0]?.el.offsetHeight ?? 0; // read once: the loop writes styles
+    let taken = -Infinity; // the bottom of the last label shown
     for (const s of this.stripLabels) {
-      const [, top] = this.scatter.toScreen(-1, s.y);
-      s.el.style.transform = `translate(4px, ${top - 8}px)`;
+      const top = this.scatter.toScreen(-1, s.y)[1] - 8;
+      const free = top >= taken;
+      if (free) taken = top + height;
+      s.el.style.visibility = free ? '' : 'hidden';
+      s.el.style.transform = `translate(4px, ${top}px)`;
     }
   }
 

@@ -23,6 +23,8 @@ const GLYPHS = { size: [5, 7, 15], opacity: [0.9, 0.45, 1], layer: KIND_LAYERS }
 export class ProjectionView {
   readonly el = h('section', { class: 'view projection-view' });
   readonly scatter: Scatter;
+  /** The map's area (what overlays it, e.g. notices, goes in here). */
+  readonly stage = h('div', { class: 'stage' });
   private readonly labels = h('div', { class: 'overlay labels' });
   private readonly tooltip = new PointTooltip();
   private readonly legend = h('div', { class: 'legend' });
@@ -36,8 +38,7 @@ export class ProjectionView {
     renderer: Renderer,
     private readonly handlers: ProjectionHandlers,
   ) {
-    const stage = h('div', { class: 'stage' });
-    this.scatter = new Scatter(stage, renderer, GLYPHS, {
+    this.scatter = new Scatter(this.stage, renderer, GLYPHS, {
       click: handlers.click,
       lasso: handlers.lasso,
       emptyLasso: handlers.emptyLasso,
@@ -56,8 +57,8 @@ export class ProjectionView {
     const reset = h('button', { class: 'tool', title: 'Reset the view', onclick: () => this.scatter.resetView() }, 'reset view');
     this.download = h('a', { class: 'tool', download: '', title: 'Download x, y and item metadata as CSV', hidden: true }, 'download CSV');
     // Toolbar and legend sit outside the map, so they never cover points.
-    this.el.replaceChildren(h('div', { class: 'toolbar' }, this.lassoButton, reset, this.download), stage, this.legend);
-    stage.append(this.labels, this.tooltip.el);
+    this.el.replaceChildren(h('div', { class: 'toolbar' }, this.lassoButton, reset, this.download), this.stage, this.legend);
+    this.stage.append(this.labels, this.tooltip.el);
   }
 
   /** Draw ``points``, the map of ``view`` (its dataset and encoder), coloured by ``coloring``. */
@@ -110,12 +111,15 @@ export class ProjectionView {
         : h('span', { class: 'swatch', style: `background:${e.color}` });
     const present = new Set(this.points?.kind ?? []);
     const kinds = GLYPH_NAMES.filter((_, kind) => present.has(kind));
+    // The entries scroll (many sets would take the map's room); the glyph key stays in view.
     clear(
       this.legend,
-      coloring.hint ? h('span', { class: 'legend-hint' }, coloring.hint) : null,
-      ...coloring.legend.map((e) =>
-        h('button', { class: 'legend-entry', title: `select every ${e.label} point`, onclick: () => this.selectEntry(coloring, e) },
-          swatch(e), h('span', { class: 'legend-label' }, e.label)),
+      h('div', { class: 'legend-entries' },
+        coloring.hint ? h('span', { class: 'legend-hint' }, coloring.hint) : null,
+        ...coloring.legend.map((e) =>
+          h('button', { class: 'legend-entry', title: `select every ${e.label} point`, onclick: () => this.selectEntry(coloring, e) },
+            swatch(e), h('span', { class: 'legend-label' }, e.label)),
+        ),
       ),
       coloring.byKind
         ? null

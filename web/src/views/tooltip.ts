@@ -14,6 +14,7 @@ export class PointTooltip {
   async show(points: Points, index: number, pos: [number, number], view: { dataset: string; encoder: string }): Promise<void> {
     const id = points.ids[index];
     this.current = id;
+    this.el.dataset.id = id; // which point it previews (the browser tests read it)
     const label = points.label[index] >= 0 ? points.labelNames[points.label[index]] : '';
     this.el.hidden = false;
     if (points.kind[index] === KIND_IMAGE) {
