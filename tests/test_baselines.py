@@ -18,6 +18,7 @@ from modalchorus.projection.distances import (
     block_pair_values,
     distance_blocks,
     fit_block_normaliser,
+    l2_normalise,
 )
 
 N_IMAGE, N_TEXT, DIM = 150, 12, 32
@@ -95,6 +96,12 @@ def test_inputs_are_l2_normalised(data: tuple[np.ndarray, np.ndarray]) -> None:
     a = fit_project("pca", X_image, X_text)
     b = fit_project("pca", X_image * scale, X_text * 3.0)
     np.testing.assert_allclose(a.Y_image, b.Y_image, atol=1e-10)
+
+
+def test_rows_too_large_to_square_are_normalised() -> None:
+    """Squaring entries beyond ~1e154 overflows float64: such rows must not become zeros."""
+    X = np.array([[3e200, 4e200], [3.0, -4.0], [1e-300, 0.0]])
+    np.testing.assert_allclose(l2_normalise(X), [[0.6, 0.8], [0.6, -0.8], [1.0, 0.0]])
 
 
 @pytest.mark.parametrize("method", ["mds", "dcm"])
@@ -256,3 +263,26 @@ def test_invalid_inputs(data: tuple[np.ndarray, np.ndarray]) -> None:
     zero[2] = 0.0
     with pytest.raises(ValueError, match="X_text has 1 all-zero rows"):
         fit_project("pca", X_image, zero)
+
+
+def test_values_beyond_the_working_precision_are_named(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """fit_project works in float64: 1e39 is fine there (rows are L2-normalised), and a
+    long double beyond float64's range is named as such, not as NaN or inf."""
+    X_image, X_text = data
+    big = X_image.copy()
+    big[4] *= 1e39  # same direction, beyond float32's range
+    np.testing.assert_allclose(
+        fit_project("pca", big, X_text).Y_text, fit_project("pca", X_image, X_text).Y_text
+    )
+    if np.finfo(np.longdouble).max <= np.finfo(np.float64).max:
+        pytest.skip("long double is float64 on this platform")
+    huge = X_text.astype(np.longdouble)
+    huge[3, 1] = np.longdouble("1e400")
+    with pytest.raises(ValueError) as err:
+        fit_project("pca", X_image, huge)
+    message = str(err.value)
+    assert "NaN or inf" not in message
+    assert message.startswith("X_text has values that exceed float64's range (max ~1.8e+308)")
+    assert "in 1 of 12 rows (first at row 3)" in message

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,6 +57,17 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted(data) -> ModalFusionMap:
     return ModalFusionMap(random_state=0, **FAST).fit(*data)
+
+
+def rewrite_save(folder: Path, config: dict) -> None:
+    """Rewrite a save with an edited config as a *consistent* pair of files (as a save
+    by another version might be), so that load's checks of the values themselves run."""
+    from safetensors.torch import load_file
+
+    from modalchorus.projection.mfm import _encode_save
+
+    for name, data in _encode_save(config, load_file(folder / "mfm.safetensors")).items():
+        (folder / name).write_bytes(data)
 
 
 # ------------------------------------------------------------------------- estimator
@@ -140,10 +153,8 @@ def test_save_load_round_trip(fitted, data, tmp_path):
 
 
 def test_a_save_without_fit_indices_still_loads(fitted, data, tmp_path):
-    """Saves made before the fitted rows were kept (same format version) stay readable."""
-    import hashlib
-    import json
-
+    """Saves made before the fitted rows were kept (same format version) stay readable;
+    they predate the digest of mfm.json too, so they load with a warning."""
     from safetensors.torch import load_file, save
 
     folder = fitted.save(tmp_path / "old")
@@ -153,7 +164,8 @@ def test_a_save_without_fit_indices_still_loads(fitted, data, tmp_path):
     config = json.loads((folder / "mfm.json").read_text())
     config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
     (folder / "mfm.json").write_text(json.dumps(config))
-    loaded = ModalFusionMap.load(folder)
+    with pytest.warns(UserWarning, match="without an integrity check"):
+        loaded = ModalFusionMap.load(folder)
     assert not hasattr(loaded, "fit_indices_")
     np.testing.assert_array_equal(loaded.transform(data[0]), fitted.transform(data[0]))
 
@@ -170,11 +182,11 @@ def test_damaged_or_mixed_saves_are_refused_by_name(fitted, data, tmp_path):
     one = fitted.save(tmp_path / "one")
     other = ModalFusionMap(random_state=1, **FAST).fit(*data).save(tmp_path / "other")
     (one / "mfm.safetensors").write_bytes((other / "mfm.safetensors").read_bytes())
-    with pytest.raises(ValueError, match="does not belong to"):
+    with pytest.raises(ValueError, match="saved files do not match"):
         ModalFusionMap.load(one)
     config = json.loads((other / "mfm.json").read_text())
     del config["params"]
-    (other / "mfm.json").write_text(json.dumps(config))
+    rewrite_save(other, config)
     with pytest.raises(ValueError, match="damaged ModalFusionMap save.*params"):
         ModalFusionMap.load(other)
     with pytest.raises(ValueError, match="default network"):
@@ -182,6 +194,127 @@ def test_damaged_or_mixed_saves_are_refused_by_name(fitted, data, tmp_path):
     (other / "mfm.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not a saved ModalFusionMap"):
         ModalFusionMap.load(other)
+
+
+def _edit_activation(config: dict) -> None:
+    assert config["network_spec"]["activation"] == "relu"
+    config["network_spec"]["activation"] = config["params"]["activation"] = "gelu"
+
+
+def _edit_hidden(config: dict) -> None:
+    config["params"]["hidden"] = [64, 64]
+
+
+def _edit_normaliser(config: dict) -> None:
+    config["normaliser"]["affine"]["IT"][0] *= 1.01
+
+
+@pytest.mark.parametrize("edit", [_edit_activation, _edit_hidden, _edit_normaliser])
+def test_an_edited_mfm_json_is_refused(fitted, data, tmp_path, edit):
+    """A hand edit that still parses (the network's activation, the recorded hidden sizes,
+    a normaliser constant) would silently give another map; the digest of mfm.json in the
+    weights file refuses it."""
+    folder = fitted.save(tmp_path / "map")
+    config = json.loads((folder / "mfm.json").read_text())
+    edit(config)
+    (folder / "mfm.json").write_text(json.dumps(config, indent=2))
+    with pytest.raises(ValueError, match=r"saved files do not match.*mfm\.json was edited"):
+        ModalFusionMap.load(folder)
+
+
+def test_an_mfm_json_from_another_save_is_refused(fitted, data, tmp_path):
+    """Both directions of a mix-up: the JSON of one save with the weights of another."""
+    one = fitted.save(tmp_path / "one")
+    other = ModalFusionMap(random_state=1, **FAST).fit(*data).save(tmp_path / "other")
+    (one / "mfm.json").write_bytes((other / "mfm.json").read_bytes())
+    with pytest.raises(ValueError, match="saved files do not match"):
+        ModalFusionMap.load(one)
+    # Even with weights_sha256 made to fit, the weights still name another mfm.json.
+    config = json.loads((other / "mfm.json").read_text())
+    config["weights_sha256"] = hashlib.sha256((one / "mfm.safetensors").read_bytes()).hexdigest()
+    (one / "mfm.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="saved files do not match"):
+        ModalFusionMap.load(one)
+    del config["weights_sha256"]  # dropping the weights digest is an edit too
+    (one / "mfm.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="saved files do not match"):
+        ModalFusionMap.load(one)
+
+
+def test_an_untouched_or_reformatted_save_loads_without_warning(fitted, data, tmp_path):
+    import warnings
+
+    XI, XT = data
+    folder = fitted.save(tmp_path / "map")
+    config = json.loads((folder / "mfm.json").read_text())
+    # The digest is of the canonical JSON: key order and whitespace do not matter.
+    (folder / "mfm.json").write_text(json.dumps(dict(reversed(config.items())), indent=7))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = ModalFusionMap.load(folder)
+    np.testing.assert_array_equal(loaded.transform(XI, "image"), fitted.transform(XI, "image"))
+    np.testing.assert_array_equal(loaded.transform(XT, "text"), fitted.transform(XT, "text"))
+
+
+def test_a_save_from_before_the_digest_loads_with_a_warning(fitted, data, tmp_path):
+    """Old saves carry no digest of mfm.json: they load (edits go unseen) and say so."""
+    from safetensors.torch import load_file, save
+
+    folder = fitted.save(tmp_path / "old")
+    weights = save(load_file(folder / "mfm.safetensors"))  # no metadata, as saves were
+    (folder / "mfm.safetensors").write_bytes(weights)
+    config = json.loads((folder / "mfm.json").read_text())
+    config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    (folder / "mfm.json").write_text(json.dumps(config))
+    with pytest.warns(UserWarning, match="saved without an integrity check") as record:
+        loaded = ModalFusionMap.load(folder)
+    assert record[0].filename == __file__  # points at the caller of load
+    np.testing.assert_array_equal(loaded.transform(data[0]), fitted.transform(data[0]))
+    again = loaded.save(tmp_path / "again")  # saving again adds the digest
+    config = json.loads((again / "mfm.json").read_text())
+    config["network_spec"]["activation"] = "gelu"
+    (again / "mfm.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="saved files do not match"):
+        ModalFusionMap.load(again)
+
+
+def test_a_workspace_model_loads_quietly_or_names_its_projection(
+    fitted, data, tmp_path, small_manifest
+):
+    """A model stored in a workspace is loaded from a temporary folder: an old save loads
+    without a warning about that folder, and a damaged one names the projection."""
+    import warnings
+
+    from layouts import stored_layout
+    from safetensors.torch import load_file, save
+
+    from modalchorus.projecting import load_projection_model
+    from modalchorus.store import Workspace
+
+    folder = fitted.save(tmp_path / "model")
+    signed = (folder / "mfm.safetensors").read_bytes()
+    weights = save(load_file(folder / "mfm.safetensors"))  # an old save: no digest of the JSON
+    config = json.loads((folder / "mfm.json").read_text())
+    digest = hashlib.sha256(weights).hexdigest()
+    old = {
+        "mfm.safetensors": weights,
+        "mfm.json": json.dumps({**config, "weights_sha256": digest}).encode(),
+    }
+    config["network_spec"]["activation"] = "gelu"  # a signed save whose JSON was edited
+    edited = {"mfm.safetensors": signed, "mfm.json": json.dumps(config).encode()}
+    ws = Workspace.open(stored_layout(tmp_path / "ws", small_manifest))
+    ids = ws.items()["id"]
+    for name, files in (("mfm:old:e", old), ("mfm:edited:e", edited)):
+        coords = np.zeros((len(ids), 2), np.float32)
+        ws.put_projection(
+            name, "pocket@t", ids, coords, method="mfm", params={}, metrics={}, model_files=files
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_projection_model(ws, "mfm:old:e")
+    np.testing.assert_array_equal(model.transform(data[0]), fitted.transform(data[0]))
+    with pytest.raises(ValueError, match=r"projection 'mfm:edited:e' has a damaged stored model"):
+        load_projection_model(ws, "mfm:edited:e")
 
 
 @pytest.mark.parametrize("normalisation", ["minmax", "quantile"])
@@ -336,6 +469,89 @@ def test_nan_or_inf_rows(data, bad):
         ModalFusionMap(**FAST).fit(XI, XT)
 
 
+@pytest.mark.parametrize("modality", ["X_image", "X_text"])
+def test_values_beyond_float32_are_named_in_fit(data, modality):
+    """Finite float64 values above float32's max are not "NaN or inf": say what they are."""
+    XI, XT = (X.astype(np.float64) for X in data)
+    target = XI if modality == "X_image" else XT
+    target[5, 2] = 1e39
+    target[9, 0] = -1e39
+    with pytest.raises(ValueError) as err:
+        ModalFusionMap(**FAST).fit(XI, XT)
+    message = str(err.value)
+    assert "NaN or inf" not in message
+    assert message.startswith(f"{modality} has values that exceed float32's range (max ~3.4e+38)")
+    assert "in 2 of" in message and "(first at row 5)" in message
+
+
+def test_nan_is_named_before_values_beyond_float32(data):
+    XI, XT = (X.astype(np.float64) for X in data)
+    XI[3, 0], XI[6, 1] = 1e39, np.nan
+    with pytest.raises(
+        ValueError, match=r"X_image contains NaN or inf in 1 of \d+ rows \(first at row 6\)"
+    ):
+        ModalFusionMap(**FAST).fit(XI, XT)
+
+
+def test_values_beyond_float32_are_named_in_transform(fitted, data):
+    XI = data[0].astype(np.float64)
+    XI[70, 1] = 1e39
+    for chunk in (65_536, 32):  # the row is named in any chunk, not only the first
+        est = copy.deepcopy(fitted).set_params(transform_chunk_size=chunk)
+        with pytest.raises(ValueError) as err:
+            est.transform(XI, "text")
+        message = str(err.value)
+        assert "NaN or inf" not in message
+        assert message.startswith("X has values that exceed float32's range (max ~3.4e+38)")
+        assert "at row 70" in message
+    XI[70, 1] = 1e38  # within range: its norm overflows float32 but the row is rescaled
+    assert np.isfinite(fitted.transform(XI)).all()
+
+
+FIT_ONLY = {"max_iter": 1, "refine_iter": 0, "eval_every": 1, "batch_size": 8, "init_steps": 0}
+
+
+def _outcome(call):
+    """``("ok", result)`` or ``("error", message with the input's name left out)``."""
+    try:
+        return "ok", call()
+    except ValueError as exc:
+        return "error", str(exc).replace("X_image", "X").replace("X_text", "X")
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [bool, np.int8, np.int64, np.uint16, np.float16, np.float64, object, np.complex64, str],
+)
+def test_fit_and_transform_accept_the_same_dtypes(fitted, data, dtype):
+    """Whatever fit does with a dtype (cast it, or refuse it with a message), transform
+    does too; bool counts as numeric (0/1), as in scikit-learn's check_array."""
+    XI, XT = data
+    if dtype is bool:
+        XI, XT = XI > 0, XT > 0
+    elif np.issubdtype(np.dtype(dtype), np.integer):
+        XI, XT = np.rint(XI * 5), np.rint(XT * 5)
+    XI, XT = XI.astype(dtype), XT.astype(dtype)
+    if dtype is bool:
+        XI[:, 0], XT[:, 0] = True, True  # no all-zero rows (cosine is undefined there)
+    fit = _outcome(lambda: ModalFusionMap(random_state=0, **FIT_ONLY).fit(XI, XT))
+    placed = _outcome(lambda: fitted.transform(XI, "image"))
+    assert fit[0] == placed[0], (fit, placed)
+    if fit[0] == "error":
+        assert fit[1] == placed[1]
+        assert f"got dtype {XI.dtype}" in fit[1]
+    else:
+        expected = fitted.transform(np.asarray(XI, dtype=np.float32), "image")
+        np.testing.assert_array_equal(placed[1], expected)
+        accepted = (bool, np.int8, np.int64, np.uint16, np.float16, np.float64)
+        assert dtype in accepted
+
+
+def test_bool_embeddings_are_cast_like_numbers(fitted, data):
+    XI = data[0] > 0
+    np.testing.assert_array_equal(fitted.transform(XI), fitted.transform(XI.astype(np.float32)))
+
+
 def test_zero_rows(data):
     XI, XT = data
     XT = XT.copy()
@@ -433,12 +649,12 @@ def test_parameters_changed_after_the_fit_do_not_break_transform(fitted, data, t
     folder = fitted.save(tmp_path / "edited")
     config = json.loads((folder / "mfm.json").read_text())
     config["params"]["n_threads"] = 0
-    (folder / "mfm.json").write_text(json.dumps(config))
+    rewrite_save(folder, config)  # consistent files: the values themselves are checked
     with pytest.raises(ValueError, match="n_threads"):
         ModalFusionMap.load(folder)
     config["params"]["n_threads"] = 1
     config["fitted"]["input_scale"] = float("nan")
-    (folder / "mfm.json").write_text(json.dumps(config))
+    rewrite_save(folder, config)
     with pytest.raises(ValueError, match="damaged save: input_scale"):
         ModalFusionMap.load(folder)
 

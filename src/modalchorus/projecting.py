@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,12 +233,22 @@ def project_dataset(
 
 def load_projection_model(workspace: Workspace, name: str) -> ModalFusionMap:
     """The fitted MFM stored with projection ``name`` (to ``transform`` new embeddings)."""
-    from modalchorus.projection.mfm import ModalFusionMap
+    from modalchorus.projection.mfm import ModalFusionMap, UnsignedSaveWarning
 
     files = workspace.projection_model_files(name)
     if not files:
         raise ValueError(f"projection {name!r} has no stored model (only MFM projections do)")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # Both files were stored in one write, so a model from before save digests is sound;
+        # warning about it would name a temporary folder the user cannot act on.
+        warnings.simplefilter("ignore", UnsignedSaveWarning)
         for filename, data in files.items():
             (Path(tmp) / filename).write_bytes(data)
-        return ModalFusionMap.load(tmp)
+        try:
+            return ModalFusionMap.load(tmp)
+        except ValueError as exc:
+            # The cause (chained) names a temporary folder; the remedy is to project again.
+            raise ValueError(
+                f"projection {name!r} has a damaged stored model: run `modalchorus project` "
+                "for it again"
+            ) from exc

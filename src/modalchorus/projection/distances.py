@@ -75,6 +75,8 @@ def l2_normalise(X: ArrayLike, name: str = "X") -> np.ndarray:
     """
     A = as_matrix(X, name)
     check_nonzero_rows(A, name)
+    # Divide by the largest entry first: squaring entries beyond ~1e154 overflows the norm.
+    A = A / np.abs(A).max(axis=1, keepdims=True)
     return A / np.linalg.norm(A, axis=1, keepdims=True)
 
 

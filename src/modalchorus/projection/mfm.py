@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from numbers import Integral, Real
 from pathlib import Path
@@ -49,9 +50,11 @@ from modalchorus.projection.validation import (
     check_modalities,
     check_nonzero_rows,
     check_random_state,
+    check_real_dtype,
+    nonfinite_message,
 )
 
-__all__ = ["MODALITIES", "ModalFusionMap", "NotFittedError"]
+__all__ = ["MODALITIES", "ModalFusionMap", "NotFittedError", "UnsignedSaveWarning"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,8 @@ MAX_BATCH_SIZE = 4096
 AUTO_FULL_POINTS = 2_000
 #: File names written by :meth:`ModalFusionMap.save` into its folder.
 WEIGHTS_FILE, CONFIG_FILE = "mfm.safetensors", "mfm.json"
+#: Key of the ``mfm.safetensors`` metadata entry holding the SHA-256 of ``mfm.json``.
+CONFIG_DIGEST_KEY = "mfm_json_sha256"
 _FORMAT_VERSION = 1
 
 Callback = Callable[[int, float, "ModalFusionMap"], bool | None]
@@ -100,6 +105,10 @@ class NotFittedError(ValueError, AttributeError):
 
     Subclasses ``ValueError`` and ``AttributeError``, like scikit-learn's ``NotFittedError``.
     """
+
+
+class UnsignedSaveWarning(UserWarning):
+    """A save from before saves recorded ``mfm.json``'s digest: an edit cannot be detected."""
 
 
 class ModalFusionMap:
@@ -464,7 +473,8 @@ class ModalFusionMap:
         Parameters
         ----------
         X_image : array_like, shape (n, d)
-            Image embeddings (any scale: rows are L2-normalised).
+            Image embeddings (any scale: rows are L2-normalised). Bool, integer or real
+            floating; cast to float32.
         X_text : array_like, shape (m, d)
             Text embeddings in the same space.
 
@@ -476,7 +486,8 @@ class ModalFusionMap:
         Raises
         ------
         ValueError
-            On invalid parameters, mismatched dimensions, NaN/inf or all-zero rows, or a
+            On invalid parameters, another dtype (object, string, complex), mismatched
+            dimensions, NaN/inf, values beyond float32's range or all-zero rows, or a
             modality with fewer than ``n_neighbors + 1`` points.
         """
         start_time = time.perf_counter()
@@ -878,7 +889,8 @@ class ModalFusionMap:
         Parameters
         ----------
         X : array_like, shape (p, d)
-            Embeddings of one modality (any scale: rows are L2-normalised).
+            Embeddings of one modality (any scale: rows are L2-normalised). The dtypes
+            :meth:`fit` accepts: bool, integer or real floating, cast to float32.
         modality : {"image", "text"}
 
         Returns
@@ -890,17 +902,17 @@ class ModalFusionMap:
         NotFittedError
             Before :meth:`fit` (or :meth:`load`).
         ValueError
-            Unknown modality, wrong number of columns, NaN/inf or all-zero rows.
+            Unknown modality, another dtype, wrong number of columns, NaN/inf, values beyond
+            float32's range or all-zero rows (as :meth:`fit`, naming the first such row).
         """
         self._check_fitted()
         self._check_params()  # set_params after the fit (e.g. transform_chunk_size=0)
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}: use one of {MODALITIES}")
         arr = np.asarray(X)
+        check_real_dtype(arr, "X")  # the dtypes fit accepts, with fit's messages
         if arr.ndim != 2:
             raise ValueError(f"X must be a 2-D array (n_samples, n_features), got {arr.shape}")
-        if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-            raise ValueError(f"X must be a real numeric array, got dtype {arr.dtype}")
         if arr.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X has {arr.shape[1]} features, but the map was fitted on {self.n_features_in_}"
@@ -918,12 +930,14 @@ class ModalFusionMap:
         with _torch_threads(threads), torch.inference_mode():
             fused = self._fused_first_layer(mean, scale)
             for start in range(0, arr.shape[0], step):
-                chunk = np.asarray(arr[start : start + step], dtype=np.float32)
-                x = torch.from_numpy(np.ascontiguousarray(chunk))
+                source = arr[start : start + step]
+                with np.errstate(over="ignore"):  # overflow is named by _rescale_rows
+                    chunk = np.ascontiguousarray(source, dtype=np.float32)
+                x = torch.from_numpy(chunk)
                 norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
                 bad = ~torch.isfinite(norms[:, 0]) | (norms[:, 0] == 0)
                 if bool(bad.any()):
-                    x, norms = _rescale_rows(x, bad, start)
+                    x, norms = _rescale_rows(x, bad, source, start)
                 if fused is not None:
                     # Default MLP: W1 ((x/|x| - mu) s) + b1 = (s/|x|) W1 x + (b1 - s W1 mu),
                     # one pass over the wide input instead of four.
@@ -983,13 +997,17 @@ class ModalFusionMap:
         loss history are JSON. A custom ``network`` is saved by its ``state_dict`` only; pass
         an identically built module to :meth:`load`.
 
+        The two files are tied together: ``mfm.json`` records the SHA-256 of
+        ``mfm.safetensors`` (``weights_sha256``), and the safetensors metadata records the
+        SHA-256 of ``mfm.json``'s canonical form (key ``mfm_json_sha256``; sorted keys, no
+        whitespace, ``weights_sha256`` left out). :meth:`load` refuses a save whose files do
+        not match, e.g. a hand-edited ``mfm.json`` (reformatting it is harmless).
+
         Returns
         -------
         pathlib.Path
             The folder.
         """
-        from safetensors.torch import save as save_tensors
-
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
@@ -1033,12 +1051,9 @@ class ModalFusionMap:
                 "loss_history": self.loss_history_,
             },
         }
-        # Both files are complete before either replaces a previous save, and the JSON names
-        # its weights' digest: an interrupted save can never load as a mixed map.
-        weights = save_tensors(tensors)
-        config["weights_sha256"] = hashlib.sha256(weights).hexdigest()
-        text = json.dumps(config, indent=2, default=_json_scalar)
-        files = {WEIGHTS_FILE: weights, CONFIG_FILE: text.encode()}
+        # Both files are complete before either replaces a previous save, and each holds the
+        # other's digest: an interrupted, mixed or edited save can never load as a map.
+        files = _encode_save(config, tensors)
         for name, data in files.items():
             (folder / f".{name}.tmp").write_bytes(data)
         for name in files:
@@ -1071,8 +1086,15 @@ class ModalFusionMap:
         FileNotFoundError
             The folder lacks a file of the save.
         ValueError
-            Not a saved map, a newer format, a damaged save (naming what is wrong), or a
-            custom-network map without ``network``.
+            Not a saved map, a newer format, files that do not match (an edited ``mfm.json``
+            or files from different or interrupted saves), a damaged save (naming what is
+            wrong), or a custom-network map without ``network``.
+
+        Warns
+        -----
+        UnsignedSaveWarning
+            For a save written before saves recorded ``mfm.json``'s digest (it loads, but an
+            edit to its ``mfm.json`` cannot be detected; saving it again adds the digest).
         """
         folder = Path(path)
         cfg_path, w_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -1171,6 +1193,58 @@ def _json_scalar(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _config_digest(config: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a save's config, ``weights_sha256`` left out.
+
+    Canonical: sorted keys, no whitespace, ASCII, so reformatting ``mfm.json`` keeps the
+    digest and any change of a value does not. ``weights_sha256`` is left out because the
+    digest is stored in the weights file that ``weights_sha256`` hashes.
+    """
+    body = {k: v for k, v in config.items() if k != "weights_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _encode_save(config: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, bytes]:
+    """The bytes of both files of a save, each recording the other's digest.
+
+    Parameters
+    ----------
+    config : dict
+        The ``mfm.json`` content (NumPy scalars allowed; ``weights_sha256`` is replaced).
+    tensors : dict of str to torch.Tensor
+        The ``mfm.safetensors`` content.
+
+    Returns
+    -------
+    dict
+        ``{WEIGHTS_FILE: bytes, CONFIG_FILE: bytes}``.
+    """
+    from safetensors.torch import save as save_tensors
+
+    # Round-trip first: the digest must be of the values load() will read back.
+    body = json.loads(json.dumps(config, default=_json_scalar))
+    body.pop("weights_sha256", None)
+    weights = save_tensors(tensors, metadata={CONFIG_DIGEST_KEY: _config_digest(body)})
+    body["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    return {WEIGHTS_FILE: weights, CONFIG_FILE: json.dumps(body, indent=2).encode()}
+
+
+def _weights_metadata(weights: bytes) -> dict[str, Any]:
+    """The ``__metadata__`` of a safetensors file already read by safetensors (so valid):
+    an 8-byte little-endian header length, then the JSON header."""
+    size = int.from_bytes(weights[:8], "little")
+    metadata = json.loads(weights[8 : 8 + size]).get("__metadata__")
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _mismatch(cfg_path: Path, w_path: Path, why: str) -> ValueError:
+    return ValueError(
+        f"the saved files do not match: {cfg_path.name} and {w_path.name} in "
+        f"{cfg_path.parent} were not written together ({why}); save the fitted map again"
+    )
+
+
 def _read_save(cfg_path: Path, w_path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The config and tensors of a save, checked to belong together."""
     from safetensors.torch import load as load_tensors
@@ -1189,13 +1263,24 @@ def _read_save(cfg_path: Path, w_path: Path) -> tuple[dict[str, Any], dict[str, 
     weights = w_path.read_bytes()
     digest = config.get("weights_sha256")
     if digest is not None and digest != hashlib.sha256(weights).hexdigest():
-        raise ValueError(
-            f"{w_path} does not belong to {cfg_path} (an interrupted or mixed save): save again"
-        )
+        why = "one was edited, or they come from different or interrupted saves"
+        raise _mismatch(cfg_path, w_path, why)
     try:
-        return config, load_tensors(weights)
+        tensors = load_tensors(weights)
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
         raise ValueError(f"{w_path} is not a valid safetensors file: {exc}") from None
+    signed = _weights_metadata(weights).get(CONFIG_DIGEST_KEY)
+    if signed is None:
+        # Saves written before the digest: refusing them would strand every earlier map.
+        warnings.warn(
+            f"{cfg_path} was saved without an integrity check, so an edit to it cannot be "
+            "detected; load and save the map again to add one",
+            UnsignedSaveWarning,
+            stacklevel=3,  # the caller of ModalFusionMap.load
+        )
+    elif digest is None or signed != _config_digest(config):
+        raise _mismatch(cfg_path, w_path, f"{cfg_path.name} was edited, or is from another save")
+    return config, tensors
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -1250,20 +1335,40 @@ def _prepare_inputs(X_image: ArrayLike, X_text: ArrayLike) -> tuple[np.ndarray, 
 
 
 def _rescale_rows(
-    x: torch.Tensor, bad: torch.Tensor, start: int
+    x: torch.Tensor, bad: torch.Tensor, source: np.ndarray, start: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` with the rows whose norm under- or overflowed scaled by their largest entry,
-    and the new norms; ``ValueError`` for NaN / inf or all-zero rows (``start``: the chunk's
-    first row, for the message)."""
+    and the new norms.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (c, d), float32
+        A chunk of :meth:`ModalFusionMap.transform`'s input.
+    bad : torch.Tensor, shape (c,), bool
+        Rows whose norm is 0 or not finite.
+    source : numpy.ndarray, shape (c, d)
+        The chunk as given, before the cast to float32 (tells NaN/inf from overflow).
+    start : int
+        Input row of the chunk's first row, for messages.
+
+    Raises
+    ------
+    ValueError
+        For the first row that holds NaN/inf, values beyond float32's range, or only zeros.
+    """
     rows = x[bad]
     peak = rows.abs().amax(dim=1, keepdim=True)
     broken = (peak[:, 0] == 0) | ~torch.isfinite(rows).all(dim=1)
     if bool(broken.any()):
         row = int(torch.nonzero(bad)[int(torch.nonzero(broken)[0, 0]), 0])
-        what = "an all-zero row" if bool(torch.isfinite(x[row]).all()) else "NaN or inf"
-        raise ValueError(
-            f"X contains {what} at row {start + row}; cosine geometry needs finite, non-zero rows"
-        )
+        where = np.array([start + row])
+        if bool(torch.isfinite(x[row]).all()):
+            what = f"X contains an all-zero row at row {start + row}"
+        elif np.isfinite(source[row]).all():  # finite as given: only the cast overflowed
+            raise ValueError(nonfinite_message("X", where, overflow=np.float32))
+        else:
+            what = nonfinite_message("X", where)
+        raise ValueError(f"{what}; cosine geometry needs finite, non-zero rows")
     x = x.clone()  # may share memory with the caller's array
     x[bad] = rows / peak
     return x, torch.linalg.vector_norm(x, dim=1, keepdim=True)

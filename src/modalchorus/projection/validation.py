@@ -11,11 +11,115 @@ from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "as_matrix",
+    "cast_finite",
     "check_enough_points",
     "check_layout",
     "check_modalities",
     "check_nonzero_rows",
+    "check_real_dtype",
+    "nonfinite_message",
 ]
+
+
+def check_real_dtype(X: np.ndarray, name: str = "X") -> None:
+    """Refuse arrays whose dtype is not bool, integer or real floating.
+
+    The one dtype rule of every entry point (``fit`` and ``transform`` alike): bool, int and
+    float arrays are numbers and are cast, as scikit-learn's ``check_array`` casts them;
+    object, string, complex, datetime and structured arrays are refused.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, any shape
+    name : str
+        Name used in error messages.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the dtype.
+    """
+    dtype = X.dtype
+    if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):  # object too
+        raise ValueError(f"{name} must be a numeric array, got dtype {dtype}")
+    if np.issubdtype(dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real-valued, got dtype {dtype}")
+
+
+def nonfinite_message(
+    name: str,
+    rows: np.ndarray,
+    n_rows: int | None = None,
+    *,
+    overflow: DTypeLike | None = None,
+) -> str:
+    """Message for rows that are not finite: NaN/inf in the input, or values that overflow.
+
+    Parameters
+    ----------
+    name : str
+        Name of the input.
+    rows : numpy.ndarray of int, shape (r,)
+        The offending rows, ascending (``r >= 1``).
+    n_rows : int, optional
+        Rows of the whole input: the message says ``"in r of n_rows rows (first at row i)"``;
+        without it (a streamed input), ``"at row i"``.
+    overflow : dtype, optional
+        The floating dtype that finite input values did not fit (they became inf when cast);
+        ``None`` when the input itself holds NaN or inf.
+
+    Returns
+    -------
+    str
+        The message of the ``ValueError`` to raise.
+    """
+    first = int(rows[0])
+    where = (
+        f"at row {first}"
+        if n_rows is None
+        else f"in {len(rows)} of {n_rows} rows (first at row {first})"
+    )
+    if overflow is None:
+        return f"{name} contains NaN or inf {where}"
+    info = np.finfo(overflow)
+    return (
+        f"{name} has values that exceed {info.dtype}'s range (max ~{info.max:.2g}) {where}: "
+        f"finite, but not representable as {info.dtype}; scale the input down"
+    )
+
+
+def cast_finite(X: np.ndarray, name: str = "X", *, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """``X`` cast to a C-contiguous ``dtype`` array, refusing rows that are not finite there.
+
+    Parameters
+    ----------
+    X : numpy.ndarray, shape (n, d)
+        Bool, integer or real floating (see :func:`check_real_dtype`).
+    name : str
+        Name used in error messages.
+    dtype : dtype
+        Floating dtype of the result.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, d)
+
+    Raises
+    ------
+    ValueError
+        If rows hold NaN/inf or, failing that, finite values beyond ``dtype``'s range (e.g.
+        ``1e39`` cast to float32); see :func:`nonfinite_message`.
+    """
+    with np.errstate(over="ignore"):  # overflow is reported below, by name
+        arr = np.ascontiguousarray(X, dtype=dtype)
+    finite_rows = np.isfinite(arr).all(axis=1)
+    if not finite_rows.all():
+        bad = np.flatnonzero(~finite_rows)
+        in_input = bad[~np.isfinite(np.asarray(X)[bad]).all(axis=1)]
+        if in_input.size:  # NaN/inf in the data comes first: it is the real problem there
+            raise ValueError(nonfinite_message(name, in_input, arr.shape[0]))
+        raise ValueError(nonfinite_message(name, bad, arr.shape[0], overflow=dtype))
+    return arr
 
 
 def as_matrix(X: ArrayLike, name: str = "X", *, dtype: DTypeLike = np.float64) -> np.ndarray:
@@ -37,29 +141,18 @@ def as_matrix(X: ArrayLike, name: str = "X", *, dtype: DTypeLike = np.float64) -
     Raises
     ------
     ValueError
-        If ``X`` is not 2-D, has no rows or columns, is not real-valued, or contains NaN/inf
-        (the message says how many rows are affected and the first such row).
+        If ``X`` is not 2-D, has no rows or columns, is not real-valued (see
+        :func:`check_real_dtype`), contains NaN/inf, or holds finite values beyond ``dtype``'s
+        range (see :func:`cast_finite`; the message says how many rows are affected and the
+        first such row).
     """
     arr = np.asarray(X)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise ValueError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    check_real_dtype(arr, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got {arr.shape}")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    finite_rows = np.isfinite(arr).all(axis=1)
-    if not finite_rows.all():
-        bad = np.flatnonzero(~finite_rows)
-        raise ValueError(
-            f"{name} contains NaN or inf in {bad.size} of {arr.shape[0]} rows "
-            f"(first at row {int(bad[0])})"
-        )
-    return arr
+    return cast_finite(arr, name, dtype=dtype)
 
 
 def check_modalities(
