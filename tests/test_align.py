@@ -286,13 +286,17 @@ def test_undo_redo_and_branching(ws: Workspace, built) -> None:
     assert active_version(ws, base) == first.encoder_id
     assert undo_alignment(ws, second.encoder_id).id == first.id
     assert active_version(ws, base) == base
+    seq = ws.summary()["last_commit"]["seq"]
     assert undo_alignment(ws, base) is None
+    assert ws.summary()["last_commit"]["seq"] == seq  # nothing to undo: no commit logged
     assert redo_alignment(ws, base).id == first.id
     assert active_version(ws, base) == first.encoder_id
     # A new run from here branches; redo then has nothing newer to go to.
     third = run_alignment(ws, [SetSet(cats, dogs, "separate")], encoder_id=base)
     assert third.parent_run_id == first.id
+    seq = ws.summary()["last_commit"]["seq"]
     assert redo_alignment(ws, base) is None
+    assert ws.summary()["last_commit"]["seq"] == seq
     assert [r.active for r in ws.alignment_runs(base)] == [False, False, True]
 
 

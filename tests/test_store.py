@@ -354,6 +354,58 @@ def test_a_write_that_changes_nothing_commits_nothing(filled: tuple[Workspace, D
     assert last_seq(ws) == seq + 1 and ws.datasets()[0].skipped == ()
 
 
+def test_a_write_marked_unchanged_rolls_back_and_logs_no_commit(
+    filled: tuple[Workspace, Dataset],
+) -> None:
+    """``transaction.write`` owns the roll-back of a write that changes nothing: the block
+    marks it, its catalog changes are dropped and no commit is logged; a write that made a
+    Lance version cannot be marked (dropping it would leave a version behind)."""
+    from modalchorus.store import transaction
+    from modalchorus.store.schema import ITEMS_SCHEMA, ITEMS_TABLE
+    from modalchorus.store.tables import LanceTables
+
+    ws, _ = filled
+    catalog, tables = ws.path / CATALOG_FILE, LanceTables(ws.path / LANCE_DIR)
+    before, lance = committed_state(ws), tree(ws.path / LANCE_DIR)
+    with transaction.write(catalog, tables, "no-op", lock_timeout=5) as tx:
+        tx.conn.execute("UPDATE datasets SET updated_at = 'later'")  # e.g. a timestamp
+        assert not tx.unchanged
+        tx.mark_unchanged()
+        assert tx.unchanged
+    assert_same_state(before, committed_state(ws))
+    assert ws.datasets()[0].updated_at != "later"
+
+    def delete_items(tx: transaction.WriteTransaction) -> None:
+        tx.table(ITEMS_TABLE, ITEMS_SCHEMA).delete("kind = 'text'")
+
+    refused = pytest.raises(RuntimeError, match=r"\(items\) cannot be marked unchanged")
+    with refused, transaction.write(catalog, tables, "wrote", lock_timeout=5) as tx:
+        delete_items(tx)
+        tx.mark_unchanged()
+    refused = pytest.raises(RuntimeError, match=r"\(items\) cannot be marked unchanged")
+    with refused, transaction.write(catalog, tables, "wrote after", lock_timeout=5) as tx:
+        tx.mark_unchanged()
+        delete_items(tx)  # refused when the block ends
+    assert_same_state(before, committed_state(ws))  # both rolled back
+    with transaction.write(catalog, tables, "a real write", lock_timeout=5) as tx:
+        delete_items(tx)
+    assert last_seq(ws) == before["counts"][2] + 1
+    assert ws.summary()["last_commit"]["op"] == "a real write"
+    assert set(ws.items()["kind"]) == {"image"}
+    assert tree(ws.path / LANCE_DIR) != lance
+
+
+def test_renaming_a_set_to_its_own_name_commits_nothing(
+    filled: tuple[Workspace, Dataset],
+) -> None:
+    ws, _ = filled
+    cats = ws.create_set("cats", ws.items()["id"].tolist()[:2])
+    seq = last_seq(ws)
+    assert ws.rename_set(cats.id, " cats ") == cats
+    assert last_seq(ws) == seq
+    assert ws.rename_set(cats.id, "felines").name == "felines" and last_seq(ws) == seq + 1
+
+
 def test_add_dataset_stores_items_and_embeddings_in_one_write(
     tmp_path: Path, data_dir: Path
 ) -> None:
@@ -472,7 +524,8 @@ def test_cache_hits_and_misses(filled: tuple[Workspace, Dataset]) -> None:
     [
         (np.full((3, DIM), np.nan, dtype=np.float32), "NaN or inf"),
         (np.array([[np.inf] * DIM] * 3, dtype=np.float32), "NaN or inf"),
-        (np.full((3, DIM), 1e300), "NaN or inf"),  # overflows float32
+        (np.full((3, DIM), 1e300), "beyond float32's range"),
+        (np.stack([np.full(DIM, 1e300), np.full(DIM, np.nan), np.zeros(DIM)]), "NaN or inf in 1"),
         (np.zeros(3 * DIM, dtype=np.float32), "2-D"),
         (np.zeros((3, DIM, 1), dtype=np.float32), "2-D"),
         (np.zeros((2, DIM), dtype=np.float32), "length mismatch"),

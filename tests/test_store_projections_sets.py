@@ -280,7 +280,7 @@ BAD_PROJECTIONS = [
     ({"coords": np.zeros(8, np.float32)}, ValueError, r"shape \(n, 2\)"),
     ({"coords": np.zeros((3, 2), np.float32)}, ValueError, "length mismatch"),
     ({"coords": np.full((4, 2), np.nan, np.float32)}, ValueError, "NaN or inf"),
-    ({"coords": np.full((4, 2), 1e300)}, ValueError, "NaN or inf"),  # overflows float32
+    ({"coords": np.full((4, 2), 1e300)}, ValueError, "beyond float32's range"),
     ({"coords": np.zeros((4, 2), np.int64)}, ValueError, "floating-point"),
     ({"item_ids": "abcd"}, ValueError, "not a single string"),
     ({"item_ids": ["toy/img0"] * 4}, ValueError, "unique; 'toy/img0'"),
@@ -326,14 +326,44 @@ def test_unknown_projection_items_are_named(ws: Workspace) -> None:
             "p", ENCODER, ids, coords_for(len(ids)), method="m", params={}, metrics={}
         )
     message = str(err.value)
-    assert message.startswith("8 of 11 item ids are not items of the workspace")
-    assert all(f"'ghost/{i}'" in message for i in range(5)) and "'ghost/5'" not in message
-    assert message.endswith(", ...")
+    assert message == (  # the first three, why they are unknown, and how many more
+        "8 of 11 item ids are unknown: 'ghost/0', 'ghost/1', 'ghost/2' "
+        "(the workspace has no dataset 'ghost'); and 5 more"
+    )
     assert_same_state(before, visible_state(ws))
     # ids of a removed dataset are no longer items
     ws.remove_dataset("toy")
     with pytest.raises(UnknownItemError):
         ws.put_projection("p", ENCODER, ids[:3], coords_for(3), method="m", params={}, metrics={})
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        (["toy/img0", "toy/nope"], "unknown item id 'toy/nope' (dataset 'toy' has no item"),
+        (["ghost/1"], "unknown item id 'ghost/1' (the workspace has no dataset 'ghost')"),
+        (["img0"], "unknown item id 'img0' (not an item id: item ids are '<dataset>/"),
+        (  # each group of named ids with its reason, in the order asked for
+            ["toy/img0", "ghost/1", "ghost/2", "toy/img99", "ghost/3", "x"],
+            "5 of 6 item ids are unknown: 'ghost/1', 'ghost/2' (the workspace has no dataset "
+            "'ghost'); 'toy/img99' (dataset 'toy' has no item with this id); and 2 more",
+        ),
+    ],
+)
+def test_unknown_set_members_are_named_with_the_reason(
+    ws: Workspace, ids: list[str], message: str
+) -> None:
+    """Sets span datasets, so an id is unknown because its dataset lacks it, because no
+    dataset has its prefix, or because it is no item id at all."""
+    cats = ws.create_set("cats", ["toy/img0"])
+    before = visible_state(ws)
+    with pytest.raises(UnknownItemError) as err:
+        ws.create_set("s", ids)
+    assert str(err.value).startswith(message)
+    with pytest.raises(UnknownItemError) as err:
+        ws.update_set_items(cats.id, ids)
+    assert str(err.value).startswith(message)
+    assert_same_state(before, visible_state(ws))  # nothing written, no commit
 
 
 # ------------------------------------------------------------------ sets

@@ -104,17 +104,30 @@ def validate_embeddings(
     if len(set(ids)) != len(ids):
         dup = first_duplicate(ids)
         raise ValueError(f"item_ids must be unique; {dup!r} appears more than once")
-    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
-        array = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ValueError(
-            f"vectors contain NaN or inf in {bad.size} row(s), first row {int(bad[0])} "
-            f"(item {ids[int(bad[0])]!r}) (after casting to float32)"
-        )
+    array = finite_float32("vectors", array, ids)
     _check_one_vector_per_hash(ids, hashes, array)
     return EmbeddingBatch(encoder_id, ids, hashes, array)
+
+
+def finite_float32(what: str, array: np.ndarray, ids: list[str]) -> np.ndarray:
+    """``array`` (floating, shape (n, d)) as C-contiguous float32, every row finite.
+
+    Raises ``ValueError`` naming the first bad row and its item: NaN or inf in the input,
+    or else finite values beyond float32's range (they would be stored as inf).
+    """
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+        out = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(out).all(axis=1)
+    if finite.all():
+        return out
+    bad = np.flatnonzero(~finite)
+    in_input = bad[~np.isfinite(array[bad]).all(axis=1)]
+    problem = "NaN or inf" if in_input.size else "values beyond float32's range (max ~3.4e38)"
+    bad = in_input if in_input.size else bad
+    first = int(bad[0])
+    raise ValueError(
+        f"{what} contain {problem} in {bad.size} row(s), first row {first} (item {ids[first]!r})"
+    )
 
 
 def _check_one_vector_per_hash(ids: list[str], hashes: list[str], vectors: np.ndarray) -> None:

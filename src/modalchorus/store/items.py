@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,61 @@ def image_item_id(dataset_name: str, record_id: str) -> str:
 def text_item_id(image_id: str, caption_index: int) -> str:
     """Workspace id of caption ``caption_index`` of image item ``image_id``."""
     return f"{image_id}#{caption_index}"
+
+
+#: How many unknown item ids :func:`unknown_items_message` names.
+NAMED_UNKNOWN_IDS = 3
+
+
+def dataset_of_id(item_id: str, datasets: Sequence[str]) -> str | None:
+    """The dataset whose name prefixes ``item_id`` (``f"{name}/..."``; the longest such
+    name), or None: every item id starts with its dataset's name and ``/``."""
+    names = [name for name in datasets if item_id.startswith(f"{name}/")]
+    return max(names, key=len) if names else None
+
+
+def unknown_reason(item_id: str, datasets: Sequence[str]) -> str:
+    """Why ``item_id``, not an item of the workspace, is none: its dataset has no such
+    item, there is no dataset of that name, or it is not shaped like an item id."""
+    dataset = dataset_of_id(item_id, datasets)
+    if dataset is not None:
+        return f"dataset {dataset!r} has no item with this id"
+    if "/" in item_id.strip("/"):
+        return f"the workspace has no dataset {item_id.split('/', 1)[0]!r}"
+    return "not an item id: item ids are '<dataset>/<id in the dataset>'"
+
+
+def unknown_items_message(missing: Sequence[str], n_asked: int, datasets: Sequence[str]) -> str:
+    """The message of an ``UnknownItemError``: the first few unknown ids, each group of
+    them followed by why they are unknown (see :func:`unknown_reason`).
+
+    Parameters
+    ----------
+    missing : Sequence[str]
+        The unknown ids, at least one, in the order they were asked for.
+    n_asked : int
+        How many ids were asked for in all.
+    datasets : Sequence[str]
+        The workspace's dataset names.
+
+    Returns
+    -------
+    str
+        ``"unknown item id 'x' (why)"`` for one unknown id; else ``"k of n item ids are
+        unknown: 'a', 'b' (why); 'c' (why); and 5 more"``, naming at most
+        :data:`NAMED_UNKNOWN_IDS` ids.
+    """
+    if len(missing) == 1:
+        return f"unknown item id {missing[0]!r} ({unknown_reason(missing[0], datasets)})"
+    groups: dict[str, list[str]] = {}
+    for item_id in missing[:NAMED_UNKNOWN_IDS]:
+        groups.setdefault(unknown_reason(item_id, datasets), []).append(item_id)
+    named = "; ".join(
+        f"{', '.join(repr(i) for i in ids)} ({reason})" for reason, ids in groups.items()
+    )
+    more = len(missing) - NAMED_UNKNOWN_IDS
+    tail = f"; and {more} more" if more > 0 else ""
+    return f"{len(missing)} of {n_asked} item ids are unknown: {named}{tail}"
 
 
 def text_hash(text: str) -> str:

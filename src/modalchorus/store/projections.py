@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from modalchorus.store.embeddings import check_strings, first_duplicate
+from modalchorus.store.embeddings import check_strings, finite_float32, first_duplicate
 from modalchorus.store.records import ProjectionInfo
 from modalchorus.store.schema import PROJECTION_COORDS_SCHEMA, PROJECTION_FILES_SCHEMA
 
@@ -145,15 +145,7 @@ def validate_projection(
     if len(set(ids)) != len(ids):
         dup = first_duplicate(ids)
         raise ValueError(f"item_ids must be unique; {dup!r} appears more than once")
-    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
-        array = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise ValueError(
-            f"coords contain NaN or inf in {bad.size} row(s), first row {int(bad[0])} "
-            f"(item {ids[int(bad[0])]!r}) (after casting to float32)"
-        )
+    array = finite_float32("coords", array, ids)
     return ProjectionBatch(
         name=name,
         encoder_id=encoder_id,

@@ -13,6 +13,11 @@ Protocol of one write (see :func:`write`):
 
 A failure or a kill anywhere before step 4's ``COMMIT`` leaves the head, and therefore
 everything readers see, exactly as it was.
+
+A write that finds it changes nothing (the same rows or vectors again, a set renamed to its
+own name) calls :meth:`WriteTransaction.mark_unchanged`: at the end of its block the catalog
+transaction rolls back instead, so no commit is logged and nothing it did in the catalog (a
+refreshed timestamp, say) is kept.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from modalchorus.store.tables import LanceTables
 logger = logging.getLogger(__name__)
 
 
+class _RollBack(Exception):
+    """Raised by :func:`write` itself, after the block, to roll back an unchanged write."""
+
+
 class WriteTransaction:
     """State of one in-progress write; create it with :func:`write`.
 
@@ -50,6 +59,37 @@ class WriteTransaction:
         self.head = head_mod.read_head(conn)
         self._tables = tables
         self._open: dict[str, Any] = {}
+        self._unchanged = False
+
+    @property
+    def unchanged(self) -> bool:
+        """Whether :meth:`mark_unchanged` was called: the write ends without a commit."""
+        return self._unchanged
+
+    def mark_unchanged(self) -> None:
+        """Declare that this write changes nothing: when the block ends normally, the
+        catalog transaction rolls back and no commit is logged.
+
+        The block may go on (or return at once); its catalog changes are discarded. It
+        must not write Lance tables, before or after.
+
+        Raises
+        ------
+        RuntimeError
+            A Lance table has a new version in this write (raised here, or when the block
+            ends if it wrote one later): that is a change, and discarding it would leave
+            an uncommitted version for the next writer to reset.
+        """
+        self._refuse_staged()
+        self._unchanged = True
+
+    def _refuse_staged(self) -> None:
+        """Raise ``RuntimeError`` if a Lance table has a new version in this write."""
+        if staged := self.staged_versions():
+            raise RuntimeError(
+                f"a write that wrote new table versions ({', '.join(sorted(staged))}) "
+                "cannot be marked unchanged"
+            )
 
     def table(self, name: str, schema: pa.Schema) -> Any:
         """Writable handle of table ``name`` based on its committed version.
@@ -75,7 +115,8 @@ class WriteTransaction:
 def write(
     catalog: Path, tables: LanceTables, op: str, lock_timeout: float
 ) -> Iterator[WriteTransaction]:
-    """Run one atomic write; commits when the block exits normally.
+    """Run one atomic write; commits when the block exits normally, unless the block
+    called ``tx.mark_unchanged()`` (then it rolls back and logs no commit).
 
     Parameters
     ----------
@@ -94,11 +135,18 @@ def write(
         Use ``tx.table(...)`` for Lance writes and ``tx.conn`` for catalog rows.
     """
     started = time.perf_counter()
-    with write_transaction(catalog, lock_timeout) as conn:
-        tx = WriteTransaction(conn, tables)
-        yield tx
-        staged = tx.staged_versions()
-        seq = head_mod.write_head(conn, staged, op)
+    try:
+        with write_transaction(catalog, lock_timeout) as conn:
+            tx = WriteTransaction(conn, tables)
+            yield tx
+            if tx.unchanged:
+                tx._refuse_staged()
+                raise _RollBack  # write_transaction rolls back on any exception
+            staged = tx.staged_versions()
+            seq = head_mod.write_head(conn, staged, op)
+    except _RollBack:
+        logger.info("%s: nothing changed, nothing written", op)
+        return
     logger.info(
         "committed %s as commit %d in %.2f s (tables: %s)",
         op,

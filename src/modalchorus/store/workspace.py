@@ -56,7 +56,12 @@ from modalchorus.store.errors import (
     WorkspaceExistsError,
 )
 from modalchorus.store.head import read_head
-from modalchorus.store.items import ItemRows, build_item_rows, diff_rows
+from modalchorus.store.items import (
+    ItemRows,
+    build_item_rows,
+    diff_rows,
+    unknown_items_message,
+)
 from modalchorus.store.records import (
     AddResult,
     DatasetInfo,
@@ -96,16 +101,9 @@ logger = logging.getLogger(__name__)
 #: Default seconds a write waits for another process's write to finish.
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 
-#: How many unknown item ids an ``UnknownItemError`` message names.
-_NAMED_IDS = 5
-
 #: ``(encoder_id, item_ids, content_hashes, vectors)``, as :meth:`Workspace.put_embeddings`
 #: takes them.
 Embeddings = tuple[str, Sequence[str], Sequence[str], np.ndarray]
-
-
-class _Unchanged(Exception):
-    """Raised inside a write that changed nothing: it rolls back, so no commit is logged."""
 
 
 class _Encoder(NamedTuple):
@@ -279,11 +277,16 @@ class Workspace:
     def _dataset_order(conn: sqlite3.Connection) -> list[str]:
         return [name for (name,) in conn.execute("SELECT name FROM datasets ORDER BY rowid")]
 
-    def _require_items(self, head: dict[str, int], item_ids: list[str]) -> None:
-        """Raise ``UnknownItemError`` naming the first few ids that are not committed items.
+    def _require_items(
+        self, conn: sqlite3.Connection, head: dict[str, int], item_ids: list[str]
+    ) -> None:
+        """Raise ``UnknownItemError`` naming the first few ids that are not committed items
+        and why (:func:`~modalchorus.store.items.unknown_items_message`).
 
         Parameters
         ----------
+        conn : sqlite3.Connection
+            The catalog, in the same snapshot or write transaction as ``head``.
         head : dict[str, int]
             The committed head (of the snapshot or write transaction).
         item_ids : list[str]
@@ -297,12 +300,9 @@ class Workspace:
             pos = positions(item_ids, known)
         missing = np.flatnonzero(pos < 0)
         if missing.size:
-            named = ", ".join(repr(item_ids[i]) for i in missing[:_NAMED_IDS].tolist())
-            more = ", ..." if missing.size > _NAMED_IDS else ""
-            raise UnknownItemError(
-                f"{missing.size} of {len(item_ids)} item ids are not items of the workspace: "
-                f"{named}{more}"
-            )
+            unknown = [item_ids[i] for i in missing.tolist()]
+            datasets = self._dataset_order(conn)
+            raise UnknownItemError(unknown_items_message(unknown, len(item_ids), datasets))
 
     def _item_rows(
         self,
@@ -381,13 +381,7 @@ class Workspace:
         name = dataset.name
         classes = None if dataset.classes is None else json.dumps(list(dataset.classes))
         skipped = json.dumps([{"id": s.id, "reason": s.reason} for s in dataset.skipped])
-        try:
-            added, updated, n_images, n_texts = self._add_dataset(
-                name, rows, (classes, skipped), batch
-            )
-        except _Unchanged as unchanged:
-            added, updated, n_images, n_texts = unchanged.args
-            logger.info("add_dataset %s: nothing changed, nothing written", name)
+        added, updated, n_images, n_texts = self._add_dataset(name, rows, (classes, skipped), batch)
         result = AddResult(
             dataset=name,
             added=int(added.sum()),
@@ -409,8 +403,8 @@ class Workspace:
     ) -> tuple[np.ndarray, np.ndarray, int, int]:
         """The write of :meth:`add_dataset`; ``meta`` is the dataset's (classes, skipped).
 
-        Returns (added, updated, n_images, n_texts); raises :class:`_Unchanged` with them
-        (after rolling back) when nothing would change.
+        Returns (added, updated, n_images, n_texts). A write that would change nothing
+        is marked unchanged: it rolls back and logs no commit.
         """
         classes, skipped = meta
         with self._write(f"add_dataset {name}") as tx:
@@ -440,7 +434,8 @@ class Workspace:
                 "SELECT classes, skipped, n_images, n_texts FROM datasets WHERE name = ?", (name,)
             ).fetchone()
             if not tx.staged_versions() and stored == (classes, skipped, n_images, n_texts):
-                raise _Unchanged(added, updated, n_images, n_texts)
+                tx.mark_unchanged()  # the same rows and metadata again: no commit
+                return added, updated, n_images, n_texts
             now = utc_now()
             tx.conn.execute(
                 "INSERT INTO datasets(name, classes, skipped, n_images, n_texts, added_at, "
@@ -515,7 +510,7 @@ class Workspace:
         if not ids:
             raise ValueError("item_ids is empty: name at least one item to remove")
         with self._write(f"remove_items n={len(ids)}") as tx:
-            self._require_items(tx.head, ids)
+            self._require_items(tx.conn, tx.head, ids)
             table = tx.table(ITEMS_TABLE, ITEMS_SCHEMA)
             stored = scan(table, ["id", "image_id", "dataset"])
             asked = set(ids)
@@ -657,13 +652,10 @@ class Workspace:
                 encoder = self._encoder(conn, encoder_id)
             check_dim(encoder_id, None if encoder is None else encoder.dim, batch.dim)
             return PutResult(encoder_id, batch.dim, 0, 0, 0)
-        try:
-            with self._write(f"put_embeddings {encoder_id} n={n}") as tx:
-                result = self._put_embeddings(tx, batch)
-                if not tx.staged_versions():
-                    raise _Unchanged  # same vectors already stored: roll back, no commit
-        except _Unchanged:
-            logger.info("put_embeddings %s: nothing changed, nothing written", encoder_id)
+        with self._write(f"put_embeddings {encoder_id} n={n}") as tx:
+            result = self._put_embeddings(tx, batch)
+            if not tx.staged_versions():
+                tx.mark_unchanged()  # same vectors already stored: roll back, no commit
         return result
 
     def _put_embeddings(self, tx: transaction.WriteTransaction, batch: EmbeddingBatch) -> PutResult:
@@ -857,8 +849,8 @@ class Workspace:
             Bad name, ids, shape, dtype, NaN/inf, params, metrics or file names; checked
             before anything is written.
         UnknownItemError
-            Some ids are not items of the workspace (names the first few). Nothing is
-            written.
+            Some ids are not items of the workspace (names the first few, and why).
+            Nothing is written.
         """
         batch = proj.validate_projection(
             name,
@@ -889,7 +881,7 @@ class Workspace:
         name = batch.name
         key = projection_key(name)
         n = len(batch.item_ids)
-        self._require_items(tx.head, batch.item_ids)
+        self._require_items(tx.conn, tx.head, batch.item_ids)
 
         old = tx.conn.execute(
             "SELECT model_files FROM projections WHERE name = ?", (name,)
@@ -1067,7 +1059,7 @@ class Workspace:
             Empty ``item_ids`` ("a set needs at least one item"), a bad or taken name,
             a bad colour or description. Nothing is written.
         UnknownItemError
-            Some ids are not items of the workspace (names the first few).
+            Some ids are not items of the workspace (names the first few, and why).
         """
         name = set_rows.check_set_name(name)
         color = set_rows.check_color(color)
@@ -1075,7 +1067,7 @@ class Workspace:
         ids = set_rows.check_members(item_ids)
         with self._write(f"create_set {name}") as tx:
             set_rows.require_free_name(tx.conn, name)
-            self._require_items(tx.head, ids)
+            self._require_items(tx.conn, tx.head, ids)
             set_id = set_rows.insert_set(tx.conn, name, color, description, utc_now())
             set_rows.write_members(tx.conn, set_id, ids)
             info = set_rows.read_set(tx.conn, set_id)
@@ -1106,17 +1098,15 @@ class Workspace:
         """
         set_id = set_rows.check_set_id(set_id)
         name = set_rows.check_set_name(name)
-        try:
-            with self._write(f"rename_set {set_id} {name}") as tx:
-                old = set_rows.read_set(tx.conn, set_id)
-                if old.name == name:
-                    raise _Unchanged(old)  # its own name: no write, updated_at kept
-                set_rows.require_free_name(tx.conn, name, set_id)
-                set_rows.rename(tx.conn, set_id, name, utc_now())
-                runs.rename_set_references(tx.conn, old.name, name)
-                info = set_rows.read_set(tx.conn, set_id)
-        except _Unchanged as unchanged:
-            return unchanged.args[0]
+        with self._write(f"rename_set {set_id} {name}") as tx:
+            old = set_rows.read_set(tx.conn, set_id)
+            if old.name == name:
+                tx.mark_unchanged()  # its own name: no write, updated_at kept
+                return old
+            set_rows.require_free_name(tx.conn, name, set_id)
+            set_rows.rename(tx.conn, set_id, name, utc_now())
+            runs.rename_set_references(tx.conn, old.name, name)
+            info = set_rows.read_set(tx.conn, set_id)
         logger.info("rename_set %d: %s", set_id, name)
         return info
 
@@ -1136,7 +1126,7 @@ class Workspace:
         ids = set_rows.check_members(item_ids)
         with self._write(f"update_set_items {set_id} n={len(ids)}") as tx:
             set_rows.require_set(tx.conn, set_id)
-            self._require_items(tx.head, ids)
+            self._require_items(tx.conn, tx.head, ids)
             set_rows.write_members(tx.conn, set_id, ids)
             set_rows.touch(tx.conn, set_id, utc_now())
             info = set_rows.read_set(tx.conn, set_id)
@@ -1304,15 +1294,13 @@ class Workspace:
         with self._write(f"alignment {direction} {encoder_id}") as tx:
             base = runs.base_of(tx.conn, encoder_id)
             current = runs.active_run_id(tx.conn, base)
+            target = current if direction == "undo" else runs.newest_child(tx.conn, base, current)
+            if target is None:
+                tx.mark_unchanged()  # nothing to undo or redo: no commit
+                return None
             if direction == "undo":
-                if current is None:
-                    return None
-                target = current
                 runs.set_active_run(tx.conn, base, runs.read_run(tx.conn, current).parent_run_id)
             else:
-                target = runs.newest_child(tx.conn, base, current)
-                if target is None:
-                    return None
                 runs.set_active_run(tx.conn, base, target)
             return runs.read_run(tx.conn, target)
 
