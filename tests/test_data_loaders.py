@@ -342,6 +342,29 @@ def test_manifest_csv(manifest_dir: Path) -> None:
     assert "not found" in skipped["imgs/missing.jpg"]
 
 
+def test_manifest_ids_reveal_no_folder_outside_the_manifests(
+    tmp_path: Path, real_jpegs: list[Path]
+) -> None:
+    """Absolute paths inside the manifest's folder become relative ids; outside it, the id
+    names the file but not its folders (ids are shown to every user of the server)."""
+    inside, outside = tmp_path / "set" / "imgs", tmp_path / "private" / "home"
+    for folder in (inside, outside):
+        folder.mkdir(parents=True)
+        shutil.copy(real_jpegs[0], folder / "a.jpg")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(real_jpegs[1], other / "a.jpg")  # same file name, another folder
+    path = tmp_path / "set" / "pairs.jsonl"
+    rows = [inside / "a.jpg", outside / "a.jpg", other / "a.jpg", outside / "a.jpg"]
+    path.write_text("".join(json.dumps({"image": str(p), "caption": "c"}) + "\n" for p in rows))
+    ids = [r.id for r in load_manifest(path, caption_column="caption").images]
+    assert ids[0] == "imgs/a.jpg" and len(ids) == 3
+    assert all(i.startswith("external/") and i.endswith("/a.jpg") for i in ids[1:])
+    assert ids[1] != ids[2] and not any(str(tmp_path) in i or "private" in i for i in ids)
+    again = [r.id for r in load_manifest(path, caption_column="caption").images]
+    assert again == ids  # stable across loads
+
+
 def test_manifest_jsonl(manifest_dir: Path) -> None:
     path = manifest_dir / "pairs.jsonl"
     lines = [

@@ -287,6 +287,38 @@ def test_sets_create_list_rename_delete(client, encoder) -> None:
     assert gone.status_code == 404 and str(set_["id"]) in detail(gone)
 
 
+def test_a_set_of_unknown_items_is_a_404_naming_them_and_why(client, encoder) -> None:
+    """Worded as the items and intents routes word unknown ids ("unknown item id ..."),
+    the first few named, each with why: sets span datasets, so an id is unknown because
+    its dataset has no such item, no dataset has its prefix, or it is no item id."""
+    known = points(client, CIFAR, encoder)[1]["id"][0]
+    before = client.get("/api/sets").json()
+    cases = [
+        (
+            [known, f"{CIFAR}/images/99999.png"],
+            f"unknown item id '{CIFAR}/images/99999.png' (dataset '{CIFAR}' has no item "
+            "with this id)",
+        ),
+        (["nope/x"], "unknown item id 'nope/x' (the workspace has no dataset 'nope')"),
+        ([known, "x"], "unknown item id 'x' (not an item id: item ids are '<dataset>/"),
+        (
+            [known, *(f"nope/{i}" for i in range(5)), f"{CIFAR}/gone"],
+            "6 of 7 item ids are unknown: 'nope/0', 'nope/1', 'nope/2' (the workspace has no "
+            "dataset 'nope'); and 3 more",
+        ),
+        (
+            ["nope/0", f"{CIFAR}/gone", "nope/1"],
+            "3 of 3 item ids are unknown: 'nope/0', 'nope/1' (the workspace has no dataset "
+            f"'nope'); '{CIFAR}/gone' (dataset '{CIFAR}' has no item with this id)",
+        ),
+    ]
+    for ids, message in cases:
+        response = client.post("/api/sets", json={"name": "unknown members", "item_ids": ids})
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"].startswith(message), response.text
+    assert client.get("/api/sets").json() == before  # nothing was created
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -101,6 +101,60 @@ def projection_table(workspace: Workspace, name: str) -> pd.DataFrame:
     return layout_table(workspace.items(), ids, coords)
 
 
+def _shared_folder(paths: list[str]) -> str | None:
+    """The deepest folder holding every one of ``paths`` (normalised absolute paths), or
+    None when that is only a file system root or they are on different drives."""
+    try:
+        folder = os.path.commonpath({os.path.dirname(path) for path in paths})
+    except ValueError:  # different drives
+        return None
+    return None if os.path.dirname(folder) == folder else folder
+
+
+def relative_sources(items: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``items`` whose ``source`` column shows no folder of this machine, for
+    tables served over HTTP (a server bound to all interfaces serves remote users).
+
+    The workspace does not record the folder a dataset was loaded from, so a dataset's
+    folder is taken to be the deepest folder holding all of its files: each absolute
+    source becomes its path below that folder, with ``/`` separators (``val2017/1.jpg``;
+    ``data_batch_1#17`` for record 17 of a CIFAR batch file; a one-file dataset: the file
+    name). That is how a user holding the same dataset finds the file, and it is the same
+    whichever machine or folder the dataset was loaded from. When a dataset's files share
+    no folder but a file system root (a manifest of files from unrelated places), each
+    source is its file name only. Sources that are not absolute paths (``""`` for texts)
+    are kept.
+
+    Parameters
+    ----------
+    items : pandas.DataFrame
+        With ``dataset`` and ``source`` columns: every item of each dataset the result is
+        used for (the folder is found from all of them).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same shape, columns and index.
+    """
+    sources = items["source"].tolist()
+    by_dataset: dict[str, list[int]] = {}
+    for row, (dataset, source) in enumerate(zip(items["dataset"], sources, strict=True)):
+        if isinstance(source, str) and os.path.isabs(source):
+            sources[row] = os.path.normpath(source)
+            by_dataset.setdefault(dataset, []).append(row)
+    for rows in by_dataset.values():
+        folder = _shared_folder([sources[row] for row in rows])
+        # Normalised paths all below ``folder``: what follows it and a separator.
+        start = len(os.path.join(folder, "")) if folder is not None else None
+        for row in rows:
+            path = sources[row]
+            shown = os.path.basename(path) if start is None else path[start:]
+            sources[row] = shown if os.sep == "/" else shown.replace(os.sep, "/")
+    out = items.copy()
+    out["source"] = pd.Series(sources, index=items.index, dtype=items["source"].dtype)
+    return out
+
+
 def csv_safe(table: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``table`` whose text cells a spreadsheet shows as text, for CSV output.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import posixpath
@@ -192,14 +193,19 @@ def _group_for_row(
 
 
 def _resolve(reference: str, base: Path) -> tuple[str, Path]:
-    """Stable id and file path of an image reference relative to ``base``."""
+    """Stable id and file path of an image reference relative to ``base``.
+
+    An absolute path outside ``base`` gets the id ``external/<folder digest>/<file name>``:
+    ids are shown to every user of the server, and a path would reveal its folders.
+    """
     path = Path(reference)
     if not path.is_absolute():
         return posixpath.normpath(path.as_posix()), base / path
     try:
         return posixpath.normpath(path.relative_to(base).as_posix()), path
     except ValueError:
-        return path.as_posix(), path
+        folder = hashlib.sha256(path.parent.as_posix().encode()).hexdigest()[:12]
+        return f"external/{folder}/{path.name}", path
 
 
 def _optional_field(

@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from modalchorus.exporting import csv_safe, layout_table
+from modalchorus.exporting import csv_safe, layout_table, relative_sources
 from modalchorus.projecting import projection_dataset
 from modalchorus.server.compression import accepts_gzip
 from modalchorus.server.errors import conflict, invalid, not_found
@@ -143,11 +143,15 @@ def get_projection_csv(
     """The projection as a CSV download, one row per item (as ``modalchorus export`` writes).
 
     Columns ``id, kind, dataset, label, text, image_id, source, x, y``; rows in the order of
-    ``/api/projection/points``.
+    ``/api/projection/points``. ``source`` never shows the server's folders: an image
+    file's path below the folder holding all of its dataset's files (``val2017/1.jpg``;
+    its name alone when they share no folder), as a user holding the dataset finds it.
+    ``modalchorus export``, run where the files are, writes absolute paths instead.
     """
     view = _view(state, dataset, encoder, method, "query", version)
     _, coords = _stored(state, view, method)
-    table = layout_table(state.workspace.items(), view.ids, coords)
+    # Relative to each dataset's folder, found from all of its items (not only those shown).
+    table = layout_table(relative_sources(state.workspace.items()), view.ids, coords)
     filename = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{method}-{view.dataset}") + ".csv"
     # Texts a spreadsheet would run as formulas get a leading "'" (csv_safe); said here, not
     # in the docstring, which is the OpenAPI description that web/openapi.json copies.

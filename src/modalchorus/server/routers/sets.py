@@ -50,7 +50,7 @@ def list_sets(state: State) -> list[SetOut]:
     responses={**NOT_FOUND, 409: {"model": Problem}},
 )
 def create_set(body: SetCreate, state: State) -> SetOut:
-    """Create a set; 404 names unknown item ids, 409 a taken name."""
+    """Create a set; 404 names unknown item ids (the first few, and why), 409 a taken name."""
     try:
         info = state.workspace.create_set(
             body.name, body.item_ids, color=body.color, description=body.description
