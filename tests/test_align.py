@@ -300,6 +300,31 @@ def test_undo_redo_and_branching(ws: Workspace, built) -> None:
     assert [r.active for r in ws.alignment_runs(base)] == [False, False, True]
 
 
+def test_a_cancel_while_placing_or_scoring_writes_nothing(ws: Workspace, built) -> None:
+    """Placing the new version and scoring it report progress per layout and per dataset and
+    version: a cancel (an exception from ``progress``) there stops the run, writing nothing."""
+    base = built["encoder_id"]
+    cats, dogs = prompt_set(ws, "cat"), prompt_set(ws, "dog")
+    image = ws.items(dataset="cifar10", kind="image")["id"].iloc[0]
+    seq = ws.summary()["last_commit"]["seq"]
+
+    class Cancelled(Exception):
+        pass
+
+    for point in ("placing the new embeddings with", "task metrics of"):
+        messages: list[str] = []
+
+        def progress(fraction: float, message: str, point=point, messages=messages) -> None:
+            messages.append(message)
+            if message.startswith(point):
+                raise Cancelled
+
+        with pytest.raises(Cancelled):
+            run_alignment(ws, [PointSet(image, cats, dogs)], encoder_id=base, progress=progress)
+        assert ws.summary()["last_commit"]["seq"] == seq and ws.alignment_runs(base) == []
+        assert messages[-1].startswith(point)
+
+
 def test_export_loads_back_through_the_registry(ws: Workspace, built, tmp_path, data_dir) -> None:
     base = built["encoder_id"]
     cats = prompt_set(ws, "cat")

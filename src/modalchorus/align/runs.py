@@ -183,19 +183,22 @@ def run_alignment(
         report(1.0, f"identical to run {same[0].id}: made it current again")
         return workspace.activate_alignment_run(same[0].id)
 
-    report(0.82, "placing the new embeddings in the same frame")
     lookup_old = _lookup(ids, reference)
     lookup_new = _lookup(ids, new)
     kind_of = dict(zip(ids, items["kind"], strict=True))
     # Free texts (class prompts, typed concepts) score the agreement, as at fit time.
     free_texts = set(items.loc[~is_image & items["image_id"].isna(), "id"])
     layouts, moved = _same_frame_layouts(
-        workspace, parent_id, new_id, lookup_new, kind_of, free_texts
+        workspace, parent_id, new_id, lookup_new, kind_of, free_texts, report
     )
-    report(0.92, "computing task metrics before and after")
+    # A report between the scorings of each dataset and version: each is a cancel point.
     datasets = sorted(set(items["dataset"]))
-    before = {d: task_metrics(workspace, d, lookup_old) for d in datasets}
-    after = {d: task_metrics(workspace, d, lookup_new) for d in datasets}
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    steps = [(before, lookup_old, d) for d in datasets] + [(after, lookup_new, d) for d in datasets]
+    for n, (scores, lookup, dataset) in enumerate(steps):
+        report(0.92 + 0.05 * n / len(steps), f"task metrics of {dataset}")
+        scores[dataset] = task_metrics(workspace, dataset, lookup)
     record = {
         "parent_run_id": parent_run,
         "base_encoder_id": base,
@@ -255,12 +258,16 @@ def _same_frame_layouts(
     lookup: Callable[[list[str]], np.ndarray],
     kind_of: dict[str, str],
     free_texts: set[str],
+    report: Progress,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Place the new version with each fitted MFM of the parent; the most-moved points."""
+    """Place the new version with each fitted MFM of the parent; the most-moved points.
+
+    ``report`` is called before each layout (a cancel point)."""
     layouts, moved = [], []
     for info in workspace.projections(parent_id):
         if info.method != "mfm" or not info.model_files:
             continue
+        report(0.82, f"placing the new embeddings with {info.name}")
         model = load_projection_model(workspace, info.name)
         item_ids, old = workspace.get_projection(info.name)
         current = np.array([i in kind_of for i in item_ids], dtype=bool)
