@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from modalchorus.align import (
     IntentError,
@@ -36,7 +38,7 @@ from modalchorus.embedding import embed_dataset
 from modalchorus.encoders import create_encoder
 from modalchorus.evaluation import workspace_task_metrics
 from modalchorus.projecting import project_dataset, projection_name, resolve_encoder_id
-from modalchorus.store import UnknownSetError, Workspace
+from modalchorus.store import UnknownEncoderError, UnknownSetError, Workspace
 from modalchorus.tasks.classification import class_embeddings, with_class_prompts
 
 HELPERS = Path(__file__).parent / "helpers"
@@ -208,6 +210,40 @@ def test_bad_intents_fail_clearly_and_change_nothing(ws: Workspace, built) -> No
     assert ws.alignment_runs() == []
 
 
+def test_bad_run_requests_are_refused_before_any_write(ws: Workspace, built) -> None:
+    """Every refusal names the problem, and the workspace's last commit is unchanged."""
+    base = built["encoder_id"]
+    cats = prompt_set(ws, "cat")
+    images = ws.items(dataset="cifar10", kind="image")["id"].tolist()
+    good = [PointSet(images[0], cats)]
+    ws.remove_items([images[1]])
+    seq = ws.summary()["last_commit"]["seq"]
+    cases = [
+        ({"encoder_id": "no-such-encoder"}, UnknownEncoderError, "no-such-encoder"),
+        ({"encoder_id": f"{base}~adapter@000000000000"}, UnknownEncoderError, "000000000000"),
+        ({"intents": [PointSet(images[0], "no such set")]}, UnknownSetError, "no such set"),
+        # An item removed since: as the point, or a member of a listed set.
+        ({"intents": [PointSet(images[1], cats)]}, IntentError, "unknown item id"),
+        ({"intents": [PointSet(images[0], [images[1], images[2]])]}, IntentError, "unknown"),
+        # A single intent, not a list: a TypeError ("object of type 'PointSet' has no len()").
+        ({"intents": good[0]}, IntentError, "intents must be a list of PointSet / SetSet"),
+        ({"scope": "everything"}, ValueError, "unknown scope 'everything'"),
+        ({"scope": "lora"}, ValueError, "pass encoder, images and texts"),
+        # TypeErrors ("got multiple values for argument 'scope'", "unexpected keyword ...").
+        ({"params": {"scope": "lora"}}, ValueError, "'scope' \\(an argument of run_alignment"),
+        ({"params": {"progress": print}}, ValueError, "'progress' \\(an argument of run_alignment"),
+        ({"params": {"stepz": 3}}, ValueError, "unknown tuner parameter 'stepz'; use any of steps"),
+        ({"params": [("steps", 3)]}, ValueError, "params must be a dict"),
+        ({"params": {"temperature": 1e-9}}, ValueError, "temperature must be at least"),
+    ]
+    for change, error, message in cases:
+        request = {"intents": good, "encoder_id": base, **change}
+        with pytest.raises(error, match=message):
+            run_alignment(ws, **request)
+        assert ws.summary()["last_commit"]["seq"] == seq, change
+    assert ws.alignment_runs() == []
+
+
 def test_adapter_run_fixes_targets_preserves_the_rest_and_keeps_the_frame(
     ws: Workspace, built
 ) -> None:
@@ -343,6 +379,12 @@ def test_export_loads_back_through_the_registry(ws: Workspace, built, tmp_path, 
     np.testing.assert_allclose(encoded, stored, atol=1e-4)
     with pytest.raises(FileNotFoundError, match="no alignment.json"):
         create_encoder(f"aligned:{tmp_path}")
+    # Edited weights would load as the recorded version, embedding differently under its id.
+    edited = export_run(ws, run.id, tmp_path / "edited") / "alignment.safetensors"
+    tensors = {k: v * 1.5 for k, v in load_tensors(edited.read_bytes()).items()}
+    edited.write_bytes(save_tensors(tensors))
+    with pytest.raises(ValueError, match="edited or damaged"):
+        create_encoder(f"aligned:{edited.parent}")
     (folder / "alignment.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="alignment.safetensors is not a valid safetensors file"):
         create_encoder(f"aligned:{folder}")

@@ -222,14 +222,16 @@ def resolve_intents(
     Raises
     ------
     IntentError
-        No intents, empty sets, a point in its own avoid set, a point set that overlaps
-        its avoid set, or two identical sets in a set-set intent.
+        Not a sequence of intents, no intents, empty sets, a point in its own avoid set, a
+        point set that overlaps its avoid set, or two identical sets in a set-set intent.
     UnknownIntentItemError
         An item id (the point or a listed or set member) not in ``known_ids``; an
         ``IntentError`` and an ``UnknownItemError``.
     UnknownSetError
         A set id or name the workspace does not hold.
     """
+    if isinstance(intents, str) or not isinstance(intents, Sequence):
+        raise IntentError(f"intents must be a list of PointSet / SetSet, got {intents!r}")
     if not intents:
         raise IntentError("no intents given: state at least one point-set or set-set intent")
 

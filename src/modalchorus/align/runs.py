@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +137,14 @@ def run_alignment(
         Bad intents (nothing is written).
     UnknownSetError, UnknownEncoderError
         Unknown set reference or encoder (nothing is written).
+    ValueError
+        Unknown or bad tuner parameters, checked before any work (nothing is written).
     """
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
+    tuner = AlignmentTuner(
+        scope, progress=lambda f, m: report(0.05 + 0.75 * f, m), **_tuner_params(params)
+    ).validate()
     base = workspace.encoder_family(encoder_id)
     parent_id = active_version(workspace, base)
     if encoder is not None and encoder.id != base:
@@ -152,10 +157,6 @@ def run_alignment(
     is_image = (items["kind"] == "image").to_numpy()
     row_of = {item_id: row for row, item_id in enumerate(ids)}
     resolved = resolve_intents(workspace, intents, set(row_of))
-
-    tuner = AlignmentTuner(
-        scope, progress=lambda f, m: report(0.05 + 0.75 * f, m), **(params or {})
-    )
 
     def images() -> list[Image.Image]:  # tower scopes: every image, decoded once
         sources = items.loc[is_image, "source"].tolist()
@@ -229,6 +230,22 @@ def run_alignment(
     # nothing (see modalchorus.server.jobs).
     logger.info("alignment run %d (%s) took %.1f s", info.id, scope, info.seconds)
     return info
+
+
+def _tuner_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``params`` as :class:`AlignmentTuner` keywords, or a ValueError naming a bad key."""
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise ValueError(f"params must be a dict of tuner parameters, got {params!r}")
+    allowed = [name for name in AlignmentTuner().get_params() if name != "scope"]
+    for name in params:
+        if name not in allowed:
+            own = " (an argument of run_alignment itself)" if name in ("scope", "progress") else ""
+            raise ValueError(
+                f"unknown tuner parameter {name!r}{own}; use any of {', '.join(allowed)}"
+            )
+    return dict(params)
 
 
 def _load_image(source: str) -> Image.Image:

@@ -79,15 +79,14 @@ class AlignmentState:
 
     def digest(self) -> str:
         """First 12 hex digits of sha256 over the weights and the config."""
-        h = hashlib.sha256(self.weights_bytes())
-        h.update(json.dumps(self._config(), sort_keys=True).encode())
-        return h.hexdigest()[:12]
+        return _digest(self.weights_bytes(), self._config())
 
     def encoder_id(self, scope: str) -> str:
         """Id of the embedding version this state defines."""
         return f"{self.base_encoder_id}~{scope}@{self.digest()}"
 
     def _config(self) -> dict[str, Any]:
+        # Every key is signed by the digest: _check_digest lists them too.
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -111,10 +110,15 @@ class AlignmentState:
     def from_files(cls, files: dict[str, bytes]) -> tuple[AlignmentState, str]:
         """Parse files written by :meth:`to_files`; returns the state and its encoder id.
 
+        The encoder id ends with the digest of both files (see :meth:`digest`), so an edited
+        or damaged file is refused. Only ``base_spec`` may be set by hand (the base encoder
+        it creates must still have the recorded ``base_encoder_id``).
+
         Raises
         ------
         ValueError
-            Missing files, another format, or tensors that do not match the config.
+            Missing files or keys, another format, or files that do not match the digest
+            in their encoder id.
         """
         for name in (CONFIG_FILE, WEIGHTS_FILE):
             if name not in files:
@@ -127,10 +131,14 @@ class AlignmentState:
             raise ValueError(f"{CONFIG_FILE} is not a ModalChorus alignment config")
         if config.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"unsupported alignment format version {config.get('format_version')}")
+        for key in ("base_encoder_id", "dim", "n_adapters", "encoder_id"):
+            if key not in config:
+                raise ValueError(f"{CONFIG_FILE} lacks {key}")
         try:
             tensors = load_tensors(files[WEIGHTS_FILE])
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
             raise ValueError(f"{WEIGHTS_FILE} is not a valid safetensors file: {exc}") from None
+        _check_digest(config, files[WEIGHTS_FILE])
         tower = {
             k[len(_TOWER_PREFIX) :]: v for k, v in tensors.items() if k.startswith(_TOWER_PREFIX)
         }
@@ -156,6 +164,43 @@ class AlignmentState:
     def adapter_modules(self) -> list[ModalityAdapters]:
         """The output adapter chain as frozen modules."""
         return [ModalityAdapters.from_state(state) for state in self.adapters]
+
+
+def _digest(weights: bytes, config: dict[str, Any]) -> str:
+    """First 12 hex digits of sha256 over a weights file and the config's fields."""
+    h = hashlib.sha256(weights)
+    h.update(json.dumps(config, sort_keys=True).encode())
+    return h.hexdigest()[:12]
+
+
+def _check_digest(config: dict[str, Any], weights: bytes) -> None:
+    """Refuse files whose bytes do not give the digest their encoder id ends with.
+
+    The file's own bytes are hashed, as written, not the tensors saved again. ``base_spec``
+    is the one field a user may fill in (:func:`load_aligned_encoder` asks for it when a
+    run could not tell it): the config is also accepted with ``base_spec`` as a run
+    records it.
+    """
+    encoder_id, base = str(config["encoder_id"]), config["base_encoder_id"]
+    fields = ("format", "format_version", "base_encoder_id", "dim", "tower", "lora", "n_adapters")
+    signed = {k: config.get(k) for k in fields}
+    recorded = encoder_id.rpartition("@")[2]
+
+    def signs(spec: str | None) -> bool:
+        return _digest(weights, {**signed, "base_spec": spec}) == recorded
+
+    if not (
+        encoder_id.startswith(f"{base}~")
+        and (
+            signs(config.get("base_spec"))
+            or signs(None)
+            or (isinstance(base, str) and signs(infer_base_spec(base)))
+        )
+    ):
+        raise ValueError(
+            f"{CONFIG_FILE} and {WEIGHTS_FILE} do not match the digest of their version "
+            f"{encoder_id!r}: one of them was edited or damaged"
+        )
 
 
 def apply_adapters(

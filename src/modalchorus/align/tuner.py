@@ -28,7 +28,7 @@ import copy
 import inspect
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from PIL import Image
 
 from modalchorus.align import losses
 from modalchorus.align.adapters import ModalityAdapters
+from modalchorus.align.intents import MAX_STRENGTH, MODES
 from modalchorus.align.state import AlignmentState, apply_adapters
 from modalchorus.align.towers import (
     TOWER_SCOPES,
@@ -179,6 +180,15 @@ class _TowerRows:
 MAX_STEPS = 1_000_000
 #: Highest LoRA or adapter rank (embeddings and tower widths are well under it).
 MAX_RANK = 4_096
+#: Smallest softmax temperature: the softmax of cosines is a hard maximum well before it;
+#: smaller ones only scale the losses up, until float32 overflows (at about 1e-38).
+MIN_TEMPERATURE = 1e-4
+#: Largest preservation weight: beyond it every row is frozen and float32 losses overflow.
+MAX_PRESERVE_WEIGHT = 1e6
+#: Largest seed (``torch.manual_seed`` takes 64 bits).
+MAX_SEED = 2**64 - 1
+#: How far a reference row's L2 norm may be from 1 before fit normalises it.
+UNIT_TOLERANCE = 1e-3
 
 
 def _integer(
@@ -222,6 +232,130 @@ def _number(
     return float(value)
 
 
+def _row_indices(name: str, values: Any, n: int) -> np.ndarray:
+    """``values`` as a 1-D int64 array of rows in ``[0, n)``, or a ValueError naming ``name``."""
+    rows = np.asarray(values)
+    if rows.size == 0:
+        return np.zeros(0, np.int64)
+    if rows.ndim != 1 or rows.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be a 1-D array of row indices, got {rows!r}")
+    if rows.min() < 0 or rows.max() >= n:
+        bad = int(rows[(rows < 0) | (rows >= n)][0])
+        raise ValueError(f"{name} names row {bad}, outside the {n} rows of reference")
+    return rows.astype(np.int64)
+
+
+def _check_rows(
+    reference: Any, is_image: Any, parent: AlignmentState, concepts: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Checked ``(reference float32 (n, d), is_image bool (n,), concepts int64)``.
+
+    Rows of another length than 1 are L2-normalised (a copy).
+
+    Raises
+    ------
+    ValueError
+        Naming what is wrong: shapes, dtypes, non-finite or all-zero rows, a ``parent`` of
+        another dimension, concept rows out of range.
+    """
+    ref = np.asarray(reference)
+    if ref.ndim != 2 or ref.shape[0] == 0 or ref.shape[1] == 0:
+        raise ValueError(f"reference must have shape (n, d) with n, d >= 1, got {ref.shape}")
+    if ref.dtype.kind not in "fiu":
+        raise ValueError(f"reference must hold real numbers, got dtype {ref.dtype}")
+    with np.errstate(over="ignore"):
+        ref = np.ascontiguousarray(ref, np.float32)
+    finite = np.isfinite(ref).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise ValueError(
+            f"reference row {row} is not finite (NaN, inf or beyond float32's range); "
+            f"{int((~finite).sum())} such row(s)"
+        )
+    norms = np.sqrt(np.einsum("ij,ij->i", ref, ref, dtype=np.float64))  # float32 squares overflow
+    if not norms.all():
+        row = int(np.flatnonzero(norms == 0)[0])
+        raise ValueError(f"reference row {row} is all zeros: an embedding needs a direction")
+    # Preservation compares unit outputs with these rows: any scale is taken as a direction,
+    # as ModalFusionMap does; unit rows are left exactly as given.
+    off = np.abs(norms - 1) > UNIT_TOLERANCE
+    if off.any():
+        ref = ref.copy()  # may be the caller's array
+        ref[off] = ref[off] / norms[off, None]
+    n, dim = ref.shape
+    image = np.asarray(is_image)
+    if image.shape != (n,):
+        raise ValueError(f"is_image must have shape ({n},) as reference's rows, got {image.shape}")
+    if image.dtype != bool and not (image.dtype.kind in "iuf" and np.isin(image, (0, 1)).all()):
+        raise ValueError(f"is_image must hold booleans (or 0 and 1), got dtype {image.dtype}")
+    if parent.dim != dim:
+        raise ValueError(
+            f"reference has dimension {dim} but the parent state {parent.dim} "
+            f"(of {parent.base_encoder_id!r})"
+        )
+    rows = _row_indices("concepts", [] if concepts is None else concepts, n)
+    return ref, image.astype(bool), rows
+
+
+def _check_intents(intents: Any, n: int) -> list[IndexedIntent]:
+    """``intents`` with every row set a 1-D int64 array in ``[0, n)``.
+
+    The checks of :func:`modalchorus.align.intents.resolve_intents`, on rows.
+
+    Raises
+    ------
+    ValueError
+        No intents; an intent naming rows out of range, of an unknown kind or strength,
+        with an empty set, a point in its avoid set (or its target holding only the
+        point), target and avoid sets that overlap, or sets a and b that are the same.
+    """
+    if isinstance(intents, IndexedIntent) or not isinstance(intents, Sequence):
+        raise ValueError(f"intents must be a sequence of IndexedIntent, got {intents!r}")
+    if not intents:
+        raise ValueError("no intents to tune for")
+    checked = []
+    for number, intent in enumerate(intents, 1):
+        where = f"intent {number}"
+        if not isinstance(intent, IndexedIntent):
+            raise ValueError(f"{where} is not an IndexedIntent (see index_intents): {intent!r}")
+        if intent.kind not in ("point-set", *MODES):
+            raise ValueError(
+                f"{where}: kind must be 'point-set', 'align' or 'separate', got {intent.kind!r}"
+            )
+        strength = _number(f"{where} strength", intent.strength, 0, MAX_STRENGTH, open_low=True)
+        sets = {
+            k: _row_indices(f"{where} {k}", getattr(intent, k), n)
+            for k in ("target", "avoid", "a", "b")
+        }
+        point = intent.point
+        if intent.kind == "point-set":
+            if isinstance(point, bool) or not isinstance(point, int | np.integer):
+                raise ValueError(f"{where}: point must be a row index, got {point!r}")
+            point = int(_row_indices(f"{where} point", [point], n)[0])
+            if len(sets["a"]) or len(sets["b"]):
+                raise ValueError(f"{where}: a point-set intent has no sets a and b")
+            target, avoid = sets["target"], sets["avoid"]
+            if set(target.tolist()) <= {point}:
+                raise ValueError(f"{where}: the target set is empty or holds only the point")
+            if point in avoid:
+                raise ValueError(f"{where}: the point (row {point}) is in its avoid set")
+            both = np.intersect1d(target, avoid)
+            if len(both):
+                raise ValueError(
+                    f"{where}: {len(both)} row(s) are in both target and avoid, e.g. {both[0]}"
+                )
+        else:
+            if point != -1 or len(sets["target"]) or len(sets["avoid"]):
+                raise ValueError(f"{where}: a set-set intent has no point, target or avoid")
+            for k in ("a", "b"):
+                if not len(sets[k]):
+                    raise ValueError(f"{where}: set {k} is empty")
+            if set(sets["a"].tolist()) == set(sets["b"].tolist()):
+                raise ValueError(f"{where}: sets a and b are the same rows")
+        checked.append(replace(intent, strength=strength, point=point, **sets))
+    return checked
+
+
 class AlignmentTuner:
     """Tune an embedding version toward stated intents while preserving everything else.
 
@@ -236,9 +370,10 @@ class AlignmentTuner:
     learning_rate : float | "auto"
         Adam learning rate; "auto" takes the scope's default.
     temperature : float
-        Softmax temperature of the point-set term.
+        Softmax temperature of the point-set term, at least :data:`MIN_TEMPERATURE`.
     preserve_weight : float | "auto"
-        Weight of the preservation term; "auto" takes the scope's default.
+        Weight of the preservation term, at most :data:`MAX_PRESERVE_WEIGHT`; "auto" takes
+        the scope's default.
     preserve_sample : int | "auto"
         Rows not named by any intent sampled per step for the preservation term; "auto"
         takes the scope's default.
@@ -256,13 +391,15 @@ class AlignmentTuner:
         Exempt from the zero-shot-logit preservation the rows whose nearest concept is an
         anchor (they sit in a class the intents contest, so they may change side).
     weight_decay : float
-        AdamW weight decay on the tuned parameters.
+        AdamW weight decay on the tuned parameters; ``weight_decay * learning_rate`` at
+        most 1.
     adapter_rank : int | None
         Rank of the ``adapter`` scope's residual maps (None: full rank). A low rank limits a
         run to a few random directions of change; the full-rank map, read on centred
         embeddings, generalises better from a few examples (see RESULTS.md).
     random_state : int
-        Seed of the row sampling (and of nothing global).
+        Seed of the row sampling and of the initial weights (and of nothing global), in
+        ``[0, 2**64)``: equal inputs and seed give identical embeddings.
     progress : callable, optional
         ``progress(fraction, message)`` during :meth:`fit`.
 
@@ -278,6 +415,11 @@ class AlignmentTuner:
         Resolved values of the "auto" parameters.
     seconds_ : float
         Wall time of :meth:`fit`.
+
+    Notes
+    -----
+    Hyper-parameters are checked by name when :meth:`fit` (or :meth:`validate`) runs, as
+    scikit-learn does; a failed fit leaves no fitted attribute.
     """
 
     def __init__(
@@ -317,14 +459,46 @@ class AlignmentTuner:
         self.random_state = random_state
         self.progress = progress
 
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters (JSON-serialisable; the progress callback excluded)."""
-        names = inspect.signature(type(self).__init__).parameters
-        keys = [k for k in names if k not in ("self", "progress")]
-        return {k: getattr(self, k) for k in keys}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyper-parameters, as scikit-learn's ``get_params`` (``deep`` has no effect).
+
+        JSON-serialisable: the progress callback is left out, so a ``sklearn.base.clone``
+        has the same hyper-parameters and no callback.
+        """
+        return {k: getattr(self, k) for k in self._param_names() if k != "progress"}
+
+    def set_params(self, **params: Any) -> AlignmentTuner:
+        """Set constructor parameters (``progress`` too); unknown names raise ``ValueError``."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"unknown parameter {name!r}; use any of {', '.join(valid)}")
+            setattr(self, name, value)
+        return self
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether :meth:`fit` has succeeded (:meth:`validate` alone does not fit)."""
+        return hasattr(self, "state_")
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags: fitted without a target."""
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False))
+
+    def _forget_fit(self) -> None:
+        """Drop every fitted attribute (the names ending in ``_``): back to unfitted."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
 
     def validate(self) -> AlignmentTuner:
         """Check the hyper-parameters and resolve the "auto" ones (``fit`` does it too).
+
+        The resolved values (``steps_``, ...) are set only when every check passes.
 
         Raises
         ------
@@ -339,29 +513,43 @@ class AlignmentTuner:
             value = getattr(self, name)
             return defaults[name] if isinstance(value, str) and value == "auto" else value
 
-        self.steps_ = _integer("steps", resolved("steps"), 1, MAX_STEPS, auto=True)
+        steps = _integer("steps", resolved("steps"), 1, MAX_STEPS, auto=True)
         # AdamW steps beyond 1 only diverge.
-        self.learning_rate_ = _number(
+        learning_rate = _number(
             "learning_rate", resolved("learning_rate"), 0, 1, auto=True, open_low=True
         )
-        self.preserve_sample_ = _integer(
+        preserve_sample = _integer(
             "preserve_sample", resolved("preserve_sample"), 0, None, auto=True
         )
-        self.preserve_weight_ = _number(
-            "preserve_weight", resolved("preserve_weight"), 0, None, auto=True
+        preserve_weight = _number(
+            "preserve_weight", resolved("preserve_weight"), 0, MAX_PRESERVE_WEIGHT, auto=True
         )
-        _number("temperature", self.temperature, 0, None, open_low=True)
+        if _number("temperature", self.temperature, 0, None, open_low=True) < MIN_TEMPERATURE:
+            raise ValueError(
+                f"temperature must be at least {MIN_TEMPERATURE:g} (the softmax is a hard "
+                f"maximum there already), got {self.temperature!r}"
+            )
         _integer("negative_sample", self.negative_sample, 1, None)
         _number("separate_margin", self.separate_margin, -1, 1)  # a cosine
         _integer("lora_rank", self.lora_rank, 1, MAX_RANK)
         _number("lora_alpha", self.lora_alpha, 0, None, open_low=True)
-        _number("weight_decay", self.weight_decay, 0, None)
+        # AdamW scales the weights by 1 - lr * weight_decay each step: past 1 they flip and grow.
+        if _number("weight_decay", self.weight_decay, 0, None) * learning_rate > 1:
+            raise ValueError(
+                f"weight_decay times learning_rate must be at most 1, got {self.weight_decay!r} "
+                f"x {learning_rate:g}"
+            )
         if self.adapter_rank is not None:
             _integer("adapter_rank", self.adapter_rank, 1, MAX_RANK, none=True)
-        _integer("random_state", self.random_state, 0, None)
+        if _integer("random_state", self.random_state, 0, None) > MAX_SEED:
+            raise ValueError(
+                f"random_state must be below 2**64 (a 64-bit seed), got {self.random_state}"
+            )
         for name in ("hold_anchors", "free_contested"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        self.steps_, self.learning_rate_ = steps, learning_rate
+        self.preserve_sample_, self.preserve_weight_ = preserve_sample, preserve_weight
         return self
 
     def fit(
@@ -381,7 +569,7 @@ class AlignmentTuner:
         Parameters
         ----------
         reference : numpy.ndarray, shape (n, d)
-            Parent-version unit embeddings of the rows.
+            Parent-version embeddings of the rows (unit rows; others are normalised).
         is_image : numpy.ndarray, shape (n,), bool
             Modality of each row.
         intents : Sequence[IndexedIntent]
@@ -404,20 +592,42 @@ class AlignmentTuner:
         -------
         AlignmentTuner
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            Bad hyper-parameters; ``reference`` rows not finite or all zeros; ``is_image``,
+            ``concepts`` or ``parent`` not matching it; intents naming rows out of range,
+            empty sets, a point in its own avoid set, a target set that overlaps its avoid
+            set or holds only the point, or a set-set intent over one set twice. After any
+            error the tuner is unfitted (no attribute of an earlier fit is left).
         """
+        try:
+            self._fit(reference, is_image, intents, parent, encoder, images, texts, concepts)
+        except BaseException:
+            self._forget_fit()  # a failed (re)fit must not leave half-updated attributes
+            raise
+        return self
+
+    def _fit(
+        self,
+        reference: np.ndarray,
+        is_image: np.ndarray,
+        intents: Sequence[IndexedIntent],
+        parent: AlignmentState,
+        encoder: Encoder | None,
+        images: Callable[[], Sequence[Image.Image]] | None,
+        texts: Sequence[str] | None,
+        concepts: np.ndarray | None,
+    ) -> None:
         self.validate()
         start = time.perf_counter()
+        reference, is_image, concepts = _check_rows(reference, is_image, parent, concepts)
+        intents = _check_intents(intents, len(reference))
         n = len(reference)
-        if reference.ndim != 2 or len(is_image) != n or n == 0:
-            raise ValueError(
-                "reference must be (n, d) with n >= 1 and is_image (n,), got "
-                f"{reference.shape} and {np.shape(is_image)}"
-            )
-        if not intents:
-            raise ValueError("no intents to tune for")
         rng = np.random.default_rng(self.random_state)
-        ref = torch.from_numpy(np.ascontiguousarray(reference, np.float32))
-        image_mask = torch.from_numpy(np.array(is_image, bool))
+        ref = torch.from_numpy(reference)
+        image_mask = torch.from_numpy(is_image)
         state = copy.deepcopy(parent)
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, global RNG untouched
             torch.manual_seed(self.random_state)
@@ -432,7 +642,7 @@ class AlignmentTuner:
         others = np.setdiff1d(np.arange(n), named)
         # Zero-shot logits are kept over the concepts for the rows whose nearest concept is
         # not an anchor: rows already in a contested set may change side.
-        relation = self._concepts = np.asarray(concepts if concepts is not None else [], np.int64)
+        relation = self._concepts = concepts
         contested = np.zeros(len(others), bool)
         if len(relation) and self.free_contested:
             nearest = relation[np.argmax(reference[others] @ reference[relation].T, axis=1)]
@@ -501,7 +711,6 @@ class AlignmentTuner:
             )
         self.state_ = self._final_state(state, embedder)
         self.seconds_ = time.perf_counter() - start
-        return self
 
     # -- pieces --------------------------------------------------------------------------
     def _intent_loss(
