@@ -483,6 +483,44 @@ def test_captions_json_list(tmp_path: Path, real_jpegs: list[Path]) -> None:
     assert labelled.classes == ["k"]
 
 
+def test_json_image_ids_reveal_no_folder_outside_the_images_folder(
+    tmp_path: Path, real_jpegs: list[Path]
+) -> None:
+    """Absolute image paths in a COCO file or a captions list become ids as in manifests:
+    the path below the images folder, else ``external/<digest>/<name>`` (ids are shown to
+    every user of the server)."""
+    inside, outside = tmp_path / "photos" / "imgs", tmp_path / "private" / "home"
+    for folder in (inside, outside):
+        folder.mkdir(parents=True)
+    shutil.copy(real_jpegs[0], inside / "a.jpg")
+    shutil.copy(real_jpegs[1], outside / "b.jpg")
+    paths = [inside / "a.jpg", outside / "b.jpg", outside / "gone.jpg"]
+    listed = tmp_path / "meta" / "list.json"
+    listed.parent.mkdir()
+    listed.write_text(json.dumps([{"image": str(p), "captions": ["a photo"]} for p in paths]))
+    coco = tmp_path / "meta" / "coco.json"
+    coco.write_text(
+        json.dumps(
+            {
+                "images": [{"id": n, "file_name": str(p)} for n, p in enumerate(paths)],
+                "annotations": [{"id": 9, "image_id": 0, "caption": "a photo"}],
+            }
+        )
+    )
+    for path in (listed, coco):
+        dataset = load_dataset(path, images_dir=tmp_path / "photos")
+        ids = [r.id for r in dataset.images]
+        assert ids[0] == "imgs/a.jpg" and len(ids) == 2
+        assert ids[1].startswith("external/") and ids[1].endswith("/b.jpg")
+        assert [r.source for r in dataset.images] == [str(p) for p in paths[:2]]
+        shown = ids + [s.id for s in dataset.skipped]
+        assert not any(str(tmp_path) in i or "private" in i for i in shown), shown
+        again = load_dataset(path, images_dir=tmp_path / "photos")
+        assert [r.id for r in again.images] == ids  # stable across loads
+    listed_skips = load_dataset(listed, images_dir=tmp_path / "photos").skipped
+    assert [s.id.rsplit("/", 1)[-1] for s in listed_skips] == ["gone.jpg"]
+
+
 def test_images_dir_applies_to_both_json_formats(tmp_path: Path, real_jpegs: list[Path]) -> None:
     photos = tmp_path / "photos"
     (photos / "images").mkdir(parents=True)

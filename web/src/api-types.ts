@@ -1256,7 +1256,10 @@ export interface components {
              * @description Projection methods; the first is the default.
              */
             methods: string[];
-            /** Workspace */
+            /**
+             * Workspace
+             * @description A stable key of the workspace: its folder's name and a digest of its location, never the path (e.g. to keep the settings last used on it).
+             */
             workspace: string;
         };
         /**

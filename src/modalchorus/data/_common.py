@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import posixpath
 import re
 from collections.abc import Iterable
 from functools import partial
@@ -41,6 +43,31 @@ def inspect_image_file(path: Path) -> tuple[str | None, str | None]:
     if reason is not None:
         return None, reason
     return sha256_bytes(data), None
+
+
+def absolute_image_id(path: Path, base: Path) -> str:
+    """The id of an image a source names by an absolute path.
+
+    Its path below ``base`` (POSIX style, normalised), else
+    ``external/<folder digest>/<file name>``: ids are shown to every user of the server,
+    and a path would reveal the server's folders.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The image's absolute path, as the source gives it.
+    base : pathlib.Path
+        The folder the source's relative paths are relative to.
+
+    Returns
+    -------
+    str
+    """
+    try:
+        return posixpath.normpath(path.relative_to(base).as_posix())
+    except ValueError:
+        folder = hashlib.sha256(path.parent.as_posix().encode()).hexdigest()[:12]
+        return f"external/{folder}/{path.name}"
 
 
 def file_loader(path: Path) -> partial[Image.Image]:

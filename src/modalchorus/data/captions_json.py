@@ -9,7 +9,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from modalchorus.data._common import class_order, file_loader, finish_dataset, inspect_image_file
+from modalchorus.data._common import (
+    absolute_image_id,
+    class_order,
+    file_loader,
+    finish_dataset,
+    inspect_image_file,
+)
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
 
 __all__ = ["is_captions_list", "load_captions_json"]
@@ -37,8 +43,8 @@ def load_captions_json(
 ) -> Dataset:
     """Load a ``captions.json`` list of image records with their captions.
 
-    Each record needs ``image`` (a path relative to ``images_root``) and may have
-    ``captions`` (a list of strings); other fields are read only when named.
+    Each record needs ``image`` (a path relative to ``images_root``, or an absolute one)
+    and may have ``captions`` (a list of strings); other fields are read only when named.
 
     Parameters
     ----------
@@ -58,8 +64,10 @@ def load_captions_json(
     -------
     Dataset
         Ids are the ``image`` values (e.g. ``"images/000000397133.jpg"``), in
-        file order. Records without an image path, duplicates, missing or corrupt
-        images, and empty captions are listed in ``skipped``.
+        file order; an absolute ``image`` path gets its path below ``images_root``, or
+        ``external/<folder digest>/<file name>`` outside it (ids never show the
+        server's folders). Records without an image path, duplicates, missing or
+        corrupt images, and empty captions are listed in ``skipped``.
 
     Raises
     ------
@@ -89,22 +97,23 @@ def load_captions_json(
         if not isinstance(reference, str) or not reference.strip():
             skipped.append(SkippedItem(f"record {position}", "record without an 'image' path"))
             continue
-        if reference in seen:
-            skipped.append(SkippedItem(reference, f"duplicate record {position}"))
-            continue
-        seen.add(reference)
         image_path = root / reference
+        image_id = _image_id(reference, image_path, root)
+        if image_id in seen:
+            skipped.append(SkippedItem(image_id, f"duplicate record {position}"))
+            continue
+        seen.add(image_id)
         content_hash, reason = inspect_image_file(image_path)
         if content_hash is None:
-            skipped.append(SkippedItem(reference, reason or "unusable image"))
+            skipped.append(SkippedItem(image_id, reason or "unusable image"))
             continue
         images.append(
             ImageRecord(
-                id=reference,
+                id=image_id,
                 content_hash=content_hash,
                 load=file_loader(image_path),
                 label=_optional_text(record.get(label_field)) if label_field else None,
-                captions=_captions(record, reference, skipped),
+                captions=_captions(record, image_id, skipped),
                 split=_split(record.get(split_field)) if split_field else None,
                 source=str(image_path),
             )
@@ -117,6 +126,11 @@ def load_captions_json(
         skipped=skipped,
     )
     return finish_dataset(dataset, str(path))
+
+
+def _image_id(reference: str, path: Path, root: Path) -> str:
+    """A record's image id: ``reference`` as written, unless it is an absolute path."""
+    return absolute_image_id(path, root) if Path(reference).is_absolute() else reference
 
 
 def _captions(record: dict[str, Any], image_id: str, skipped: list[SkippedItem]) -> tuple[str, ...]:

@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from modalchorus.data._common import file_loader, finish_dataset, inspect_image_file
+from modalchorus.data._common import (
+    absolute_image_id,
+    file_loader,
+    finish_dataset,
+    inspect_image_file,
+)
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
 
 __all__ = ["is_coco_captions", "load_coco_captions"]
@@ -54,7 +59,9 @@ def load_coco_captions(
     Returns
     -------
     Dataset
-        One record per present image, id = its ``file_name``, in the order of
+        One record per present image, id = its ``file_name`` (an absolute one: its
+        path below ``images_dir``, or ``external/<folder digest>/<file name>``
+        outside it, so ids never show the server's folders), in the order of
         the ``images`` list; captions in annotation order; no classes.
 
     Raises
@@ -91,13 +98,16 @@ def load_coco_captions(
         if not path.is_file():
             missing += 1
             continue
+        image_id = (
+            absolute_image_id(path, images_dir) if Path(file_name).is_absolute() else file_name
+        )
         content_hash, reason = inspect_image_file(path)
         if content_hash is None:
-            skipped.append(SkippedItem(file_name, reason or "unusable image"))
+            skipped.append(SkippedItem(image_id, reason or "unusable image"))
             continue
         images.append(
             ImageRecord(
-                id=file_name,
+                id=image_id,
                 content_hash=content_hash,
                 load=file_loader(path),
                 captions=tuple(captions.get(entry.get("id"), ())),

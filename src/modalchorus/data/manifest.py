@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import posixpath
@@ -10,7 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modalchorus.data._common import class_order, file_loader, finish_dataset, inspect_image_file
+from modalchorus.data._common import (
+    absolute_image_id,
+    class_order,
+    file_loader,
+    finish_dataset,
+    inspect_image_file,
+)
 from modalchorus.data._manifest_formats import ManifestRow, read_manifest_table
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
 
@@ -201,11 +206,7 @@ def _resolve(reference: str, base: Path) -> tuple[str, Path]:
     path = Path(reference)
     if not path.is_absolute():
         return posixpath.normpath(path.as_posix()), base / path
-    try:
-        return posixpath.normpath(path.relative_to(base).as_posix()), path
-    except ValueError:
-        folder = hashlib.sha256(path.parent.as_posix().encode()).hexdigest()[:12]
-        return f"external/{folder}/{path.name}", path
+    return absolute_image_id(path, base), path
 
 
 def _optional_field(

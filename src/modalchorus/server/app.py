@@ -19,6 +19,7 @@ from modalchorus.server.errors import install_handlers, not_found
 from modalchorus.server.head import HeadAsGet
 from modalchorus.server.jobs import JobManager
 from modalchorus.server.projections import DEFAULT_METHOD
+from modalchorus.server.redact import PathRedactor
 from modalchorus.server.routers import ROUTERS
 from modalchorus.server.state import EncoderProvider, ServerState
 from modalchorus.server.views import ViewCache
@@ -76,7 +77,7 @@ def create_app(
         workspace=workspace,
         views=ViewCache(workspace),
         encoder=EncoderProvider(encoder),
-        jobs=JobManager(),
+        jobs=JobManager(redact=PathRedactor(workspace)),
     )
 
     @asynccontextmanager

@@ -7,6 +7,8 @@ an integer id, an empty string) is a bad value.
 
 Every error body is JSON with a ``detail``: a message string naming the unknown thing, or
 for 422 FastAPI's list of ``{"loc": [..., field], "msg": ...}`` entries naming the field.
+No message shows the server's folders (the server may listen on every interface): items
+are named by id, files by name (see :mod:`modalchorus.server.redact`).
 """
 
 from __future__ import annotations
@@ -62,8 +64,15 @@ async def _conflict(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _message(exc)}, status_code=status.HTTP_409_CONFLICT)
 
 
+#: The 503 of a held write lock. The store's message names the catalog file's path.
+LOCKED_MESSAGE = (
+    "the workspace is busy: another writer (e.g. a modalchorus command) held its lock "
+    "for too long; try again when it has finished"
+)
+
+
 async def _locked(_: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": _message(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse({"detail": LOCKED_MESSAGE}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 def _json_safe(value: Any) -> Any:

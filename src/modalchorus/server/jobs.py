@@ -6,6 +6,10 @@ callable and returns a short result string. Jobs with the same ``key`` that are 
 queued or running (and not being cancelled) are shared, so a page reload does not start a
 second fit; an *exclusive* submission is refused instead (:class:`JobBusyError`).
 
+A job's messages and error are sent to clients: they pass through the manager's
+``redact`` (:func:`~modalchorus.server.redact.redact_paths` by default), so an exception's
+text does not show the server's folders.
+
 Cancelling is cooperative: a queued job never starts, and a running one stops at its next
 ``progress`` call, which raises :class:`JobCancelled` on the job thread. The work must
 therefore write nothing it would have to undo before its last ``progress`` call; the fits and
@@ -22,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from modalchorus.server.redact import redact_paths
 from modalchorus.server.schemas import JobInfo
 
 logger = logging.getLogger(__name__)
@@ -134,9 +139,17 @@ class Job:
 
 
 class JobManager:
-    """Runs jobs on one worker thread and keeps their state."""
+    """Runs jobs on one worker thread and keeps their state.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    redact : Callable[[str], str]
+        Applied to every progress message and error before it is stored (and sent): the
+        server's folders must not reach clients (:mod:`modalchorus.server.redact`).
+    """
+
+    def __init__(self, redact: Callable[[str], str] = redact_paths) -> None:
+        self._redact = redact
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modalchorus-job")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -218,7 +231,7 @@ class JobManager:
         def progress(fraction: float, message: str) -> None:
             if job.cancel_requested:
                 raise JobCancelled(job.id)
-            job.update(progress=float(fraction), message=message)
+            job.update(progress=float(fraction), message=self._public(message))
 
         try:
             result = function(progress)
@@ -227,9 +240,18 @@ class JobManager:
             job.update(status="cancelled", message="cancelled")
         except Exception as exc:  # reported to the client; the server keeps running
             logger.exception("job %s (%s) failed", job.id, job.key)
-            job.update(status="failed", error=f"{type(exc).__name__}: {exc}", message="failed")
+            error = self._public(f"{type(exc).__name__}: {exc}")
+            job.update(status="failed", error=error, message="failed")
         else:
             job.update(status="done", progress=1.0, result=result, message="done")
+
+    def _public(self, text: str) -> str:
+        """``text`` redacted; a fixed text if redacting fails (never the raw text)."""
+        try:
+            return self._redact(text)
+        except Exception:  # the job's own outcome matters more than its message
+            logger.exception("could not redact a job message")
+            return "(not shown: the message could not be checked for server paths)"
 
     def _forget_old(self) -> None:
         finished = [j for j in self._jobs.values() if j.finished]

@@ -87,7 +87,10 @@ class DatasetSummary(_Model):
 class Settings(_Model):
     """What the settings view can choose from."""
 
-    workspace: str
+    workspace: str = Field(
+        description="A stable key of the workspace: its folder's name and a digest of its "
+        "location, never the path (e.g. to keep the settings last used on it)."
+    )
     datasets: list[DatasetSummary]
     encoders: list[str] = Field(
         description="Encoder ids with embeddings in the workspace (bases of aligned versions)."

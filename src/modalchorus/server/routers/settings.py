@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -41,6 +44,17 @@ def dataset_summary(state: ServerState, name: str) -> DatasetSummary:
     )
 
 
+def workspace_key(path: str | os.PathLike[str]) -> str:
+    """A stable name of the workspace that shows no folder: ``<folder name>-<digest>``.
+
+    The digest (of the resolved path) tells two workspaces of the same name apart, e.g.
+    for the settings the browser keeps per workspace.
+    """
+    resolved = Path(path).resolve()
+    digest = hashlib.sha256(resolved.as_posix().encode("utf-8")).hexdigest()[:12]
+    return f"{resolved.name}-{digest}"
+
+
 def base_encoders(state: ServerState) -> list[str]:
     """Embedded encoders that are not aligned versions of another (their families' bases)."""
     workspace = state.workspace
@@ -62,7 +76,7 @@ def get_settings(state: State) -> Settings:
     (possibly aligned) version.
     """
     return Settings(
-        workspace=str(state.workspace.path),
+        workspace=workspace_key(state.workspace.path),
         datasets=[
             dataset_summary(state, d.name) for d in state.workspace.datasets() if d.name != UPLOADS
         ],
