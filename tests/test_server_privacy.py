@@ -330,3 +330,60 @@ def test_a_failed_jobs_error_shows_no_path() -> None:
     info = job.info()
     assert info.status == "failed" and "missing.jpg" in info.error, info
     assert "/srv" not in info.error and "secret" not in info.error
+
+
+def test_an_unexpected_failure_is_a_json_500_that_shows_nothing_of_it() -> None:
+    """A bug's message may hold anything (here a path): the answer is JSON and keeps it."""
+    import asyncio
+
+    from fastapi import FastAPI
+
+    from modalchorus.server.errors import INTERNAL_MESSAGE, install_handlers
+
+    app = FastAPI()
+    install_handlers(app)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("/home/alice/secret/file.txt is broken")
+
+    async def ask() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as asker:
+            return await asker.get("/boom")
+
+    answer = asyncio.run(ask())
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": INTERNAL_MESSAGE}
+
+
+def test_an_undo_whose_upload_cannot_be_embedded_still_answers(
+    client, encoder, items, workspace, private
+) -> None:
+    """Undo commits before uploads get vectors of the version it makes current: an upload
+    added under the run's version whose file is gone cannot get one, and the answer says the
+    undo happened instead of a 500."""
+    body = {
+        "encoder": encoder,
+        "scope": "adapter",
+        "intents": [{"type": "point-set", "point": items["image"][0], "target": items["text"][:3]}],
+    }
+    run = client.post("/api/alignment/runs", json=body).json()
+    with client.stream("GET", f"/api/jobs/{run['id']}/events") as stream:
+        "".join(stream.iter_text())
+    assert client.get(f"/api/jobs/{run['id']}").json()["status"] == "done"
+    answer = client.post(
+        "/api/items/upload",
+        data={"dataset": PHOTOS, "encoder": encoder},
+        files=[("files", ("blue.png", picture(2), "image/png"))],
+    )
+    assert answer.status_code == 201, answer.text
+    upload = answer.json()["items"][0]["id"]
+    try:
+        with damaged(workspace / upload, None):
+            undone = client.post("/api/alignment/undo", json={"encoder": encoder})
+            assert undone.status_code == 200, undone.text
+            assert undone.json()["history"]["active_encoder_id"] == encoder
+            private(undone.text)
+    finally:
+        assert client.delete(f"/api/items/{quote(upload, safe='')}").status_code == 200

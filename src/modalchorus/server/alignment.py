@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import zipfile
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +44,8 @@ from modalchorus.store import (
     UnknownIntentError,
     Workspace,
 )
+
+logger = logging.getLogger(__name__)
 
 #: Scopes that tune the encoder's towers (they need the base encoder in memory).
 TOWER_SCOPES = ("lora", "last-blocks")
@@ -235,9 +238,15 @@ def step(state: ServerState, encoder_id: str, direction: str) -> RunInfo | None:
 
 
 def _embed_uploads(state: ServerState, version: str) -> None:
-    """Embed uploads that lack a ``version`` embedding (the server's family only)."""
+    """Embed uploads that lack a ``version`` embedding (the server's family only).
+
+    The step is committed already: an upload that cannot be embedded (its file is gone)
+    is logged and left without a vector of ``version``, rather than failing the answer."""
     with contextlib.suppress(VersionMismatchError):
-        embed_uploads(state.workspace, state.encoder_for(version))
+        try:
+            embed_uploads(state.workspace, state.encoder_for(version))
+        except (OSError, ValueError):
+            logger.warning("uploads not embedded for %s", version, exc_info=True)
 
 
 def export_zip(workspace: Workspace, run_id: int) -> bytes:

@@ -75,6 +75,15 @@ async def _locked(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": LOCKED_MESSAGE}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
+#: The body of an unexpected failure: its message could show anything (a path, a value).
+INTERNAL_MESSAGE = "the server failed unexpectedly; its log says why"
+
+
+async def _internal(_: Request, exc: Exception) -> JSONResponse:
+    # Starlette logs the exception (with its traceback) after this answer is sent.
+    return JSONResponse({"detail": INTERNAL_MESSAGE}, status_code=500)
+
+
 def _json_safe(value: Any) -> Any:
     """``value`` with non-finite floats as strings (JSON has no NaN or Infinity) and lone
     UTF-16 surrogates (valid JSON escapes, not UTF-8) spelled out as ``\\udXXX``."""
@@ -124,10 +133,12 @@ def install_handlers(app: FastAPI) -> None:
     """Map the workspace's not-found errors to 404, a held write lock to 503, an encoder
     that cannot embed for the shown version and a set still named by intents to 409, and
     render every validation error (NaN or infinite inputs included) and an upload whose
-    part headers are too long to parse (an overlong file name) as a 422."""
+    part headers are too long to parse (an overlong file name) as a 422; anything else
+    that fails is a JSON 500 that shows nothing of the failure."""
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(VersionMismatchError, _conflict)
     app.add_exception_handler(SetInUseError, _conflict)
     app.add_exception_handler(WorkspaceLockedError, _locked)
+    app.add_exception_handler(Exception, _internal)
