@@ -14,8 +14,6 @@ import io
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +24,7 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 import pytest
-from browser.support import free_port
+from browser.support import LiveServer
 from PIL import Image
 
 PHOTOS = "photos"
@@ -72,42 +70,14 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, photo_dir: Path, pocket)
     return path
 
 
-@contextmanager
-def serve(workspace: Path, startup_timeout: float = 90.0) -> Iterator[str]:
-    """The app over ``workspace`` in a uvicorn subprocess; yields its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = workspace.parent / "server.log"
-    with log.open("wb") as out:
-        cmd = [sys.executable, "-c", SERVE, str(workspace), str(port)]
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def client(workspace: Path) -> Iterator[httpx.Client]:
-    with serve(workspace) as url, httpx.Client(base_url=url, timeout=300) as client:
-        yield client
+    server = LiveServer(workspace, script=SERVE)
+    try:
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            yield client
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

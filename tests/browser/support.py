@@ -122,14 +122,22 @@ class LiveServer:
     workspace : Path
     startup_timeout : float
         Seconds to wait for ``/api/health``.
+    script : str, optional
+        Python code to run instead of ``modalchorus serve``, given the workspace and the
+        port as ``sys.argv[1:]`` (e.g. an app with other settings).
     """
 
-    def __init__(self, workspace: Path, startup_timeout: float = 90.0) -> None:
+    def __init__(
+        self, workspace: Path, startup_timeout: float = 90.0, script: str | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workspace.parent / f"server-{self.port}.log"
-        cmd = [sys.executable, "-m", "modalchorus.cli", "serve", str(workspace)]
-        cmd += ["--port", str(self.port)]
+        if script is None:
+            cmd = [sys.executable, "-m", "modalchorus.cli", "serve", str(workspace)]
+            cmd += ["--port", str(self.port)]
+        else:
+            cmd = [sys.executable, "-c", script, str(workspace), str(self.port)]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + startup_timeout
