@@ -304,9 +304,8 @@ def test_a_failed_jobs_error_shows_no_path() -> None:
 
 def test_an_unexpected_failure_is_a_json_500_that_shows_nothing_of_it() -> None:
     """A bug's message may hold anything (here a path): the answer is JSON and keeps it."""
-    import asyncio
-
     from fastapi import FastAPI
+    from fastapi.testclient import TestClient
 
     from modalchorus.server.errors import INTERNAL_MESSAGE, install_handlers
 
@@ -317,12 +316,10 @@ def test_an_unexpected_failure_is_a_json_500_that_shows_nothing_of_it() -> None:
     def boom() -> None:
         raise RuntimeError("/home/alice/secret/file.txt is broken")
 
-    async def ask() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as asker:
-            return await asker.get("/boom")
-
-    answer = asyncio.run(ask())
+    # The app runs in the test client's own thread and loop (the browser tests leave an
+    # event loop running in this one).
+    with TestClient(app, raise_server_exceptions=False) as asker:
+        answer = asker.get("/boom")
     assert answer.status_code == 500
     assert answer.json() == {"detail": INTERNAL_MESSAGE}
 
