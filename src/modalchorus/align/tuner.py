@@ -48,6 +48,7 @@ from modalchorus.align.towers import (
     tuning_view,
 )
 from modalchorus.encoders.base import Encoder
+from modalchorus.estimator import UnsupervisedEstimator
 
 SCOPES = ("adapter", *TOWER_SCOPES)
 #: Per-scope defaults of the "auto" parameters, chosen with ``benchmarks/bench_alignment.py``
@@ -356,7 +357,7 @@ def _check_intents(intents: Any, n: int) -> list[IndexedIntent]:
     return checked
 
 
-class AlignmentTuner:
+class AlignmentTuner(UnsupervisedEstimator):
     """Tune an embedding version toward stated intents while preserving everything else.
 
     Parameters
@@ -483,17 +484,6 @@ class AlignmentTuner:
     def __sklearn_is_fitted__(self) -> bool:
         """Whether :meth:`fit` has succeeded (:meth:`validate` alone does not fit)."""
         return hasattr(self, "state_")
-
-    def __sklearn_tags__(self) -> Any:
-        """scikit-learn's estimator tags: fitted without a target."""
-        from sklearn.utils import Tags, TargetTags
-
-        return Tags(estimator_type=None, target_tags=TargetTags(required=False))
-
-    def _forget_fit(self) -> None:
-        """Drop every fitted attribute (the names ending in ``_``): back to unfitted."""
-        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
-            delattr(self, name)
 
     def validate(self) -> AlignmentTuner:
         """Check the hyper-parameters and resolve the "auto" ones (``fit`` does it too).

@@ -24,6 +24,7 @@ import torch
 from numpy.typing import ArrayLike
 from torch import nn
 
+from modalchorus.estimator import UnsupervisedEstimator
 from modalchorus.projection.baselines import landmark_sample
 from modalchorus.projection.distances import (
     NORMALISATIONS,
@@ -111,7 +112,7 @@ class UnsignedSaveWarning(UserWarning):
     """A save from before saves recorded ``mfm.json``'s digest: an edit cannot be detected."""
 
 
-class ModalFusionMap:
+class ModalFusionMap(UnsupervisedEstimator):
     r"""Parametric joint 2-D projection of image and text embeddings (Modal Fusion Map).
 
     A network ``f_theta: R^d -> R^2`` (one for both modalities) is trained so that the
@@ -968,17 +969,6 @@ class ModalFusionMap:
         """Whether :meth:`fit` (or :meth:`load`) has run, for scikit-learn's
         ``check_is_fitted``."""
         return hasattr(self, "network_")
-
-    def __sklearn_tags__(self) -> Any:
-        """scikit-learn's estimator tags: fitted without a target on two inputs."""
-        from sklearn.utils import Tags, TargetTags
-
-        return Tags(estimator_type=None, target_tags=TargetTags(required=False))
-
-    def _forget_fit(self) -> None:
-        """Drop every fitted attribute (the names ending in ``_``): back to unfitted."""
-        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
-            delattr(self, name)
 
     def _check_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
