@@ -92,7 +92,9 @@ def task_metrics(
     -------
     dict
         ``task`` (``"zero-shot classification"``, ``"cross-modal retrieval"`` or None),
-        ``dataset`` and the task's report.
+        ``dataset`` and the task's report. Zero-shot scores the images labelled with a
+        class that has prompts (``n`` of them) among those classes; a dataset with no
+        such image falls back to retrieval over its captions, or None.
     """
     info = workspace.dataset(dataset)
     items = workspace.items(dataset=dataset)
@@ -100,15 +102,17 @@ def task_metrics(
     texts = items[items["kind"] == "text"]
     image_vectors = vectors_of(images["id"].tolist())
     prompts = texts[texts["image_id"].isna() & texts["label"].isin(info.classes or [])]
-    if info.classes and len(prompts):
+    # Only classes with prompts can be predicted, and only images labelled with one of
+    # them can be scored: a manifest may leave some images unlabelled.
+    classes = [c for c in info.classes or [] if (prompts["label"] == c).any()]
+    scored = images["label"].isin(classes).to_numpy()
+    if scored.any():
         prompt_vectors = vectors_of(prompts["id"].tolist())
         labels_of_prompts = prompts["label"].to_numpy()
-        classes = np.stack(
-            [prompt_vectors[labels_of_prompts == c].mean(axis=0) for c in info.classes]
-        )
-        classes /= np.linalg.norm(classes, axis=1, keepdims=True)
-        labels = np.array([info.classes.index(label) for label in images["label"]])
-        report = zero_shot_report(image_vectors, classes, labels, info.classes)
+        concepts = np.stack([prompt_vectors[labels_of_prompts == c].mean(axis=0) for c in classes])
+        concepts /= np.linalg.norm(concepts, axis=1, keepdims=True).clip(1e-12)
+        labels = np.array([classes.index(label) for label in images["label"][scored]])
+        report = zero_shot_report(image_vectors[scored], concepts, labels, classes)
         report.pop("predictions")
         return {"task": "zero-shot classification", "dataset": dataset, **report}
     captions = texts[texts["image_id"].notna()]
