@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ from modalchorus.align import (
     redo_alignment,
     run_alignment,
     undo_alignment,
+    version_encoder,
 )
 from modalchorus.align.adapters import ModalityAdapters
 from modalchorus.data import load_dataset
@@ -385,9 +387,30 @@ def test_export_loads_back_through_the_registry(ws: Workspace, built, tmp_path, 
     edited.write_bytes(save_tensors(tensors))
     with pytest.raises(ValueError, match="edited or damaged"):
         create_encoder(f"aligned:{edited.parent}")
+    # A second export to the same folder replaces nothing unless asked to.
+    with pytest.raises(FileExistsError, match="already holds alignment.json and alignment.s"):
+        export_run(ws, run.id, edited.parent)
+    assert edited.read_bytes() == save_tensors(tensors)
+    assert export_run(ws, run.id, edited.parent, overwrite=True) == edited.parent
+    assert create_encoder(f"aligned:{edited.parent}").id == run.encoder_id
     (folder / "alignment.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="alignment.safetensors is not a valid safetensors file"):
         create_encoder(f"aligned:{folder}")
+
+
+def test_version_encoder_names_an_unknown_version(ws: Workspace, built, pocket) -> None:
+    base = built["encoder_id"]
+    assert version_encoder(ws, base, pocket) is pocket
+    run = run_alignment(ws, [SetSet(prompt_set(ws, "cat"), prompt_set(ws, "dog"))], encoder_id=base)
+    aligned = version_encoder(ws, run.encoder_id, pocket)
+    assert aligned.id == run.encoder_id
+    for version in ("nope", f"{base}+aligned-99-0123456789ab"):
+        with pytest.raises(
+            UnknownEncoderError, match=f"unknown embedding version '{re.escape(version)}'"
+        ):
+            version_encoder(ws, version, pocket)
+    with pytest.raises(ValueError, match="is a version of encoder 'pocket@.*', not of 'other'"):
+        version_encoder(ws, run.encoder_id, SimpleNamespace(id="other"))
 
 
 def test_lora_run_tunes_the_towers_and_exports(ws: Workspace, built, pocket, tmp_path) -> None:

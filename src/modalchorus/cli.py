@@ -819,7 +819,7 @@ def align_cmd(
                 )
             data = {"action": "align", "run": _jsonable(run.__dict__)}
             if export is not None:
-                data["exported_to"] = str(export_run(ws, run.id, export))
+                data["exported_to"] = str(export_run(ws, run.id, export, overwrite=force))
 
     def render(d: dict[str, Any]) -> None:
         run = d["run"]

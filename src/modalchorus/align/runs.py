@@ -25,7 +25,7 @@ from modalchorus.encoders.base import Encoder
 from modalchorus.evaluation import task_metrics
 from modalchorus.metrics.neighbourhood import projection_report
 from modalchorus.projecting import METRIC_MAX_POINTS, load_projection_model, projection_name
-from modalchorus.store import RunInfo, Workspace
+from modalchorus.store import RunInfo, UnknownEncoderError, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -71,26 +71,49 @@ def version_encoder(workspace: Workspace, version: str, base: Encoder) -> Encode
 
     Raises
     ------
+    UnknownEncoderError
+        No alignment run of the workspace made ``version``.
     ValueError
         ``version`` belongs to another encoder family than ``base``.
     """
     if version == base.id:
         return base
-    family = workspace.encoder_family(version)
-    if family != base.id:
-        raise ValueError(f"embedding version {version!r} is not of encoder {base.id!r}")
-    run = next(r for r in workspace.alignment_runs(family) if r.encoder_id == version)
+    run = next((r for r in workspace.alignment_runs() if r.encoder_id == version), None)
+    if run is None:
+        raise UnknownEncoderError(
+            f"unknown embedding version {version!r}: it is neither {base.id!r} nor a version "
+            "an alignment run of this workspace made"
+        )
+    if run.base_encoder_id != base.id:
+        raise ValueError(
+            f"embedding version {version!r} is a version of encoder {run.base_encoder_id!r}, "
+            f"not of {base.id!r}"
+        )
     state, _ = AlignmentState.from_files(workspace.alignment_run_files(run.id))
     return AlignedEncoder(state, version, base)
 
 
-def export_run(workspace: Workspace, run_id: int, directory: str | Path) -> Path:
+def export_run(
+    workspace: Workspace, run_id: int, directory: str | Path, *, overwrite: bool = False
+) -> Path:
     """Write a run's ``alignment.json`` + ``alignment.safetensors`` into ``directory``.
 
     ``create_encoder(f"aligned:{directory}")`` loads the aligned encoder back.
+
+    Raises
+    ------
+    FileExistsError
+        ``directory`` already holds one of the two files and ``overwrite`` is False;
+        nothing is written.
     """
     files = workspace.alignment_run_files(run_id)
     out = Path(directory).expanduser()
+    existing = [name for name in files if (out / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{out} already holds {' and '.join(existing)} (an earlier export?); give another "
+            "folder, or pass overwrite=True to replace them"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         tmp = out / f".{name}.tmp"
