@@ -20,6 +20,7 @@ from PIL import Image
 
 from modalchorus.data.types import Dataset, ImageRecord
 from modalchorus.store import (
+    DuplicateIntentError,
     ItemInUseError,
     NotFoundError,
     ProjectionInfo,
@@ -479,6 +480,55 @@ def test_sets_named_by_stored_intents(ws: Workspace) -> None:
         ws.remove_items([])
     with pytest.raises(ValueError, match="not a single string"):
         ws.remove_items(ids[0])  # type: ignore[arg-type]
+
+
+def test_unknown_members_are_named_before_a_taken_name(ws: Workspace) -> None:
+    """Unknown item ids come before a taken name (the HTTP API's 404 before 409)."""
+    ids = ws.items()["id"].tolist()
+    ws.create_set("cats", ids[:2])
+    before = visible_state(ws)
+    with pytest.raises(UnknownItemError, match="'ghost/1'"):
+        ws.create_set("cats", ["ghost/1"])
+    assert_same_state(before, visible_state(ws))
+
+
+def test_the_same_intent_is_stored_once(ws: Workspace) -> None:
+    spec = {"type": "set-set", "a": "cats", "b": [1, "x"], "strength": 1.0}
+    first = ws.create_intent(spec)
+    before = visible_state(ws)
+    for again in (spec, {**spec, "strength": 1}, dict(reversed(spec.items()))):
+        with pytest.raises(DuplicateIntentError, match=f"#{first.id}") as caught:
+            ws.create_intent(again)
+        assert caught.value.existing == first.id
+    assert_same_state(before, visible_state(ws))
+    with Workspace.open(ws.path) as reopened:
+        assert [i.id for i in reopened.intents()] == [first.id]
+    ws.create_intent({**spec, "strength": 2.0})  # another strength: another intent
+    ws.create_intent({**spec, "b": ["x", 1]})  # other members
+    assert len(ws.intents()) == 3
+
+
+def test_add_to_set_creates_or_extends_in_one_write(ws: Workspace) -> None:
+    ids = ws.items()["id"].tolist()
+    made = ws.add_to_set(" tagged ", ids[:2])
+    assert (made.name, made.item_ids) == ("tagged", ids[:2])
+    grown = ws.add_to_set("tagged", [ids[1], ids[3], ids[2]])
+    assert grown.id == made.id and grown.item_ids == [ids[0], ids[1], ids[3], ids[2]]
+    before = visible_state(ws)
+    assert ws.add_to_set("tagged", ids[:1]) == grown  # nothing new: nothing written
+    with pytest.raises(UnknownItemError):
+        ws.add_to_set("tagged", ["ghost/1"])
+    with pytest.raises(ValueError, match="control characters"):
+        ws.add_to_set("a\x01", ids[:1])
+    assert_same_state(before, visible_state(ws))
+    # two writers tagging at once both keep their items
+    threads = [threading.Thread(target=ws.add_to_set, args=("both", [i])) for i in ids[4:10]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (both,) = [s for s in ws.sets() if s.name == "both"]
+    assert sorted(both.item_ids) == sorted(ids[4:10])
 
 
 # ------------------------------------------------------------------ removing items

@@ -16,6 +16,8 @@ export interface paths {
         /**
          * Redo
          * @description Make the newest run tuned from the current version current (None: nothing to redo).
+         *
+         *     409 while a run of the family is queued or running.
          */
         post: operations["redo_api_alignment_redo_post"];
         delete?: never;
@@ -41,8 +43,9 @@ export interface paths {
          * Start Run
          * @description Start an alignment run as a background job (follow ``/api/jobs/{id}/events``).
          *
-         *     Everything is checked first: bad intents or parameters are a 422, unknown intent ids,
-         *     sets, items or encoders a 404. The finished job's ``result`` is the new run's id.
+         *     Everything is checked first: bad intents or parameters (an intent id named twice
+         *     included) are a 422, unknown intent ids, sets, items or encoders a 404, a run of the
+         *     family still going a 409. The finished job's ``result`` is the new run's id.
          */
         post: operations["start_run_api_alignment_runs_post"];
         delete?: never;
@@ -103,6 +106,8 @@ export interface paths {
         /**
          * Undo
          * @description Make the active run's parent version current (``run`` is None when at the base).
+         *
+         *     409 while a run of the family is queued or running (it would fail at its end).
          */
         post: operations["undo_api_alignment_undo_post"];
         delete?: never;
@@ -192,7 +197,9 @@ export interface paths {
         put?: never;
         /**
          * Create Intent
-         * @description Store an intent; 422 says what is wrong with it, 404 names an unknown set or item.
+         * @description Store an intent; 422 says what is wrong with it, 404 names an unknown set or item,
+         *     409 names the stored intent it repeats (with its defaults filled in, it would count
+         *     twice in a run).
          */
         post: operations["create_intent_api_intents_post"];
         delete?: never;
@@ -284,7 +291,9 @@ export interface paths {
          * @description Remove an uploaded image or added text (an item of the ``uploads`` dataset).
          *
          *     Its set memberships go with it. Refused (409, nothing changed) for items of the
-         *     datasets, for items a stored intent names, and when a set would be left empty.
+         *     datasets, for items a stored intent names, when a set would be left empty, and while
+         *     a background job (a projection fit or an alignment run) is queued or running: it
+         *     works on every item, this one included, and would fail at its end.
          */
         delete: operations["remove_item_api_items__item_id__delete"];
         options?: never;
@@ -1372,6 +1381,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -1586,6 +1604,15 @@ export interface operations {
                     "application/json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -1754,6 +1781,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,7 +29,7 @@ from modalchorus.align import (
 from modalchorus.encoders import Encoder
 from modalchorus.server.augment import embed_uploads
 from modalchorus.server.errors import VersionMismatchError
-from modalchorus.server.jobs import Job, Progress
+from modalchorus.server.jobs import Job, JobBusyError, Progress
 from modalchorus.server.schemas import (
     AlignmentHistory,
     AlignmentRunRequest,
@@ -55,6 +56,10 @@ _spec = TypeAdapter(IntentSpec)
 
 class TunerParamsError(ValueError):
     """A run request's ``params`` are not valid tuner hyper-parameters."""
+
+
+class RepeatedIntentError(ValueError):
+    """A run request's ``intent_ids`` name a stored intent more than once."""
 
 
 def intent_out(info: IntentInfo) -> IntentOut:
@@ -148,6 +153,8 @@ def prepare_run(
 
     Raises
     ------
+    RepeatedIntentError
+        ``intent_ids`` names an intent twice.
     IntentError
         No intents, malformed or unrunnable intents.
     TunerParamsError
@@ -158,15 +165,15 @@ def prepare_run(
         A tower scope, but the server's encoder is not the family's base (409).
     """
     workspace = state.workspace
-    intents = _stored_intents(workspace, body.intent_ids)
-    intents += [intent_from_dict(spec.model_dump()) for spec in body.intents]
-    if not intents:
+    # What the request alone shows wrong (422) first, then what the workspace lacks (404).
+    if repeated := [i for i, n in Counter(body.intent_ids).items() if n > 1]:
+        raise RepeatedIntentError(
+            f"intent_ids names stored intent #{repeated[0]} more than once: it would count "
+            "that many times in the run; name each intent once"
+        )
+    inline = [intent_from_dict(spec.model_dump()) for spec in body.intents]
+    if not body.intent_ids and not inline:
         raise IntentError("no intents given: add an intent or pass intent_ids")
-    labels = [f"stored intent #{i}" for i in body.intent_ids]
-    labels += [f"intent {n}" for n in range(1, len(body.intents) + 1)]
-    base = workspace.encoder_family(body.encoder)
-    known = _embedded_ids(workspace, active_version(workspace, base))
-    resolve_intents(workspace, intents, known, labels)
     params = body.params or {}
     allowed = [name for name in AlignmentTuner().get_params() if name != "scope"]
     if unknown := [name for name in params if name not in allowed]:
@@ -177,6 +184,12 @@ def prepare_run(
         AlignmentTuner(body.scope, **params).validate()
     except ValueError as exc:
         raise TunerParamsError(str(exc)) from None
+    intents = _stored_intents(workspace, body.intent_ids) + inline
+    labels = [f"stored intent #{i}" for i in body.intent_ids]
+    labels += [f"intent {n}" for n in range(1, len(body.intents) + 1)]
+    base = workspace.encoder_family(body.encoder)
+    known = _embedded_ids(workspace, active_version(workspace, base))
+    resolve_intents(workspace, intents, known, labels)
     encoder = None
     if body.scope in TOWER_SCOPES:
         encoder = state.encoder.get()
@@ -217,7 +230,12 @@ def submit_run(state: ServerState, body: AlignmentRunRequest) -> Job:
             state.views.clear()
         return str(info.id)
 
-    return state.jobs.submit("alignment", f"alignment:{base}", work, exclusive=True)
+    return state.jobs.submit("alignment", run_key(base), work, exclusive=True)
+
+
+def run_key(base: str) -> str:
+    """The job key of an alignment run of the family ``base`` (one at a time)."""
+    return f"alignment:{base}"
 
 
 def step(state: ServerState, encoder_id: str, direction: str) -> RunInfo | None:
@@ -225,11 +243,19 @@ def step(state: ServerState, encoder_id: str, direction: str) -> RunInfo | None:
 
     Uploaded items added while another version was current are embedded for the version
     that becomes current (they are then placed in its map like any upload).
+
+    Raises
+    ------
+    JobBusyError
+        A run of the family is queued or running (not being cancelled): it tunes from the
+        current version, so stepping now would make it fail at its end, its work lost.
     """
     workspace = state.workspace
     base = workspace.encoder_family(encoder_id)
     if base not in workspace.embedded_encoders():
         raise UnknownEncoderError(f"workspace has no embeddings for encoder {base!r}")
+    if (job := state.jobs.live(run_key(base))) is not None:
+        raise JobBusyError(f"job {job.id} ({job.key}) is still {job.status}", job)
     run = workspace.step_alignment(base, direction)
     if run is not None:
         _embed_uploads(state, active_version(workspace, base))

@@ -387,10 +387,14 @@ class NotAnUploadError(ValueError):
     """Only items of the ``uploads`` dataset can be removed through the server."""
 
 
-def remove_upload(workspace: Workspace, item_id: str) -> list[str]:
+def remove_upload(
+    workspace: Workspace, item_id: str, before: Callable[[], None] | None = None
+) -> list[str]:
     """Remove an uploaded image or added text (:meth:`Workspace.remove_items`).
 
-    An image's stored file is deleted once the removal is committed.
+    An image's stored file is deleted once the removal is committed. ``before`` is called
+    once ``item_id`` is known to be an upload, just before the removal (it may raise to
+    refuse it).
 
     Returns
     -------
@@ -417,6 +421,8 @@ def remove_upload(workspace: Workspace, item_id: str) -> list[str]:
             raise UnknownItemError(
                 f"unknown item id {item_id!r} (no uploaded image or added text has it)"
             )
+        if before is not None:
+            before()
         removed = workspace.remove_items([item_id])
         # Images are stored as uploads/<sha256>.<ext>; texts (uploads/text/...) have no file.
         path = upload_dir(workspace) / item_id.removeprefix(f"{UPLOADS}/")

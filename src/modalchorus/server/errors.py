@@ -5,6 +5,12 @@ in the path, the query or the body (a set's items, an intent's point and sets, a
 intent ids and encoder). A value that cannot be an id at all (a wrong type, ``true`` for
 an integer id, an empty string) is a bad value.
 
+A request with several problems is answered for the first in this order: a bad value
+(422: what the request alone shows wrong), then an unknown id or name (404), then a
+conflict with what the workspace holds or is doing (409: a taken set name, an intent
+stored already, a set still named by intents, a job still running). So a new set that
+both takes an existing name and names unknown items is a 404 naming the items.
+
 Every error body is JSON with a ``detail``: a message string naming the unknown thing, or
 for 422 FastAPI's list of ``{"loc": [..., field], "msg": ...}`` entries naming the field.
 No message shows the server's folders (the server may listen on every interface): items

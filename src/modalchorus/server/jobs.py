@@ -182,16 +182,31 @@ class JobManager:
             ``exclusive`` and a live job has the same key.
         """
         with self._lock:
-            for job in self._jobs.values():
-                if job.key == key and not job.finished and not job.cancel_requested:
-                    if exclusive:
-                        raise JobBusyError(f"job {job.id} ({key}) is still {job.status}", job)
-                    return job
+            if (live := self._live(key)) is not None:
+                if exclusive:
+                    raise JobBusyError(f"job {live.id} ({key}) is still {live.status}", live)
+                return live
             job = Job(id=uuid.uuid4().hex, kind=kind, key=key)
             self._jobs[job.id] = job
             self._forget_old()
         self._executor.submit(self._run, job, function)
         return job
+
+    def live(self, key: str) -> Job | None:
+        """The queued or running job with ``key`` whose cancel was not requested, if any."""
+        with self._lock:
+            return self._live(key)
+
+    def _live(self, key: str) -> Job | None:
+        jobs = self._jobs.values()
+        return next(
+            (j for j in jobs if j.key == key and not j.finished and not j.cancel_requested), None
+        )
+
+    def unfinished(self) -> list[Job]:
+        """Queued or running jobs (a cancelled one runs until its next progress report)."""
+        with self._lock:
+            return [job for job in self._jobs.values() if not job.finished]
 
     def get(self, job_id: str) -> Job:
         """The job ``job_id``; raises ``KeyError`` when there is none."""

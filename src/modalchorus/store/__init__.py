@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from modalchorus.store.errors import (
+    DuplicateIntentError,
     IncompatibleWorkspaceError,
     ItemInUseError,
     NotAWorkspaceError,
@@ -61,6 +62,7 @@ __all__ = [
     "AddResult",
     "DatasetInfo",
     "IntentInfo",
+    "DuplicateIntentError",
     "IncompatibleWorkspaceError",
     "ItemInUseError",
     "SetInUseError",

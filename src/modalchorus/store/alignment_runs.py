@@ -55,6 +55,11 @@ def read_intent(conn: sqlite3.Connection, intent_id: int) -> IntentInfo:
     return IntentInfo(int(row[0]), json.loads(row[1]), row[2])
 
 
+def find_intent(conn: sqlite3.Connection, spec: Mapping[str, Any]) -> int | None:
+    """Id of a stored intent whose spec equals ``spec`` (as parsed JSON), else None."""
+    return next((info.id for info in read_intents(conn) if info.spec == spec), None)
+
+
 def intents_naming(conn: sqlite3.Connection, item_ids: set[str]) -> list[int]:
     """Ids of stored intents whose spec names one of ``item_ids`` directly (as the point or
     in a list of items; set references are not followed)."""

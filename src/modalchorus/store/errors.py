@@ -68,3 +68,12 @@ class ItemInUseError(WorkspaceError, ValueError):
 
 class SetInUseError(WorkspaceError, ValueError):
     """A set cannot be deleted: a stored intent names it."""
+
+
+class DuplicateIntentError(WorkspaceError, ValueError):
+    """The same intent is stored already (:attr:`existing` is its id); a second copy
+    would count twice in a run."""
+
+    def __init__(self, message: str, existing: int) -> None:
+        super().__init__(message)
+        self.existing = existing

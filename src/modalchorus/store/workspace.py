@@ -45,6 +45,7 @@ from modalchorus.store.embeddings import (
     validate_embeddings,
 )
 from modalchorus.store.errors import (
+    DuplicateIntentError,
     ItemInUseError,
     NotAWorkspaceError,
     SetInUseError,
@@ -1060,18 +1061,65 @@ class Workspace:
             a bad colour or description. Nothing is written.
         UnknownItemError
             Some ids are not items of the workspace (names the first few, and why).
+
+        Malformed arguments are refused first, then unknown item ids, then a taken name
+        (the HTTP API's order: 422, 404, 409).
         """
         name = set_rows.check_set_name(name)
         color = set_rows.check_color(color)
         description = set_rows.check_description(description)
         ids = set_rows.check_members(item_ids)
         with self._write(f"create_set {name}") as tx:
-            set_rows.require_free_name(tx.conn, name)
             self._require_items(tx.conn, tx.head, ids)
+            set_rows.require_free_name(tx.conn, name)
             set_id = set_rows.insert_set(tx.conn, name, color, description, utc_now())
             set_rows.write_members(tx.conn, set_id, ids)
             info = set_rows.read_set(tx.conn, set_id)
         logger.info("create_set %s (id %d): %d items", name, set_id, len(ids))
+        return info
+
+    def add_to_set(self, name: str, item_ids: Sequence[str]) -> SetInfo:
+        """Add items to the set called ``name``, creating it when there is none, atomically.
+
+        The lookup and the change are one write, so two callers tagging items into the same
+        set at once both keep their items (a read, then :meth:`update_set_items`, would lose
+        one caller's), and two creating it at once make one set.
+
+        Parameters
+        ----------
+        name : str
+            As for :meth:`create_set` (trimmed before the lookup).
+        item_ids : Sequence[str]
+            At least one item id; those already members keep their place, new ones are
+            appended in order.
+
+        Raises
+        ------
+        ValueError
+            Bad name or ids. Nothing is written.
+        UnknownItemError
+            Some ids are not items of the workspace.
+        """
+        name = set_rows.check_set_name(name)
+        ids = set_rows.check_members(item_ids)
+        with self._write(f"add_to_set {name} n={len(ids)}") as tx:
+            self._require_items(tx.conn, tx.head, ids)
+            now = utc_now()
+            row = tx.conn.execute("SELECT id FROM sets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                set_id = set_rows.insert_set(tx.conn, name, None, "", now)
+                set_rows.write_members(tx.conn, set_id, ids)
+            else:
+                set_id = int(row[0])
+                members = set_rows.read_set(tx.conn, set_id).item_ids
+                merged = list(dict.fromkeys([*members, *ids]))
+                if merged == members:
+                    tx.mark_unchanged()
+                    return set_rows.read_set(tx.conn, set_id)
+                set_rows.write_members(tx.conn, set_id, merged)
+                set_rows.touch(tx.conn, set_id, now)
+            info = set_rows.read_set(tx.conn, set_id)
+        logger.info("add_to_set %s (id %d): %d items", name, set_id, info.n_items)
         return info
 
     def sets(self) -> list[SetInfo]:
@@ -1156,11 +1204,25 @@ class Workspace:
     def create_intent(self, spec: dict[str, Any]) -> IntentInfo:
         """Store an alignment intent (a JSON object), atomically.
 
-        The store checks only that ``spec`` is a JSON object of reasonable size;
-        ``modalchorus.align.intent_from_dict`` checks what it means.
+        The store checks only that ``spec`` is a JSON object of reasonable size and not
+        already stored; ``modalchorus.align.intent_from_dict`` checks what it means.
+
+        Raises
+        ------
+        ValueError
+            ``spec`` is not a JSON object, or too large.
+        DuplicateIntentError
+            An equal spec is stored already (it would count twice in a run); nothing is
+            written. Specs are compared as given: pass them with their defaults filled in.
         """
         text = runs.intent_json(spec)
         with self._write("create_intent") as tx:
+            if (existing := runs.find_intent(tx.conn, json.loads(text))) is not None:
+                raise DuplicateIntentError(
+                    f"this intent is stored already as intent #{existing}: the same intent "
+                    "twice would count twice in a run (change that one's strength instead)",
+                    existing,
+                )
             cursor = tx.conn.execute(
                 "INSERT INTO intents(spec, created_at) VALUES (?, ?)", (text, utc_now())
             )

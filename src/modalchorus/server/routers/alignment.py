@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, Query, Response, status
 
 from modalchorus.align import IntentError
 from modalchorus.server.alignment import (
+    RepeatedIntentError,
     TunerParamsError,
     check_intent,
     export_zip,
@@ -38,7 +39,7 @@ from modalchorus.server.schemas import (
     RunOut,
 )
 from modalchorus.server.state import ServerState, get_state
-from modalchorus.store import NotFoundError
+from modalchorus.store import DuplicateIntentError, NotFoundError
 
 router = APIRouter(tags=["alignment"])
 State = Annotated[ServerState, Depends(get_state)]
@@ -53,10 +54,15 @@ def list_intents(state: State) -> list[IntentOut]:
 
 
 @router.post(
-    "/intents", response_model=IntentOut, status_code=status.HTTP_201_CREATED, responses=NOT_FOUND
+    "/intents",
+    response_model=IntentOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={**NOT_FOUND, 409: {"model": Problem}},
 )
 def create_intent(spec: Annotated[IntentSpec, Body()], state: State) -> IntentOut:
-    """Store an intent; 422 says what is wrong with it, 404 names an unknown set or item."""
+    """Store an intent; 422 says what is wrong with it, 404 names an unknown set or item,
+    409 names the stored intent it repeats (with its defaults filled in, it would count
+    twice in a run)."""
     try:
         check_intent(state.workspace, spec.model_dump())
     except IntentError as exc:
@@ -66,6 +72,8 @@ def create_intent(spec: Annotated[IntentSpec, Body()], state: State) -> IntentOu
     # Stored as given: a reference by set id or name follows the set's members.
     try:
         return intent_out(state.workspace.create_intent(spec.model_dump()))
+    except DuplicateIntentError as exc:
+        raise conflict(str(exc)) from None
     except ValueError as exc:  # too large to store
         raise invalid(None, str(exc)) from None  # the body is the intent
 
@@ -91,11 +99,14 @@ def delete_intent(intent_id: int, state: State) -> Response:
 def start_run(body: AlignmentRunRequest, state: State) -> JobInfo:
     """Start an alignment run as a background job (follow ``/api/jobs/{id}/events``).
 
-    Everything is checked first: bad intents or parameters are a 422, unknown intent ids,
-    sets, items or encoders a 404. The finished job's ``result`` is the new run's id.
+    Everything is checked first: bad intents or parameters (an intent id named twice
+    included) are a 422, unknown intent ids, sets, items or encoders a 404, a run of the
+    family still going a 409. The finished job's ``result`` is the new run's id.
     """
     try:
         job = submit_run(state, body)
+    except RepeatedIntentError as exc:
+        raise invalid("intent_ids", str(exc)) from None
     except IntentError as exc:
         if isinstance(exc, NotFoundError):
             raise  # unknown item ids: a 404, as for unknown sets
@@ -103,11 +114,15 @@ def start_run(body: AlignmentRunRequest, state: State) -> JobInfo:
     except TunerParamsError as exc:
         raise invalid("params", str(exc)) from None
     except JobBusyError as exc:
-        raise conflict(
-            f"an alignment run of this encoder is still {exc.job.status} (job {exc.job.id}): "
-            "wait for it to finish or cancel it"
-        ) from None
+        raise _busy(exc) from None
     return job.info()
+
+
+def _busy(exc: JobBusyError) -> Exception:
+    return conflict(
+        f"an alignment run of this encoder is still {exc.job.status} (job {exc.job.id}): "
+        "wait for it to finish or cancel it"
+    )
 
 
 @router.get("/alignment/runs", response_model=AlignmentHistory, responses=NOT_FOUND)
@@ -138,19 +153,31 @@ def export(run_id: int, state: State) -> Response:
 
 
 def _step(state: ServerState, encoder: str, direction: str) -> AlignmentStep:
-    run = step(state, state.require_encoder(encoder), direction)
+    try:
+        run = step(state, state.require_encoder(encoder), direction)
+    except JobBusyError as exc:
+        raise _busy(exc) from None
     return AlignmentStep(
         run=None if run is None else run_out(run), history=history(state.workspace, encoder)
     )
 
 
-@router.post("/alignment/undo", response_model=AlignmentStep, responses=NOT_FOUND)
+STEP_ERRORS = {**NOT_FOUND, 409: {"model": Problem}}
+
+
+@router.post("/alignment/undo", response_model=AlignmentStep, responses=STEP_ERRORS)
 def undo(body: EncoderRef, state: State) -> AlignmentStep:
-    """Make the active run's parent version current (``run`` is None when at the base)."""
+    """Make the active run's parent version current (``run`` is None when at the base).
+
+    409 while a run of the family is queued or running (it would fail at its end).
+    """
     return _step(state, body.encoder, "undo")
 
 
-@router.post("/alignment/redo", response_model=AlignmentStep, responses=NOT_FOUND)
+@router.post("/alignment/redo", response_model=AlignmentStep, responses=STEP_ERRORS)
 def redo(body: EncoderRef, state: State) -> AlignmentStep:
-    """Make the newest run tuned from the current version current (None: nothing to redo)."""
+    """Make the newest run tuned from the current version current (None: nothing to redo).
+
+    409 while a run of the family is queued or running.
+    """
     return _step(state, body.encoder, "redo")

@@ -34,7 +34,8 @@ from modalchorus.server.schemas import (
 )
 from modalchorus.server.state import ServerState, get_state
 from modalchorus.server.views import UPLOADS, DatasetView
-from modalchorus.store import ItemInUseError, SetInfo
+from modalchorus.store import ItemInUseError
+from modalchorus.store.sets import check_set_name
 
 router = APIRouter(tags=["augmentation"])
 State = Annotated[ServerState, Depends(get_state)]
@@ -43,20 +44,19 @@ ERRORS = {
     409: {"model": Problem, "description": "The server's encoder is not the view's."},
     413: {"model": Problem, "description": "A file is over the size limit."},
 }
-#: Longest set name, as for ``POST /api/sets``.
-MAX_SET_NAME = 100
 
 
 def _set_name(name: str | None) -> str | None:
-    """The form's set name, trimmed, as ``TextsAdd.set_name`` checks it (None: no set)."""
+    """The set name, trimmed and checked as ``POST /api/sets`` checks it (None: no set),
+    before anything is written: a 422 naming ``set_name``."""
     if name is None:
         return None
-    name = name.strip()
-    if not name:
+    if not name.strip():
         raise invalid("set_name", "set name must not be blank (leave it out for no set)")
-    if len(name) > MAX_SET_NAME:
-        raise invalid("set_name", f"set name is {len(name)} characters, at most {MAX_SET_NAME}")
-    return name
+    try:
+        return check_set_name(name)
+    except ValueError as exc:  # too long, a control character, nothing visible
+        raise invalid("set_name", str(exc)) from None
 
 
 def _checked_view(state: ServerState, dataset: str, encoder: str) -> DatasetView:
@@ -69,17 +69,11 @@ def _checked_view(state: ServerState, dataset: str, encoder: str) -> DatasetView
 
 
 def _tag(state: ServerState, name: str | None, ids: list[str]) -> SetOut | None:
-    """Create set ``name`` with ``ids``, or add them to the existing set of that name."""
+    """Create set ``name`` with ``ids``, or add them to the existing set of that name (one
+    write: two requests tagging into the same set at once both keep their items)."""
     if name is None:
         return None
-    existing = [s for s in state.workspace.sets() if s.name == name]
-    info: SetInfo
-    if existing:
-        info = existing[0]
-        info = state.workspace.update_set_items(info.id, [*info.item_ids, *ids])
-    else:
-        info = state.workspace.create_set(name, ids)
-    return set_out(info)
+    return set_out(state.workspace.add_to_set(name, ids))
 
 
 def _result(
@@ -138,7 +132,6 @@ def upload_images(
     nothing is written. Already stored content is not added twice (``new`` is False).
     """
     name = _set_name(set_name)
-    view = _checked_view(state, dataset, encoder)
     contents = []
     for upload in files:
         filename = upload.filename or "upload"
@@ -149,6 +142,7 @@ def upload_images(
         if exc.too_large:
             raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=str(exc)) from None
         raise invalid("files", str(exc)) from None
+    view = _checked_view(state, dataset, encoder)  # after the files: 422 / 413, then 404
     added = add_items(state.workspace, state.encoder_for(view.encoder_id), images=images)
     return _result(state, dataset, view.encoder_id, added, name)
 
@@ -161,9 +155,10 @@ def upload_images(
 )
 def add_texts(body: TextsAdd, state: State) -> AugmentResult:
     """Add free texts to the ``uploads`` dataset, embed them and place them in the map."""
+    name = _set_name(body.set_name)
     view = _checked_view(state, body.dataset, body.encoder)
     added = add_items(state.workspace, state.encoder_for(view.encoder_id), texts=body.texts)
-    return _result(state, body.dataset, view.encoder_id, added, body.set_name)
+    return _result(state, body.dataset, view.encoder_id, added, name)
 
 
 @router.delete(
@@ -178,10 +173,22 @@ def remove_item(item_id: str, state: State) -> Removed:
     """Remove an uploaded image or added text (an item of the ``uploads`` dataset).
 
     Its set memberships go with it. Refused (409, nothing changed) for items of the
-    datasets, for items a stored intent names, and when a set would be left empty.
+    datasets, for items a stored intent names, when a set would be left empty, and while
+    a background job (a projection fit or an alignment run) is queued or running: it
+    works on every item, this one included, and would fail at its end.
     """
+
+    def no_job() -> None:
+        if busy := state.jobs.unfinished():
+            job = busy[0]
+            raise conflict(
+                f"job {job.id} ({job.kind}) is still {job.status} over the items, this one "
+                "included: removing it now would make that job fail; try again when it has "
+                "finished, or cancel it"
+            )
+
     try:
-        removed = remove_upload(state.workspace, item_id)
+        removed = remove_upload(state.workspace, item_id, before=no_job)
     except (NotAnUploadError, ItemInUseError) as exc:
         raise conflict(str(exc)) from None
     state.views.clear()
