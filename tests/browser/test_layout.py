@@ -1,6 +1,8 @@
 """The layout in a small (800 × 600) and an ordinary (1280 × 800) window: the settings show
-whole choices, a long legend scrolls, the concept axis's labels do not overlap, and notices
-cover neither the metrics nor any other panel."""
+whole choices, a long legend scrolls, the concept axis's labels do not overlap (and each of
+thirty sets' strips has its label), the concept axis keeps a usable plot with a second axis,
+the confusion matrix fits the side panel, and notices cover neither the metrics nor any other
+panel."""
 
 from __future__ import annotations
 
@@ -145,4 +147,100 @@ def test_notices_cover_neither_the_metrics_nor_other_panels(app, window) -> None
         for panel in panels:
             other = app.page.locator(panel)
             assert not other.is_visible() or not overlap(box, other.bounding_box()), panel
+    assert app.errors == []
+
+
+#: Whether an element's content is wider than its box (it scrolls or is cut sideways).
+OVERFLOWS_X = "(el) => el.scrollWidth > el.clientWidth + 0.5"
+CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer"]
+CIFAR_CLASSES += ["dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.mark.parametrize("window", [SMALL, LARGE], ids=["800x600", "1280x800"])
+def test_the_confusion_matrix_fits_the_side_panel(app, window) -> None:
+    app.page.set_viewport_size(window)
+    app.open(f"?dataset={CIFAR}")
+    matrix = app.page.locator(".panel.metrics table.confusion")
+    matrix.wait_for()
+    assert not app.page.locator(".panel.metrics .confusion-wrap").evaluate(OVERFLOWS_X)
+    assert not app.page.locator(".side").evaluate(OVERFLOWS_X)
+    assert inside(matrix.bounding_box(), app.page.locator(".panel.metrics").bounding_box())
+    # Still readable: every count whole, every class name whole in its title, and on the page
+    # too in the ordinary window.
+    assert matrix.evaluate("(t) => parseFloat(getComputedStyle(t).fontSize)") >= 10
+    for cell in matrix.locator("td").all():
+        assert not cell.evaluate(OVERFLOWS_X), cell.text_content()
+    for heads in ("th.row", "th.col"):
+        assert [th.get_attribute("title") for th in matrix.locator(heads).all()] == CIFAR_CLASSES
+    if window is LARGE:
+        for name in matrix.locator("th.row span").all():
+            assert not name.evaluate(OVERFLOWS_X), name.text_content()
+    assert app.errors == []
+
+
+def place_items(app, second_axis: bool = False) -> None:
+    """Place the items on the axis "an animal" → "a vehicle" (and "indoors" → "outdoors")."""
+    app.page.fill("input[name=concept_a]", "an animal")
+    app.page.fill("input[name=concept_b]", "a vehicle")
+    if second_axis:
+        app.page.check("input[name=second_axis]")
+        app.page.fill("input[name=concept_c]", "indoors")
+        app.page.fill("input[name=concept_d]", "outdoors")
+    app.page.click(".axis-form button[type=submit]")
+    app.page.wait_for_function("window.__modalchorus.axis.rendered", timeout=60_000)
+    if second_axis:  # drawn again (``rendered`` stays true)
+        app.page.locator(".axis-end.top").wait_for(timeout=60_000)
+
+
+def test_the_concept_axis_keeps_a_usable_plot_in_a_small_window(app) -> None:
+    app.page.set_viewport_size(SMALL)
+    app.open(f"?dataset={CIFAR}&view=axis")
+    view = app.page.locator(".axis-view")
+    stage = app.page.locator(".axis-view .stage")
+    heights = []
+    for second_axis in (False, True):
+        place_items(app, second_axis)
+        heights.append(stage.bounding_box()["height"])
+        assert app.page.locator(".axis-end.right").is_visible()
+        assert not view.evaluate(OVERFLOWS_X)
+        # The view scrolls (not the page) to show the whole plot with its end labels.
+        app.page.locator(".axis-ends").scroll_into_view_if_needed()
+        shown = {"x": 0, "y": 0, **SMALL}
+        assert inside(stage.bounding_box(), view.bounding_box()), second_axis
+        assert inside(app.page.locator(".axis-ends").bounding_box(), shown), second_axis
+    assert heights[1] >= 300 and heights[0] >= 300, heights  # two axes, one axis
+    assert app.page.locator(".axis-end.top").is_visible()
+    assert app.page.evaluate("document.scrollingElement.scrollTop") == 0
+    assert app.errors == []
+
+
+def test_the_concept_axis_has_room_to_spare_in_an_ordinary_window(app) -> None:
+    app.page.set_viewport_size(LARGE)
+    app.open(f"?dataset={CIFAR}&view=axis")
+    view = app.page.locator(".axis-view")
+    for second_axis in (False, True):
+        place_items(app, second_axis)
+        assert app.page.locator(".axis-view .stage").bounding_box()["height"] >= 400
+        assert view.evaluate("(el) => el.scrollHeight <= el.clientHeight"), second_axis
+    assert app.errors == []
+
+
+def test_every_strip_of_thirty_sets_is_labelled_in_a_small_window(app, server) -> None:
+    app.page.set_viewport_size(SMALL)
+    with many_sets(server):  # 31 strips: the 30 sets and "other" (the class prompts)
+        app.open(f"?dataset={CIFAR}&color=set&view=axis")
+        place_items(app)
+        labels = app.page.locator(".axis-view .strip-label")
+        boxes = app.page.evaluate(SHOWN_BOXES, ".axis-view .strip-label")
+        titles = [label.get_attribute("title") for label in labels.all()]
+        stage = app.page.locator(".axis-view .stage").bounding_box()
+        size = labels.first.evaluate("(el) => parseFloat(getComputedStyle(el).fontSize)")
+    names = [f"group {k:02d}" for k in range(30)] + ["other"]
+    assert [box["text"] for box in boxes] == names  # all shown, whole (short names)
+    assert titles == names  # whole on hover, had they been cut
+    assert size >= 10
+    for i, box in enumerate(boxes):
+        assert inside(box, stage), box
+        for other in boxes[i + 1 :]:
+            assert not overlap(box, other), (box, other)
     assert app.errors == []

@@ -15,6 +15,13 @@ const GLYPHS = { size: [5, 7, 15], opacity: [0.85, 0.45, 1], layer: KIND_LAYERS 
 const FADE_FROM = 4000;
 const MIN_FADE = 0.05;
 const BINS = 24;
+/** A strip label's line (style.css) and a pixel between two. */
+const STRIP_PX = 13;
+/** The strips fill this share of the plot's height (y in [-0.9, 0.9] of [-1, 1]). */
+const STRIPS_SPAN = 0.9;
+/** The plot grows to give each strip label its line up to this height (about 120 strips);
+ *  past it, labels that would overlap wait until the user zooms in. */
+const MAX_STRIPS_HEIGHT = 1600;
 
 /** Opacity per kind: tens of thousands of images or captions would draw solid blocks, so
  * each fades with its count (the few concept texts stay opaque). */
@@ -107,6 +114,7 @@ export class ConceptAxisView {
       this.rendered = false;
       this.pointCount = 0;
       this.scatter.clear();
+      this.fitStrips(0);
       clear(this.overlay);
       clear(this.ends);
       clear(this.distributions, h('p', { class: 'hint' }, 'Type two concepts and press “place items”.'));
@@ -192,18 +200,19 @@ export class ConceptAxisView {
       const sy = scale(values.y);
       y = values.y.map((v) => v * sy);
     } else {
-      // One strip per group in [-0.9, 0.9].
-      const height = 1.8 / groups.length;
+      // One strip per group in [-STRIPS_SPAN, STRIPS_SPAN].
+      const height = (2 * STRIPS_SPAN) / groups.length;
       y = new Float32Array(n);
       for (let i = 0; i < n; i++) {
         const s = stripOf.get(coloring.codes[i]) ?? 0;
-        y[i] = 0.9 - (s + 0.5) * height + jitter(i) * height * 0.35;
+        y[i] = STRIPS_SPAN - (s + 0.5) * height + jitter(i) * height * 0.35;
       }
       this.stripLabels = groups.map((g, s) => ({
-        el: h('div', { class: 'strip-label', style: `color:${g.color}` }, g.label),
-        y: 0.9 - (s + 0.5) * height,
+        el: h('div', { class: 'strip-label', style: `color:${g.color}`, title: g.label }, g.label),
+        y: STRIPS_SPAN - (s + 0.5) * height,
       }));
     }
+    this.fitStrips(this.stripLabels.length);
     this.scatter.setOpacity(fadedOpacity(points.kind));
     await this.scatter.draw({ x, y, color: coloring.codes, glyph: glyphs(points) }, coloring.colors);
     this.scatter.annotate([{ x: 0, y1: -1, y2: 1, lineColor: [1, 1, 1, 0.35], lineWidth: 1 }]);
@@ -223,13 +232,22 @@ export class ConceptAxisView {
     if (this.context && pos) void this.tooltip.show(this.context.points, index, pos, this.context);
   }
 
+  /** Make the plot tall enough for ``strips`` labels, one line each (the view scrolls when
+   *  the window is shorter); 0 for none (a second axis). */
+  private fitStrips(strips: number): void {
+    const height = Math.min(MAX_STRIPS_HEIGHT, Math.ceil((strips * STRIP_PX) / STRIPS_SPAN));
+    this.stage.style.setProperty('--strips-height', `${height}px`);
+    this.scatter.resize(); // now, not at the next resize event: the labels are placed next
+  }
+
   /** Put each strip's label at its strip, top to bottom; one that would overlap the label
-   *  above it is hidden (zooming in spreads the strips and shows it again). */
+   *  above it is hidden (zooming out, or more strips than MAX_STRIPS_HEIGHT has lines for;
+   *  zooming in spreads the strips and shows it again). */
   private placeLabels(): void {
     const height = this.stripLabels[0]?.el.offsetHeight ?? 0; // read once: the loop writes styles
     let taken = -Infinity; // the bottom of the last label shown
     for (const s of this.stripLabels) {
-      const top = this.scatter.toScreen(-1, s.y)[1] - 8;
+      const top = this.scatter.toScreen(-1, s.y)[1] - height / 2;
       const free = top >= taken;
       if (free) taken = top + height;
       s.el.style.visibility = free ? '' : 'hidden';

@@ -93,22 +93,30 @@ function sampleHint(m: Record<string, unknown>): HTMLElement | null {
 
 /** Above this many classes the matrix is drawn as a heat map without numbers (hover a cell). */
 const COMPACT_ABOVE = 12;
+/** Above this many classes a compact matrix's cells lose their grid lines (they would be all line). */
+const GRID_UP_TO = 60;
 
+/** The matrix always fits the side panel's width (style.css): its columns share the width
+ *  left of the class names, and a long name is cut (whole in its title). */
 function confusionTable(classes: string[], confusion: number[][]): HTMLElement {
   const compact = classes.length > COMPACT_ABOVE;
+  const kind = compact ? `confusion compact${classes.length > GRID_UP_TO ? ' dense' : ''}` : 'confusion';
+  // The longest count shown (style.css fits its type to the cells); a heat map shows none.
+  const chars = compact ? 1 : Math.max(1, ...confusion.flat().map((count) => shortCount(count).length));
   const table = h('table', {
-    class: compact ? 'confusion compact' : 'confusion',
+    class: kind,
     title: 'rows: true class, columns: predicted class',
-    style: compact ? `--cell:${Math.max(3, Math.floor(320 / classes.length))}px` : undefined,
+    style: `--n:${classes.length};--chars:${chars}`,
   });
   if (!compact) {
-    table.append(h('thead', {}, h('tr', {}, h('th', {}, 'true \\ pred'), ...classes.map((c) => h('th', { class: 'col' }, h('span', {}, c))))));
+    const head = (c: string) => h('th', { class: 'col', title: c }, h('span', {}, c));
+    table.append(h('thead', {}, h('tr', {}, h('th', { class: 'corner' }, 'true \\ pred'), ...classes.map(head))));
   }
   const body = h('tbody');
   confusion.forEach((row, i) => {
     const total = row.reduce((a, b) => a + b, 0) || 1;
     body.append(
-      h('tr', {}, compact ? null : h('th', {}, classes[i]),
+      h('tr', {}, compact ? null : h('th', { class: 'row', title: classes[i] }, h('span', {}, classes[i])),
         ...row.map((count, j) => {
           const share = count / total;
           const hue = i === j ? '89,161,79' : '225,87,89';
@@ -125,7 +133,7 @@ function confusionTable(classes: string[], confusion: number[][]): HTMLElement {
   return h('div', { class: 'confusion-wrap' }, table, note);
 }
 
-/** A count that fits a 24 px cell: 1698 -> "1.7k", 25000 -> "25k" (the cell's title has it exactly). */
+/** A count in four characters at most: 1698 -> "1.7k", 25000 -> "25k" (the cell's title has it exactly). */
 function shortCount(count: number): string {
   if (count < 1000) return String(count);
   const thousands = count / 1000;
