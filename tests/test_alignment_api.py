@@ -97,7 +97,16 @@ def test_intents_are_stored_listed_and_deleted(client, cat_and_dog) -> None:
     [
         ({"type": "nope", "a": "x", "b": "y"}, 422, "type"),
         ({"type": "set-set", "a": "cat prompts", "b": "cat prompts"}, 422, "same items"),
-        ({"type": "set-set", "a": "cat prompts", "b": "no such set"}, 404, "no such set"),
+        (
+            {"type": "set-set", "a": "cat prompts", "b": "no such set"},
+            404,
+            "the intent set b: the workspace has no set named 'no such set'",
+        ),
+        (
+            {"type": "set-set", "a": 99999, "b": "cat prompts"},
+            404,
+            "the intent set a: the workspace has no set with id 99999",
+        ),
         # unknown ids in the body are a 404 naming them, items as sets
         (UNKNOWN_POINT, 404, "unknown item id 'cifar10-demo/x'"),
         (

@@ -190,7 +190,8 @@ def _members(workspace: Workspace, ref: SetRef, what: str) -> tuple[str, ...]:
     sets = workspace.sets()
     found = [s for s in sets if (s.id == ref if isinstance(ref, int) else s.name == ref)]
     if not found:
-        raise UnknownSetError(f"{what}: workspace has no set {ref!r}")
+        named = f"with id {ref}" if isinstance(ref, int) else f"named {ref!r}"
+        raise UnknownSetError(f"{what}: the workspace has no set {named}")
     return tuple(found[0].item_ids)
 
 

@@ -117,7 +117,7 @@ def check_intent(workspace: Workspace, spec: dict[str, Any]) -> Intent:
     """
     intent = intent_from_dict(spec)
     known = set(workspace.items()["id"])
-    resolve_intents(workspace, [intent], known)
+    resolve_intents(workspace, [intent], known, labels=["the intent"])
     return intent
 
 
