@@ -152,7 +152,8 @@ def test_names_are_printed_as_given_and_sources_work_from_any_folder(tmp_path, d
     from modalchorus.store import Workspace
 
     folder = photo_folder(tmp_path / "holiday [final]", data_dir, {"cat": 2, "dog": 2})
-    (folder / "dog" / "[bold]x.jpg").write_text("not an image")
+    # first in path order: --limit stops reading after the first 3 usable images
+    (folder / "[bold]x.jpg").write_text("not an image")
     result = run("embed", folder.name, "-w", "ws", "--limit", "3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "holiday [final]: 3 images" in result.stdout  # not read as console markup
@@ -167,7 +168,7 @@ def test_names_are_printed_as_given_and_sources_work_from_any_folder(tmp_path, d
     before = run("info", str(ws), "--json").stdout
     for extra, needle in (
         (["--name", "holiday [final]"], "has classes ('cat', 'dog')"),
-        (["--name", "uploads"], "Augment"),
+        (["--name", "uploads"], "Augment panel adds; pass --name with another name"),
         (["--name", "a/b"], "without a '/'"),
         (["--caption-column", "caption"], "apply to manifests"),
     ):
@@ -288,7 +289,7 @@ def test_project_stores_layouts_with_quality_figures(tmp_path, small_manifest) -
     (projection,) = json.loads(noted.stdout)["projections"]
     assert projection["metrics"]["ks"] == [3] and projection["metrics"]["skipped"] == []
     bad = run("project", str(ws), "--method", "isomap")
-    assert bad.returncode == 2 and "unknown projection method 'isomap'" in bad.stderr
+    assert bad.returncode == 2 and "unknown --method 'isomap'" in bad.stderr
     assert run("project", str(ws), "--dataset", "nope").returncode == 2
     bad = run("project", str(ws), "--method", "pca", "--seed", str(2**40))
     assert bad.returncode == 2 and "'--seed'" in bad.stderr
@@ -657,3 +658,134 @@ def test_evaluate_notes_the_ks_its_metrics_cannot_score(tmp_path, data_dir) -> N
     assert "skipping" not in result.stderr  # no metric is then skipped behind its back
     report = json.loads(result.stdout)
     assert report["ks"] == [1] and report["rows"][0]["skipped"] == []
+
+
+# --------------------------------------------------------------------------- audit fixes
+
+
+def test_embed_lists_each_skipped_entry_with_its_reason_once(tmp_path, data_dir) -> None:
+    folder = photo_folder(tmp_path / "photos", data_dir, {"dog": 3})
+    (folder / "dog" / "broken.jpg").write_text("not an image")
+    result = run("embed", str(folder), "-w", str(tmp_path / "ws"))
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1:" in result.stderr
+    assert "  dog/broken.jpg: not a recognised image format" in result.stderr  # why, not only ids
+    assert "WARNING" not in result.stderr  # the loader's own summary would say it twice
+
+
+def test_manifest_references_through_dot_dot_name_no_folder_above_it(tmp_path, data_dir) -> None:
+    from modalchorus.store import Workspace
+
+    photos = sorted((data_dir / "coco_mini_captions" / "images").glob("*.jpg"))[:3]
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    (mine / "imgs").mkdir(parents=True)
+    other.mkdir()
+    shutil.copy(photos[0], mine / "imgs" / "a.jpg")
+    shutil.copy(photos[1], mine / "b.jpg")
+    shutil.copy(photos[2], other / "c.jpg")
+    manifest = mine / "pairs.csv"
+    manifest.write_text("image,caption\nimgs/a.jpg,x\nimgs/../b.jpg,y\n../other/c.jpg,z\n")
+    result = run("embed", str(manifest), "-w", str(tmp_path / "ws"), "--caption-column", "caption")
+    assert result.returncode == 0, result.stderr
+    images = Workspace.open(tmp_path / "ws").items(kind="image").set_index("id")["source"]
+    outside = [i for i in images.index if i.startswith("pairs/external/")]
+    assert len(outside) == 1 and outside[0].endswith("/c.jpg")  # not pairs/../other/c.jpg
+    assert sorted(set(images.index) - set(outside)) == ["pairs/b.jpg", "pairs/imgs/a.jpg"]
+    assert images["pairs/b.jpg"] == str(mine / "b.jpg")  # sources are normalised too
+    assert images[outside[0]] == str(other / "c.jpg")
+
+
+def test_project_checks_every_option_before_any_note_or_fit(tmp_path, small_manifest) -> None:
+    ws = stored_layout(tmp_path / "ws", small_manifest)  # 6 images: k = 10 and 20 get a note
+    bad = run("project", str(ws), "--method", "isomap")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: unknown --method 'isomap'; use one of mfm, tsne, umap, mds, dcm, pca"
+    ]
+    unknown = run("project", str(ws), "--dataset", "nope")
+    assert unknown.returncode == 2 and "its datasets: 'mine'" in unknown.stderr
+    unscored = run("project", str(ws), "--method", "pca", "--k", "50")
+    assert unscored.returncode == 0, unscored.stderr
+    assert "k = 50 skipped" in unscored.stderr and "scored at k = 1 instead" in unscored.stderr
+
+
+def test_project_on_a_workspace_without_datasets_fails(tmp_path, small_manifest) -> None:
+    from modalchorus.store import Workspace
+
+    ws = stored_layout(tmp_path / "ws", small_manifest)
+    with Workspace.open(ws) as opened:
+        opened.remove_dataset("mine")  # its embeddings stay cached
+    result = run("project", str(ws), "--method", "pca")
+    assert result.returncode == 2 and "holds no dataset" in result.stderr
+    assert "modalchorus embed SOURCE" in result.stderr
+
+
+def test_remove_dataset_without_an_answer_says_to_pass_yes(tmp_path, small_manifest) -> None:
+    ws = stored_layout(tmp_path / "ws", small_manifest)
+    before = run("info", str(ws), "--json").stdout
+    result = run("remove-dataset", str(ws), "mine", answer="")  # stdin at its end: a script
+    assert result.returncode == 1 and "pass --yes" in result.stderr
+    assert run("info", str(ws), "--json").stdout == before
+
+
+def test_align_checks_scope_and_steps_before_loading_an_encoder(tmp_path, small_manifest) -> None:
+    ws = stored_layout(tmp_path / "ws", small_manifest)
+    intents = tmp_path / "intents.json"
+    intents.write_text(json.dumps([{"type": "set-set", "a": ["x"], "b": ["y"]}]))
+    bad = run("align", str(ws), "--intents", str(intents), "--scope", "lorra")
+    assert bad.returncode == 2
+    assert "unknown --scope 'lorra'; use one of adapter, lora, last-blocks" in bad.stderr
+    bad = run("align", str(ws), "--intents", str(intents), "--steps", "0")
+    assert bad.returncode == 2 and "'--steps'" in bad.stderr
+
+
+def test_evaluate_fits_the_mfm_on_a_small_limit_and_refuses_a_tiny_one(tmp_path, data_dir) -> None:
+    cache, output = tmp_path / "cache", tmp_path / "out.json"
+    args = ("evaluate", "--dataset", "coco-mini", "--cache", str(cache), "--output", str(output))
+    small = run(*args, "--limit", "5", "--methods", "mfm", "--json", data_dir=data_dir)
+    assert small.returncode == 0, small.stderr  # 5 images: fewer than the MFM's 15 neighbours
+    assert [row["method"] for row in json.loads(small.stdout)["rows"]] == ["mfm"]
+    tiny = run(*args, "--limit", "2", "--methods", "pca", data_dir=data_dir)
+    assert tiny.returncode == 2
+    assert "has 2 image(s) and 10 text(s)" in tiny.stderr and "larger --limit" in tiny.stderr
+
+
+def test_evaluate_names_a_cache_that_is_no_workspace(tmp_path, data_dir) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    args = ("evaluate", "--dataset", "coco-mini", "--limit", "3", "--methods", "pca")
+    result = run(
+        *args, "--cache", str(taken), "--output", str(tmp_path / "out.json"), data_dir=data_dir
+    )
+    assert result.returncode == 2 and f"--cache {taken}: " in result.stderr
+
+
+def test_evaluate_follows_the_mfm_fit_step_by_step() -> None:
+    from modalchorus import cli
+
+    reports: list[tuple[float, str]] = []
+    params = cli._evaluate_params(["pca", "mfm"], lambda f, m: reports.append((f, m)))
+    fitting = type("Fitting", (), {"schedule_": {"fit": 300, "refine": 100}})()
+    assert params["mfm"]["callback"](200, 0.5, fitting) is False  # never stops the fit
+    assert reports == [(0.75, "fitting mfm (2/2): step 200")]
+    assert cli._evaluate_params(["pca"], print) == {}
+
+
+def test_an_error_is_one_line_even_when_its_message_is_not(capsys) -> None:
+    import typer
+
+    from modalchorus import cli
+
+    with pytest.raises(typer.Exit) as exited, cli.user_errors():
+        raise ValueError("could not load the model:\n  check your connection\n")
+    assert exited.value.exit_code == 2
+    assert capsys.readouterr().err == "error: could not load the model: check your connection\n"
+
+
+def test_help_paragraphs_wrap_to_the_screen_not_to_the_source() -> None:
+    env = dict(os.environ, COLUMNS="200")
+    shown = subprocess.run(
+        [*CLI, "align", "--help"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert "Nothing changes in the workspace unless the whole run succeeds." in shown

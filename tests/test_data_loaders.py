@@ -410,11 +410,14 @@ def test_manifest_parquet(manifest_dir: Path) -> None:
 def test_manifest_missing_column(manifest_dir: Path) -> None:
     path = manifest_dir / "pairs.csv"
     path.write_text("file,caption\nimgs/a.jpg,hello\n")
+    # Worded for the CLI (--image-column) and Python (image_column=) alike.
     with pytest.raises(
-        ValueError, match=r"'image' not found .*available columns: 'file', 'caption'"
+        ValueError,
+        match=r"no column 'image' \(the image column\) in manifest .*available columns: "
+        r"'file', 'caption'",
     ):
         load_manifest(path)
-    with pytest.raises(ValueError, match="'label'"):
+    with pytest.raises(ValueError, match=r"no column 'label' \(the label column\)"):
         load_manifest(path, image_column="file", label_column="label")
 
 
@@ -519,6 +522,98 @@ def test_json_image_ids_reveal_no_folder_outside_the_images_folder(
         assert [r.id for r in again.images] == ids  # stable across loads
     listed_skips = load_dataset(listed, images_dir=tmp_path / "photos").skipped
     assert [s.id.rsplit("/", 1)[-1] for s in listed_skips] == ["gone.jpg"]
+
+
+def _dot_dot_sources(tmp_path: Path, real_jpegs: list[Path]) -> list[Path]:
+    """A manifest, a captions list and a COCO file in ``mine/``, each naming the same four
+    images: two inside ``mine/`` (one through ``..``), two in a sibling ``other/`` folder
+    (one through ``..``, one by an absolute path with ``..`` in it)."""
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    (mine / "imgs").mkdir(parents=True)
+    other.mkdir()
+    shutil.copy(real_jpegs[0], mine / "imgs" / "a.jpg")
+    shutil.copy(real_jpegs[1], mine / "b.jpg")
+    shutil.copy(real_jpegs[2], other / "c.jpg")
+    shutil.copy(real_jpegs[3], other / "d.jpg")
+    refs = ["imgs/a.jpg", "imgs/../b.jpg", "../other/c.jpg", f"{mine}/imgs/../../other/d.jpg"]
+    manifest = mine / "pairs.csv"
+    manifest.write_text("image,caption\n" + "".join(f"{r},a photo\n" for r in refs))
+    listed = mine / "list.json"
+    listed.write_text(json.dumps([{"image": r, "captions": ["a photo"]} for r in refs]))
+    coco = mine / "coco.json"
+    document = {
+        "images": [{"id": n, "file_name": r} for n, r in enumerate(refs)],
+        "annotations": [{"id": 9, "image_id": 0, "caption": "a photo"}],
+    }
+    coco.write_text(json.dumps(document))
+    return [manifest, listed, coco]
+
+
+def test_dot_dot_references_get_ids_as_absolute_paths_do(
+    tmp_path: Path, real_jpegs: list[Path]
+) -> None:
+    """``../`` in an image reference: normalised when it stays inside the source's folder,
+    else ``external/<folder digest>/<file name>`` as for an absolute path outside it; never
+    an id naming the folders above the source (ids are shown to every user of the server)."""
+    other = tmp_path / "other"
+    for source in _dot_dot_sources(tmp_path, real_jpegs):
+        options = {"caption_column": "caption"} if source.suffix == ".csv" else {}
+        dataset = load_dataset(source, **options)
+        ids = [r.id for r in dataset.images]
+        assert ids[:2] == ["imgs/a.jpg", "b.jpg"], source.name
+        assert all(i.startswith("external/") for i in ids[2:]), ids
+        assert [i.rsplit("/", 1)[-1] for i in ids[2:]] == ["c.jpg", "d.jpg"]
+        assert ids[2].rsplit("/", 1)[0] == ids[3].rsplit("/", 1)[0]  # one folder, one digest
+        assert not any(".." in i or "other" in i or str(tmp_path) in i for i in ids), ids
+        sources = [r.source for r in dataset.images]
+        assert sources[2:] == [str(other / "c.jpg"), str(other / "d.jpg")]
+        assert not any(".." in s for s in sources), sources
+        absolute = load_manifest(_manifest_of(tmp_path, other / "c.jpg"), caption_column="c")
+        assert absolute.images[0].id == ids[2]  # as the same file given by an absolute path
+
+
+def _manifest_of(tmp_path: Path, image: Path) -> Path:
+    """A one-row manifest in ``tmp_path/mine`` naming ``image`` by its absolute path."""
+    path = tmp_path / "mine" / "absolute.csv"
+    path.write_text(f"image,c\n{image},a photo\n")
+    return path
+
+
+def _sources_with_a_corrupt_last_image(tmp_path: Path, real_jpegs: list[Path]) -> list[Path]:
+    """A class folder, a manifest, a captions list and a COCO file, each naming three good
+    images and then a corrupt one."""
+    folder = tmp_path / "photos"
+    for number, (label, jpeg) in enumerate(zip("aab", real_jpegs, strict=False)):
+        (folder / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(jpeg, folder / label / f"{number}.jpg")
+    (folder / "c").mkdir()
+    (folder / "c" / "9.jpg").write_text("not an image")  # last in path order
+    refs = ["a/0.jpg", "a/1.jpg", "b/2.jpg", "c/9.jpg"]
+    manifest = folder / "pairs.csv"
+    manifest.write_text("image,caption\n" + "".join(f"{r},a photo\n" for r in refs))
+    listed = folder / "list.json"
+    listed.write_text(json.dumps([{"image": r, "captions": ["a photo"]} for r in refs]))
+    coco = folder / "coco.json"
+    document = {"images": [{"id": n, "file_name": r} for n, r in enumerate(refs)]}
+    coco.write_text(json.dumps({**document, "annotations": []}))
+    return [folder, manifest, listed, coco]
+
+
+def test_a_limit_stops_reading_at_the_first_usable_images(
+    tmp_path: Path, real_jpegs: list[Path]
+) -> None:
+    """``--limit 2`` on a large folder of photos must not decode every photo first: what
+    lies after the first ``limit`` usable images is neither decoded nor reported."""
+    for source in _sources_with_a_corrupt_last_image(tmp_path, real_jpegs):
+        whole = load_dataset(source)
+        assert len(whole.images) == 3 and [s.id for s in whole.skipped] == ["c/9.jpg"], source
+        cut = load_dataset(source, limit=2)
+        assert [r.id for r in cut.images] == ["a/0.jpg", "a/1.jpg"] and cut.skipped == [], source
+        assert cut.classes == whole.classes  # a folder's classes are its class folders
+    labelled = tmp_path / "photos" / "labelled.csv"
+    labelled.write_text("image,label\na/0.jpg,x\nb/2.jpg,y\nc/9.jpg,z\n")
+    cut = load_manifest(labelled, label_column="label", limit=1)  # classes need every image
+    assert cut.classes == ["x", "y"] and [s.id for s in cut.skipped] == ["c/9.jpg"]
 
 
 def test_images_dir_applies_to_both_json_formats(tmp_path: Path, real_jpegs: list[Path]) -> None:

@@ -799,3 +799,12 @@ def test_compare_methods_and_table(data):
     assert plain.splitlines()[0].startswith("method")
     with pytest.raises(ValueError, match="unknown method"):
         compare_methods(XI, XT, methods=("mfm", "isomap"))
+
+
+def test_compare_methods_fits_the_mfm_on_fewer_points_than_its_neighbours(data):
+    XI, XT = data
+    (row,) = compare_methods(
+        XI[:6], XT[:9], methods=("mfm",), ks=(3,), method_params={"mfm": FAST}, throughput_points=0
+    )
+    assert row["params"]["n_neighbors"] == 5  # the default 15, capped below the 6 images
+    assert row["Y_image"].shape == (6, 2) and np.isfinite(row["inter_T@3"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from modalchorus.store.errors import UnknownEncoderError, WorkspaceError
+from modalchorus.store.errors import UnknownDatasetError, UnknownEncoderError, WorkspaceError
 
 if TYPE_CHECKING:
     from modalchorus.data import Dataset
@@ -39,6 +40,10 @@ err = Console(stderr=True, markup=False, emoji=False)
 HOME = Path(os.environ.get("MODALCHORUS_HOME", Path.home() / ".cache" / "modalchorus"))
 DEFAULT_DEMO_WORKSPACE = HOME / "demo-workspace"
 DEFAULT_EVAL_CACHE = HOME / "eval-cache"
+#: Logger of the loaders' "skipped N entries" summaries (``modalchorus.data._common``); the
+#: CLI lists every skipped entry itself, so it is quiet unless --verbose. A string, as
+#: importing ``modalchorus.data`` would slow down every ``--help``.
+SKIPPED_LOGGER = "modalchorus.data.skipped"
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 EncoderOpt = Annotated[str, typer.Option("--encoder", "-e", help="Encoder name (see `encoders`).")]
@@ -56,7 +61,8 @@ def user_errors() -> Iterator[None]:
         yield
     except (ValueError, OSError, KeyError, TypeError, WorkspaceError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        err.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
+        line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+        err.print(Text.assemble(("error:", "bold red"), f" {line}"), soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 
@@ -112,7 +118,10 @@ def _confirm_or_abort(question: str) -> None:
         answer = line.strip().lower()
         if answer in ("y", "yes"):
             return
-        if not line or answer in ("", "n", "no"):  # no line at all: end of input
+        if not line:  # end of input: run from a script, say how to go on without a question
+            err.print("\nno answer on standard input; pass --yes to go on without asking")
+            raise typer.Exit(code=1)
+        if answer in ("", "n", "no"):
             raise typer.Abort()
         err.print("Error: invalid input")
 
@@ -141,6 +150,8 @@ def main(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    if not verbose:  # `embed` lists every skipped entry with its reason itself
+        logging.getLogger(SKIPPED_LOGGER).setLevel(logging.ERROR)
 
 
 @app.command("encoders")
@@ -193,7 +204,10 @@ def _check_dataset_name(name: str) -> str:
             f"dataset name {name!r} must be non-empty, without a '/' or surrounding spaces"
         )
     if name == UPLOADS:
-        raise ValueError(f"{UPLOADS!r} holds what the UI's Augment panel adds; pass --name")
+        raise ValueError(
+            f"dataset name {UPLOADS!r} is reserved for what the UI's Augment panel adds; "
+            "pass --name with another name"
+        )
     return name
 
 
@@ -354,12 +368,30 @@ def embed_cmd(
         )
         if d["active_version"] != d["encoder"]:
             out.print(f"also embedded with the active aligned version {d['active_version']}")
-        if d["skipped"]:
-            ids = ", ".join(s["id"] for s in d["skipped"][:10])
-            more = "" if len(d["skipped"]) <= 10 else f" (+{len(d['skipped']) - 10} more)"
-            err.print(Text.assemble((f"skipped {len(d['skipped'])}:", "yellow"), f" {ids}{more}"))
+        _render_skipped(d["skipped"])
 
     emit(data, as_json, render)
+
+
+#: How many skipped entries ``embed`` lists with their reasons (``--json`` gives them all).
+_SKIPS_LISTED = 10
+
+
+def _render_skipped(skipped: list[dict[str, str]]) -> None:
+    """List what a source held but ``embed`` left out, each with why, on stderr.
+
+    Parameters
+    ----------
+    skipped : list of dict
+        ``{"id": ..., "reason": ...}`` per skipped entry, in the loader's order.
+    """
+    if not skipped:
+        return
+    more = len(skipped) - _SKIPS_LISTED
+    tail = f" (the first {_SKIPS_LISTED} listed; --json gives all)" if more > 0 else ""
+    err.print(Text.assemble((f"skipped {len(skipped)}:", "yellow"), tail), soft_wrap=True)
+    for entry in skipped[:_SKIPS_LISTED]:
+        err.print(f"  {entry['id']}: {entry['reason']}", soft_wrap=True)
 
 
 @app.command("info")
@@ -404,7 +436,7 @@ def remove_dataset_cmd(
 
     with user_errors():
         ws = Workspace.open(workspace)
-        info = ws.dataset(name)
+        info = _workspace_dataset(ws, name)
         if not yes:
             _confirm_or_abort(
                 f"remove {name!r} ({info.n_images} images, {info.n_texts} texts) from {ws.path}?"
@@ -584,6 +616,38 @@ def _parse_ints(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+def _check_method(method: str) -> None:
+    """Refuse an unknown ``--method`` before any work."""
+    from modalchorus.projecting import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"unknown --method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def _workspace_dataset(ws: Workspace, name: str) -> Any:
+    """``ws.dataset(name)``; an unknown name fails listing the workspace's datasets."""
+    try:
+        return ws.dataset(name)
+    except UnknownDatasetError:
+        known = ", ".join(repr(d.name) for d in ws.datasets()) or "none"
+        raise ValueError(
+            f"workspace has no dataset {name!r}; its datasets: {known} (see `modalchorus info`)"
+        ) from None
+
+
+def _scored_ks(
+    ks: tuple[int, ...], n_images: int, n_texts: int
+) -> tuple[tuple[int, ...], str | None]:
+    """:func:`~modalchorus.projecting.usable_ks`, with the note saying which k is scored
+    when none of ``ks`` can be (``project_dataset`` then scores k = 1)."""
+    from modalchorus.projecting import usable_ks
+
+    usable, note = usable_ks(ks, n_images, n_texts)
+    if not usable:
+        note = f"{note}; scored at k = 1 instead"
+    return usable, note
+
+
 @app.command("project")
 def project_cmd(
     workspace: Annotated[Path, typer.Argument(help="Workspace folder.")],
@@ -610,28 +674,29 @@ def project_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Fit a 2-D projection of a workspace dataset and store it with its quality figures."""
-    from modalchorus.projecting import (
-        check_joint_sizes,
-        project_dataset,
-        resolve_encoder_id,
-        usable_ks,
-    )
+    from modalchorus.projecting import check_joint_sizes, project_dataset, resolve_encoder_id
     from modalchorus.store import Workspace
 
     with user_errors():
+        _check_method(method)
+        if refine_steps is not None and method != "mfm":
+            raise ValueError("--refine-steps applies to --method mfm only")
+        k_values = _parse_ints(ks, "--k")
         ws = Workspace.open(workspace)
         encoder_id = resolve_encoder_id(ws, encoder)
         names = [dataset] if dataset else [d.name for d in ws.datasets()]
-        k_values = _parse_ints(ks, "--k")
+        if not names:
+            raise ValueError(
+                f"workspace {ws.path} holds no dataset: `modalchorus embed SOURCE -w "
+                f"{ws.path}` adds one"
+            )
         usable: dict[str, tuple[tuple[int, ...], str | None]] = {}
         # Unknown, too small or partly embedded datasets fail before anything is fitted.
         for name in names:
-            info = ws.dataset(name)
+            info = _workspace_dataset(ws, name)
             check_joint_sizes(name, info.n_images, info.n_texts)
             _check_embedded(ws, name, encoder_id, info.n_images + info.n_texts)
-            usable[name] = usable_ks(k_values, info.n_images, info.n_texts)
-        if refine_steps is not None and method != "mfm":
-            raise ValueError("--refine-steps applies to --method mfm only")
+            usable[name] = _scored_ks(k_values, info.n_images, info.n_texts)
         params = None if refine_steps is None else {"refine_iter": refine_steps}
         infos = []
         for name in names:
@@ -756,7 +821,7 @@ def align_cmd(
         str | None, typer.Option("--encoder", "-e", help="Stored encoder id or family.")
     ] = None,
     steps: Annotated[
-        int | None, typer.Option(help="Tuning steps.", show_default="per scope")
+        int | None, typer.Option(min=1, help="Tuning steps.", show_default="per scope")
     ] = None,
     export: Annotated[
         Path | None, typer.Option(help="Also export the run's weights into this folder.")
@@ -774,6 +839,7 @@ def align_cmd(
     whole run succeeds.
     """
     from modalchorus.align import (
+        SCOPES,
         active_version,
         export_run,
         redo_alignment,
@@ -788,6 +854,8 @@ def align_cmd(
     with user_errors():
         if sum([intents is not None, undo, redo]) != 1:
             raise ValueError("give exactly one of --intents FILE, --undo or --redo")
+        if scope not in SCOPES:  # before loading an encoder for it
+            raise ValueError(f"unknown --scope {scope!r}; use one of {', '.join(SCOPES)}")
         if intents is not None:
             _check_intents_file(intents)  # before any work, as the export folder
         if export is not None:
@@ -839,6 +907,44 @@ def align_cmd(
     emit(data, as_json, render)
 
 
+def _open_cache(cache: Path) -> Workspace:
+    """The ``--cache`` workspace, made if missing; a failure names the option."""
+    from modalchorus.store import Workspace
+
+    try:
+        return Workspace.open_or_create(cache)
+    except (WorkspaceError, OSError) as exc:
+        raise ValueError(f"--cache {cache}: {exc}") from None
+
+
+def _check_evaluate_sizes(dataset: str, limit: int | None, n_images: int, n_texts: int) -> None:
+    """Refuse, naming ``--limit``, a dataset too small for a joint map, before any fit."""
+    from modalchorus.projecting import MIN_POINTS_PER_MODALITY
+
+    if min(n_images, n_texts) < MIN_POINTS_PER_MODALITY:
+        raise ValueError(
+            f"{dataset} with --limit {limit} has {n_images} image(s) and {n_texts} text(s): a "
+            f"joint map needs at least {MIN_POINTS_PER_MODALITY} of each; give a larger --limit"
+        )
+
+
+def _evaluate_params(
+    methods: list[str], report: Callable[[float, str], None]
+) -> dict[str, dict[str, Any]]:
+    """``compare_methods``' ``method_params``: the MFM reports its steps (a long fit would
+    otherwise hold the bar still)."""
+    if "mfm" not in methods:
+        return {}
+    place, count = methods.index("mfm"), len(methods)
+
+    def step(done: int, loss: float, fitting: Any) -> bool:
+        fraction = done / max(1, sum(fitting.schedule_.values()))
+        report((place + fraction) / count, f"fitting mfm ({place + 1}/{count}): step {done}")
+        return False  # never stops the fit
+
+    return {"mfm": {"callback": step}}
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     dataset: Annotated[str, typer.Option(help="cifar10, coco-mini or flickr8k.")],
@@ -870,7 +976,7 @@ def evaluate_cmd(
     from modalchorus.encoders import create_encoder
     from modalchorus.projecting import METHODS, usable_ks
     from modalchorus.projection.evaluate import compare_methods, format_table
-    from modalchorus.store import Workspace, image_item_id
+    from modalchorus.store import image_item_id
     from modalchorus.tasks.classification import with_class_prompts
 
     with user_errors():
@@ -888,7 +994,7 @@ def evaluate_cmd(
         limit = limit or (2000 if dataset == "cifar10" else None)
         ds = load_dataset(dataset, data_dir=data_dir, **({"limit": limit} if limit else {}))
         ds = with_class_prompts(ds)
-        ws = Workspace.open_or_create(cache)
+        ws = _open_cache(cache)
         with progress_bar(f"embed: {ds.name}") as shown:
             embed_dataset(ws, ds, enc, progress=shown)
         items = ws.items(dataset=ds.name)
@@ -899,6 +1005,7 @@ def evaluate_cmd(
         ]
         _, X_image = ws.get_embeddings(enc.id, images["id"].tolist())
         _, X_text = ws.get_embeddings(enc.id, texts["id"].tolist())
+        _check_evaluate_sizes(dataset, limit, len(images), len(texts))
         concepts = np.flatnonzero(texts["image_id"].isna().to_numpy())
         k_values, note = usable_ks(k_values, len(images), len(texts), None)  # scores all
         if note:
@@ -912,6 +1019,7 @@ def evaluate_cmd(
                 concepts=concepts if len(concepts) else None,
                 random_state=seed,
                 progress=report,
+                method_params=_evaluate_params(method_list, report),
             )
         table = format_table(rows, k_values)
         result = {
@@ -926,6 +1034,22 @@ def evaluate_cmd(
         result["output"] = str(target)
 
     emit(result, as_json, lambda d: out.print(table, highlight=False, soft_wrap=True))
+
+
+def _reflow_help(doc: str | None) -> str | None:
+    """A docstring with each paragraph on one line, for ``--help`` to wrap.
+
+    Typer keeps the single line breaks of every paragraph after the first, so a docstring
+    wrapped at 100 columns would show ragged lines in an 80-column help screen.
+    """
+    if doc is None:
+        return None
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+for _command in app.registered_commands:
+    _command.help = _command.help or _reflow_help(_command.callback and _command.callback.__doc__)
 
 
 if __name__ == "__main__":

@@ -121,8 +121,9 @@ def fit_layout(
             result.Y_image, result.Y_text, dict(result.params), result.fit_seconds, None
         )
     # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
-    params.setdefault("n_neighbors", max(1, min(15, len(X_image) - 1, len(X_text) - 1)))
-    from modalchorus.projection.mfm import ModalFusionMap
+    from modalchorus.projection.mfm import ModalFusionMap, neighbours_for
+
+    params.setdefault("n_neighbors", neighbours_for(len(X_image), len(X_text)))
 
     start = time.perf_counter()
     model = ModalFusionMap(random_state=random_state, **params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import posixpath
+import os
 import re
 from collections.abc import Iterable
 from functools import partial
@@ -17,6 +17,9 @@ from modalchorus.data.images import check_image_bytes, load_image_file
 from modalchorus.data.types import Dataset, sha256_bytes
 
 logger = logging.getLogger("modalchorus.data")
+#: The "skipped N entries" summary of :func:`finish_dataset` (the CLI, which lists every
+#: skipped entry itself, silences it).
+skipped_logger = logging.getLogger("modalchorus.data.skipped")
 
 
 def inspect_image_file(path: Path) -> tuple[str | None, str | None]:
@@ -48,9 +51,10 @@ def inspect_image_file(path: Path) -> tuple[str | None, str | None]:
 def absolute_image_id(path: Path, base: Path) -> str:
     """The id of an image a source names by an absolute path.
 
-    Its path below ``base`` (POSIX style, normalised), else
-    ``external/<folder digest>/<file name>``: ids are shown to every user of the server,
-    and a path would reveal the server's folders.
+    Its path below ``base`` (POSIX style), else ``external/<folder digest>/<file name>``:
+    ids are shown to every user of the server, and a path would reveal the server's
+    folders. Both paths are normalised first (``.`` and ``..`` parts removed, without
+    following links), so ``base/../x.jpg`` is outside ``base``.
 
     Parameters
     ----------
@@ -63,11 +67,44 @@ def absolute_image_id(path: Path, base: Path) -> str:
     -------
     str
     """
+    path, base = _normalised(path), _normalised(base)
     try:
-        return posixpath.normpath(path.relative_to(base).as_posix())
+        relative = path.relative_to(base).as_posix()
     except ValueError:
+        relative = None
+    if relative in (None, "."):  # "." is base itself, not a file below it
         folder = hashlib.sha256(path.parent.as_posix().encode()).hexdigest()[:12]
         return f"external/{folder}/{path.name}"
+    return relative
+
+
+def image_reference(reference: str, base: Path) -> tuple[str, Path]:
+    """Id and file of an image a source names, relative to ``base`` or absolutely.
+
+    A relative reference is joined to ``base``; either way the path is normalised
+    (``images/../b.jpg`` is ``b.jpg``) and gets its id from :func:`absolute_image_id`:
+    a reference that leaves ``base`` (``../other/x.jpg``) is ``external/<folder
+    digest>/x.jpg``, never a path naming the folders above ``base``.
+
+    Parameters
+    ----------
+    reference : str
+        The image path as the source writes it.
+    base : pathlib.Path
+        The folder the source's relative paths are relative to.
+
+    Returns
+    -------
+    tuple[str, pathlib.Path]
+        The image id and its normalised absolute path.
+    """
+    path = _normalised(Path(base) / reference)  # an absolute reference replaces base
+    return absolute_image_id(path, Path(base)), path
+
+
+def _normalised(path: Path) -> Path:
+    """``path`` made absolute, without ``.`` or ``..`` parts (links are not followed)."""
+    return Path(os.path.abspath(path))  # abspath also normalises
 
 
 def file_loader(path: Path) -> partial[Image.Image]:
@@ -111,7 +148,7 @@ def finish_dataset(dataset: Dataset, source: str) -> Dataset:
         If ``dataset`` has no images.
     """
     if dataset.skipped:
-        logger.warning(
+        skipped_logger.warning(
             "dataset %r: skipped %d entries while loading %s (see Dataset.skipped); first: %s: %s",
             dataset.name,
             len(dataset.skipped),

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from modalchorus.data._common import (
-    absolute_image_id,
     class_order,
     file_loader,
     finish_dataset,
+    image_reference,
     inspect_image_file,
 )
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
@@ -40,6 +40,7 @@ def load_captions_json(
     split_field: str | None = None,
     label_field: str | None = None,
     images_root: str | Path | None = None,
+    limit: int | None = None,
 ) -> Dataset:
     """Load a ``captions.json`` list of image records with their captions.
 
@@ -59,15 +60,21 @@ def load_captions_json(
         Record field holding a class label.
     images_root : str | pathlib.Path | None, default None
         Folder the ``image`` paths are relative to; defaults to the JSON's folder.
+    limit : int | None, default None
+        Stop once this many usable images are found (the first ones, in file order):
+        later entries are neither decoded nor reported.
+        Ignored with ``label_field`` (``classes`` come from all usable images);
+        :func:`~modalchorus.data.load_dataset` cuts.
 
     Returns
     -------
     Dataset
-        Ids are the ``image`` values (e.g. ``"images/000000397133.jpg"``), in
-        file order; an absolute ``image`` path gets its path below ``images_root``, or
-        ``external/<folder digest>/<file name>`` outside it (ids never show the
-        server's folders). Records without an image path, duplicates, missing or
-        corrupt images, and empty captions are listed in ``skipped``.
+        Ids are the ``image`` paths below ``images_root``, normalised (e.g.
+        ``"images/000000397133.jpg"``), in file order; an ``image`` outside it (an
+        absolute path or one through ``..``) gets ``external/<folder digest>/<file
+        name>`` (ids never show the server's folders). Records without an image
+        path, duplicates, missing or corrupt images, and empty captions are listed
+        in ``skipped``.
 
     Raises
     ------
@@ -92,13 +99,15 @@ def load_captions_json(
     images: list[ImageRecord] = []
     skipped: list[SkippedItem] = []
     seen: set[str] = set()
+    stop_at = limit if label_field is None else None
     for position, record in enumerate(records):
+        if stop_at is not None and len(images) >= stop_at:
+            break
         reference = record.get("image") if isinstance(record, dict) else None
         if not isinstance(reference, str) or not reference.strip():
             skipped.append(SkippedItem(f"record {position}", "record without an 'image' path"))
             continue
-        image_path = root / reference
-        image_id = _image_id(reference, image_path, root)
+        image_id, image_path = image_reference(reference, root)
         if image_id in seen:
             skipped.append(SkippedItem(image_id, f"duplicate record {position}"))
             continue
@@ -126,11 +135,6 @@ def load_captions_json(
         skipped=skipped,
     )
     return finish_dataset(dataset, str(path))
-
-
-def _image_id(reference: str, path: Path, root: Path) -> str:
-    """A record's image id: ``reference`` as written, unless it is an absolute path."""
-    return absolute_image_id(path, root) if Path(reference).is_absolute() else reference
 
 
 def _captions(record: dict[str, Any], image_id: str, skipped: list[SkippedItem]) -> tuple[str, ...]:

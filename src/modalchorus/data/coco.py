@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from modalchorus.data._common import (
-    absolute_image_id,
     file_loader,
     finish_dataset,
+    image_reference,
     inspect_image_file,
 )
 from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
@@ -35,6 +35,7 @@ def load_coco_captions(
     name: str = "coco",
     *,
     split: str | None = None,
+    limit: int | None = None,
 ) -> Dataset:
     """Load images and captions from an official COCO captions JSON file.
 
@@ -55,14 +56,18 @@ def load_coco_captions(
         Dataset name.
     split : str | None, default None
         Split name to record on every image (e.g. ``"val2017"``).
+    limit : int | None, default None
+        Stop once this many usable images are found (the first ones, in the order
+        of the ``images`` list): later entries are neither decoded nor reported.
 
     Returns
     -------
     Dataset
-        One record per present image, id = its ``file_name`` (an absolute one: its
-        path below ``images_dir``, or ``external/<folder digest>/<file name>``
-        outside it, so ids never show the server's folders), in the order of
-        the ``images`` list; captions in annotation order; no classes.
+        One record per present image, id = its ``file_name`` below ``images_dir``,
+        normalised (one outside it, absolute or through ``..``:
+        ``external/<folder digest>/<file name>``, so ids never show the server's
+        folders), in the order of the ``images`` list; captions in annotation
+        order; no classes.
 
     Raises
     ------
@@ -89,18 +94,19 @@ def load_coco_captions(
     images: list[ImageRecord] = []
     missing = 0
     listed = document["images"]
+    scanned = 0
     for position, entry in enumerate(listed):
+        if limit is not None and len(images) >= limit:
+            break
+        scanned += 1
         file_name = entry.get("file_name") if isinstance(entry, dict) else None
         if not isinstance(file_name, str) or not file_name:
             skipped.append(SkippedItem(f"images[{position}]", "image entry without a file_name"))
             continue
-        path = images_dir / file_name
+        image_id, path = image_reference(file_name, images_dir)
         if not path.is_file():
             missing += 1
             continue
-        image_id = (
-            absolute_image_id(path, images_dir) if Path(file_name).is_absolute() else file_name
-        )
         content_hash, reason = inspect_image_file(path)
         if content_hash is None:
             skipped.append(SkippedItem(image_id, reason or "unusable image"))
@@ -117,8 +123,7 @@ def load_coco_captions(
         )
     if missing:
         reason = (
-            f"{missing} of {len(listed)} images listed in {annotations_json} "
-            f"are not in {images_dir}"
+            f"{missing} of {scanned} images listed in {annotations_json} are not in {images_dir}"
         )
         skipped.append(SkippedItem(MISSING_IMAGES_ID, reason))
     dataset = Dataset(name=name, images=images, classes=None, skipped=skipped)

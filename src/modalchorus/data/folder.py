@@ -11,7 +11,9 @@ from modalchorus.data.types import Dataset, ImageRecord, SkippedItem
 __all__ = ["load_image_folder"]
 
 
-def load_image_folder(root: str | Path, name: str | None = None) -> Dataset:
+def load_image_folder(
+    root: str | Path, name: str | None = None, *, limit: int | None = None
+) -> Dataset:
     """Load every image under a folder; the first sub-folder level gives the label.
 
     ``root/cat/001.jpg`` gets label ``"cat"``; ``root/001.jpg`` gets no label; deeper
@@ -26,6 +28,10 @@ def load_image_folder(root: str | Path, name: str | None = None) -> Dataset:
         Folder to scan.
     name : str | None, default None
         Dataset name; defaults to the folder's name.
+    limit : int | None, default None
+        Stop once this many usable images are found (the first ones, in path order):
+        later entries are neither decoded nor reported.
+        ``classes`` still name every class folder, so they do not depend on it.
 
     Returns
     -------
@@ -46,13 +52,14 @@ def load_image_folder(root: str | Path, name: str | None = None) -> Dataset:
         raise NotADirectoryError(f"image folder not found: {root}")
     images: list[ImageRecord] = []
     skipped: list[SkippedItem] = []
-    labels: set[str] = set()
-    for path in _image_files(root):
+    files = _image_files(root)
+    labels = {label for path in files if (label := _label(path.relative_to(root)))}
+    for path in files:
+        if limit is not None and len(images) >= limit:
+            break  # decoding every later file would only slow down a quick look
         relative = path.relative_to(root)
         image_id = relative.as_posix()
-        label = relative.parts[0] if len(relative.parts) > 1 else None
-        if label is not None:
-            labels.add(label)
+        label = _label(relative)
         content_hash, reason = inspect_image_file(path)
         if content_hash is None:
             skipped.append(SkippedItem(id=image_id, reason=reason or "unusable image"))
@@ -73,6 +80,11 @@ def load_image_folder(root: str | Path, name: str | None = None) -> Dataset:
         skipped=skipped,
     )
     return finish_dataset(dataset, str(root))
+
+
+def _label(relative: Path) -> str | None:
+    """The class of an image at ``relative`` below the root: its top-level folder, if any."""
+    return relative.parts[0] if len(relative.parts) > 1 else None
 
 
 def _image_files(root: Path) -> list[Path]:

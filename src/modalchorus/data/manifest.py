@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
-import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modalchorus.data._common import (
-    absolute_image_id,
     class_order,
     file_loader,
     finish_dataset,
+    image_reference,
     inspect_image_file,
 )
 from modalchorus.data._manifest_formats import ManifestRow, read_manifest_table
@@ -43,6 +42,7 @@ def load_manifest(
     name: str | None = None,
     *,
     split_column: str | None = None,
+    limit: int | None = None,
 ) -> Dataset:
     """Load images listed in a CSV, JSONL or Parquet manifest.
 
@@ -75,13 +75,20 @@ def load_manifest(
         Dataset name; defaults to the manifest's file stem.
     split_column : str | None, default None
         Column holding an official split name.
+    limit : int | None, default None
+        Stop once this many usable images are found (the first ones, in order of first appearance):
+        later entries are neither decoded nor reported.
+        Ignored with ``label_column`` (every image is then checked: ``classes``
+        come from all usable images); :func:`~modalchorus.data.load_dataset` cuts.
 
     Returns
     -------
     Dataset
-        Image ids are the image paths as written in the manifest, normalised
-        (``./a/../b.jpg`` becomes ``b.jpg``); ``classes`` are the sorted labels
-        when ``label_column`` is given.
+        Image ids are the image paths relative to the manifest's folder, normalised
+        (``./a/../b.jpg`` becomes ``b.jpg``); an image outside that folder (an
+        absolute path or one through ``..``) gets ``external/<folder digest>/<file
+        name>`` (ids never show the folders above it). ``classes`` are the sorted
+        labels when ``label_column`` is given.
 
     Raises
     ------
@@ -107,8 +114,10 @@ def load_manifest(
     for role, column in roles.items():
         if column is not None and column not in table.columns:
             available = ", ".join(repr(c) for c in table.columns) or "none"
+            what = role.removesuffix("_column")
             raise ValueError(
-                f"{role} {column!r} not found in manifest {path}; available columns: {available}"
+                f"no column {column!r} (the {what} column) in manifest {path}; available "
+                f"columns: {available}"
             )
 
     skipped = [
@@ -130,7 +139,10 @@ def load_manifest(
             group.captions.extend(_row_captions(row, caption_column, skipped))
 
     images: list[ImageRecord] = []
+    stop_at = limit if label_column is None else None
     for image_id, group in groups.items():
+        if stop_at is not None and len(images) >= stop_at:
+            break
         if not group.rows:
             continue
         content_hash, reason = inspect_image_file(group.path)
@@ -191,22 +203,10 @@ def _group_for_row(
         reason = f"{row.where}: image column {image_column!r} {problem}; row skipped"
         skipped.append(SkippedItem(f"row {row.number}", reason))
         return None
-    image_id, image_path = _resolve(reference.strip(), base)
+    image_id, image_path = image_reference(reference.strip(), base)
     if image_id not in groups:
         groups[image_id] = _ImageGroup(path=image_path)
     return groups[image_id]
-
-
-def _resolve(reference: str, base: Path) -> tuple[str, Path]:
-    """Stable id and file path of an image reference relative to ``base``.
-
-    An absolute path outside ``base`` gets the id ``external/<folder digest>/<file name>``:
-    ids are shown to every user of the server, and a path would reveal its folders.
-    """
-    path = Path(reference)
-    if not path.is_absolute():
-        return posixpath.normpath(path.as_posix()), base / path
-    return absolute_image_id(path, base), path
 
 
 def _optional_field(

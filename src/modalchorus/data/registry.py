@@ -99,6 +99,8 @@ def load_dataset(
         Passed to the loader (e.g. ``split`` for ``cifar10``; ``caption_column``,
         ``label_column`` for manifests). ``limit`` (any source) keeps the first
         ``limit`` images and their captions; free texts such as class prompts stay.
+        Loaders stop there, so later images are neither decoded nor reported (a
+        labelled manifest or captions list is read whole: its classes need it).
 
     Returns
     -------
@@ -117,7 +119,7 @@ def load_dataset(
     """
     key = os.fspath(name_or_path)
     named = _NAMED.get(key.lower()) if isinstance(name_or_path, str) else None
-    limit = options.get("limit") if named is _NAMED["cifar10"] else options.pop("limit", None)
+    limit = options.get("limit")  # every loader stops at it (or reads all; cut below)
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     # Absolute paths: image sources stay readable from any working directory.

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 
 from modalchorus.metrics.neighbourhood import projection_report
 from modalchorus.projection.baselines import fit_project, list_methods
-from modalchorus.projection.mfm import ModalFusionMap
+from modalchorus.projection.mfm import ModalFusionMap, neighbours_for
 from modalchorus.projection.validation import check_modalities
 
 __all__ = [
@@ -129,6 +129,7 @@ def compare_methods(
             progress(done / len(methods), f"fitting {method} ({done + 1}/{len(methods)})")
         throughput = None
         if method == "mfm":
+            params.setdefault("n_neighbors", neighbours_for(len(XI), len(XT)))
             start = time.perf_counter()
             model = ModalFusionMap(random_state=random_state, **params).fit(XI, XT)
             fit_seconds = time.perf_counter() - start

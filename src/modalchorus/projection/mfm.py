@@ -101,6 +101,25 @@ def auto_schedule(n_points: int) -> tuple[int, int]:
     return max(250, round(600 * scale)), max(80, round(250 * scale))
 
 
+def neighbours_for(n_image: int, n_text: int, default: int = 15) -> int:
+    """``n_neighbors`` for a dataset: ``default``, capped so that each modality has more
+    points than that (a small dataset's k-NN candidate lists cannot be longer).
+
+    Parameters
+    ----------
+    n_image, n_text : int
+        Points per modality.
+    default : int
+        The value used when both modalities are large enough.
+
+    Returns
+    -------
+    int
+        ``max(1, min(default, n_image - 1, n_text - 1))``.
+    """
+    return max(1, min(default, n_image - 1, n_text - 1))
+
+
 class NotFittedError(ValueError, AttributeError):
     """Raised when a :class:`ModalFusionMap` is used before :meth:`~ModalFusionMap.fit`.
 
