@@ -221,10 +221,14 @@ def test_serve_on_a_taken_port_fails_in_one_line(tmp_path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = run("serve", str(tmp_path / "ws"), "--port", str(port))
+        # The demo checks the port before its build, which takes minutes.
+        demo = run("demo", "--workspace", str(tmp_path / "demo"), "--port", str(port))
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port" in result.stderr
     assert "ModalChorus UI" not in result.stdout  # no URL that does not work
+    assert demo.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in demo.stderr
+    assert not (tmp_path / "demo").exists()
 
 
 def test_info_on_a_folder_that_is_not_a_workspace(tmp_path) -> None:
@@ -373,8 +377,9 @@ def test_export_writes_a_stored_layout_with_item_metadata(tmp_path, small_manife
 
     from modalchorus.exporting import find_projection, write_table
 
-    with pytest.raises(ValueError, match="no stored tsne projection for pocket@t"):
+    with pytest.raises(ValueError, match="no stored tsne projection for pocket@t") as missing:
         find_projection(ws, "pocket@t", "tsne", None)
+    assert f"run `modalchorus project {ws.path} --method tsne` first" in str(missing.value)
     with pytest.raises(UnknownDatasetError, match="'nope'"):
         find_projection(ws, "pocket@t", "mfm", "nope")
     with pytest.raises(ValueError, match="use a name ending in"):
@@ -566,9 +571,9 @@ def test_serve_on_a_host_that_is_not_this_machines_says_so(tmp_path) -> None:
     from modalchorus.store import Workspace
 
     Workspace.create(tmp_path / "ws").close()
-    result = run("serve", str(tmp_path / "ws"), "--host", "999.1.1.1", "--port", "0")
+    result = run("serve", str(tmp_path / "ws"), "--host", "999.1.1.1", "--port", "8799")
     assert result.returncode == 2
-    assert "cannot listen on 999.1.1.1:0" in result.stderr
+    assert "cannot listen on 999.1.1.1:8799" in result.stderr  # the address as given
     assert "give --host an address of this machine" in result.stderr
     assert "--port" not in result.stderr  # the port is not the problem
     assert result.stderr.strip().count("\n") == 0
@@ -789,3 +794,22 @@ def test_help_paragraphs_wrap_to_the_screen_not_to_the_source() -> None:
         [*CLI, "align", "--help"], capture_output=True, text=True, env=env, check=True
     ).stdout
     assert "Nothing changes in the workspace unless the whole run succeeds." in shown
+
+
+def test_a_missing_projection_says_what_to_run(tmp_path, small_manifest) -> None:
+    from modalchorus.data import load_dataset
+    from modalchorus.exporting import find_projection
+    from modalchorus.store import Workspace
+
+    with Workspace.create(tmp_path / "ws") as ws:
+        with pytest.raises(ValueError, match="holds no dataset: `modalchorus embed SOURCE -w "):
+            find_projection(ws, "pocket@t", "mfm", None)
+        ws.add_dataset(load_dataset(str(small_manifest), name="plain", caption_column=None))
+        with pytest.raises(ValueError, match="'plain' has 6 images and 0 texts: a joint map"):
+            find_projection(ws, "pocket@t", "mfm", "plain")  # no `project` could make one
+        ws.add_dataset(load_dataset(str(small_manifest), name="c", caption_column="caption"))
+        with pytest.raises(ValueError) as missing:
+            find_projection(ws, "pocket@t", "mfm", "c")
+        assert f"run `modalchorus project {ws.path} --dataset c --method mfm` first" in str(
+            missing.value
+        )

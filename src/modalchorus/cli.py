@@ -506,7 +506,7 @@ def demo_cmd(
 
     with user_errors():
         if not (as_json or no_serve):
-            _check_host(host)  # before the build, which takes minutes the first time
+            _check_address(host, port)  # before the build, which takes minutes the first time
         encoder = create_encoder("pocket", device=device)
         ws, reports = build_demo_workspace(workspace, encoder)
         metrics = [workspace_task_metrics(ws, encoder.id, r.dataset) for r in reports]
@@ -534,11 +534,12 @@ def _serve(
         serve(workspace, host, port, encoder=encoder, warm=warm or (), announce=announce)
 
 
-def _check_host(host: str) -> None:
-    """Refuse a ``--host`` this machine cannot listen on, before any long work."""
+def _check_address(host: str, port: int) -> None:
+    """Refuse a ``--host`` / ``--port`` this machine cannot listen on, before any long work
+    (the error names the address as given)."""
     from modalchorus.server.serve import listen
 
-    listen(host, 0).close()  # port 0: any free port, so only the host is tested
+    listen(host, port).close()
 
 
 @app.command("serve")
@@ -551,7 +552,7 @@ def serve_cmd(
     from modalchorus.store import Workspace
 
     with user_errors():
-        _check_host(host)
+        _check_address(host, port)
         Workspace.open(workspace)  # fail with one line before starting anything
     _serve(workspace, host, port)
 
@@ -674,7 +675,12 @@ def project_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Fit a 2-D projection of a workspace dataset and store it with its quality figures."""
-    from modalchorus.projecting import check_joint_sizes, project_dataset, resolve_encoder_id
+    from modalchorus.projecting import (
+        check_joint_sizes,
+        project_dataset,
+        require_datasets,
+        resolve_encoder_id,
+    )
     from modalchorus.store import Workspace
 
     with user_errors():
@@ -684,12 +690,7 @@ def project_cmd(
         k_values = _parse_ints(ks, "--k")
         ws = Workspace.open(workspace)
         encoder_id = resolve_encoder_id(ws, encoder)
-        names = [dataset] if dataset else [d.name for d in ws.datasets()]
-        if not names:
-            raise ValueError(
-                f"workspace {ws.path} holds no dataset: `modalchorus embed SOURCE -w "
-                f"{ws.path}` adds one"
-            )
+        names = [dataset] if dataset else require_datasets(ws)
         usable: dict[str, tuple[tuple[int, ...], str | None]] = {}
         # Unknown, too small or partly embedded datasets fail before anything is fitted.
         for name in names:

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from modalchorus.projecting import METHODS, projection_dataset, projection_name
+from modalchorus.projecting import (
+    METHODS,
+    check_joint_sizes,
+    projection_dataset,
+    projection_name,
+    require_datasets,
+)
 
 if TYPE_CHECKING:
     from modalchorus.store import Workspace
@@ -53,19 +59,22 @@ def find_projection(workspace: Workspace, encoder_id: str, method: str, dataset:
         raise ValueError(f"unknown projection method {method!r}; use one of {', '.join(METHODS)}")
     stored = {p.name: p for p in workspace.projections(encoder_id) if p.method == method}
     if dataset is not None:
-        workspace.dataset(dataset)  # UnknownDatasetError names an unknown dataset
+        info = workspace.dataset(dataset)  # UnknownDatasetError names an unknown dataset
         name = projection_name(method, dataset, encoder_id)
         if name in stored:
             return name
+        check_joint_sizes(dataset, info.n_images, info.n_texts)  # no map can be made
         raise ValueError(
-            f"no stored {method} projection of dataset {dataset!r} for {encoder_id}: "
-            f"run `modalchorus project --dataset {dataset} --method {method}` first"
+            f"no stored {method} projection of dataset {dataset!r} for {encoder_id}: run "
+            f"`modalchorus project {workspace.path} --dataset {dataset} --method {method}` first"
         )
     if len(stored) == 1:
         return next(iter(stored))
     if not stored:
+        require_datasets(workspace)
         raise ValueError(
-            f"no stored {method} projection for {encoder_id}: run `modalchorus project` first"
+            f"no stored {method} projection for {encoder_id}: run "
+            f"`modalchorus project {workspace.path} --method {method}` first"
         )
     datasets = sorted(projection_dataset(name, method, encoder_id) for name in stored)
     raise ValueError(f"several datasets have a {method} projection; choose one of {datasets}")

@@ -61,6 +61,17 @@ def check_joint_sizes(dataset: str, n_images: int, n_texts: int) -> None:
         )
 
 
+def require_datasets(workspace: Workspace) -> list[str]:
+    """The workspace's dataset names; ``ValueError`` saying how to add one when it has none."""
+    names = [d.name for d in workspace.datasets()]
+    if not names:
+        raise ValueError(
+            f"workspace {workspace.path} holds no dataset: `modalchorus embed SOURCE -w "
+            f"{workspace.path}` adds one"
+        )
+    return names
+
+
 def projection_name(method: str, dataset: str, encoder_id: str) -> str:
     """Name under which a projection is stored."""
     return f"{method}:{dataset}:{encoder_id}"
