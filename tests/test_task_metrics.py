@@ -12,9 +12,9 @@ import pytest
 from modalchorus.align import SetSet, run_alignment
 from modalchorus.data import load_dataset
 from modalchorus.embedding import embed_dataset
-from modalchorus.evaluation import workspace_task_metrics
+from modalchorus.evaluation import evaluate_zero_shot, workspace_task_metrics
 from modalchorus.store import Workspace
-from modalchorus.tasks import zero_shot_report
+from modalchorus.tasks import class_prompts, zero_shot_report
 from modalchorus.tasks.classification import class_embeddings, with_class_prompts
 
 N_IMAGES = 40
@@ -83,3 +83,16 @@ def test_an_alignment_run_completes_on_a_dataset_without_images(ws: Workspace, p
         }
     )
     assert ws.active_run(pocket.id).id == run.id
+
+
+def test_eval_encoder_encodes_in_batches_with_progress(data_dir, pocket) -> None:
+    dataset = load_dataset("cifar10", data_dir=data_dir, limit=70)
+    reports: list[tuple[float, str]] = []
+    report = evaluate_zero_shot(pocket, dataset, progress=lambda f, m: reports.append((f, m)))
+    assert reports == [(64 / 70, "encoded 64 of 70 images"), (1.0, "encoded 70 of 70 images")]
+    # The same as encoding every image at once.
+    classes = class_embeddings(pocket.encode_texts(class_prompts(dataset.classes)), 10)
+    images = pocket.encode_images([r.load() for r in dataset.images])
+    labels = np.array([dataset.classes.index(r.label) for r in dataset.images])
+    expected = zero_shot_report(images, classes, labels, dataset.classes)
+    assert report["confusion"] == expected["confusion"] and report["n"] == 70

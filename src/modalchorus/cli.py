@@ -585,12 +585,13 @@ def eval_encoder_cmd(
         if dataset == "cifar10" and limit:
             options["limit"] = limit
         ds = load_dataset(dataset, data_dir=data_dir, **options)
-        if dataset == "cifar10":
-            result = evaluate_zero_shot(enc, ds)
-        else:
-            if limit:
-                ds.images = [r for r in ds.images if r.split == split][:limit]
-            result = evaluate_retrieval(enc, ds, split)
+        with progress_bar(f"eval-encoder: {dataset}") as report:
+            if dataset == "cifar10":
+                result = evaluate_zero_shot(enc, ds, progress=report)
+            else:
+                if limit:
+                    ds.images = [r for r in ds.images if r.split == split][:limit]
+                result = evaluate_retrieval(enc, ds, split, progress=report)
         if output:
             output.write_text(json.dumps(_jsonable(result), indent=2) + "\n")
     emit(result, as_json, lambda d: _render_metrics([d]))

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from modalchorus.data import Dataset
+from modalchorus.data.types import ImageRecord
 from modalchorus.encoders import Encoder
 from modalchorus.store import AddResult, Workspace
 from modalchorus.store.items import build_item_rows
@@ -59,6 +60,44 @@ def _encode_missing(
     return vectors, len(todo)
 
 
+def encode_image_records(
+    encoder: Encoder,
+    records: Sequence[ImageRecord],
+    batch_size: int = 64,
+    progress: Callable[[float, str], None] | None = None,
+) -> np.ndarray:
+    """Encode the images of ``records``, decoding one batch at a time.
+
+    A folder of photos would not fit in memory decoded at once: a batch holds at most
+    ``batch_size`` images and :data:`MAX_PIXELS_IN_FLIGHT` pixels.
+
+    Parameters
+    ----------
+    encoder : Encoder
+    records : sequence of ImageRecord
+        At least one.
+    batch_size : int
+        Images per encoder batch.
+    progress : callable, optional
+        ``progress(fraction, "encoded i of n images")`` after each batch.
+
+    Returns
+    -------
+    ndarray, shape (len(records), encoder.dim)
+    """
+    chunks, batch, pixels = [], [], 0
+    for done, record in enumerate(records, start=1):
+        image = record.load()
+        batch.append(image)
+        pixels += image.width * image.height
+        if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT or done == len(records):
+            chunks.append(encoder.encode_images(batch, batch_size=batch_size))
+            batch, pixels = [], 0
+            if progress is not None:
+                progress(done / len(records), f"encoded {done} of {len(records)} images")
+    return np.concatenate(chunks)
+
+
 def embed_dataset(
     workspace: Workspace,
     dataset: Dataset,
@@ -100,18 +139,13 @@ def embed_dataset(
     cached = workspace.cached_vectors(encoder.id, items["content_hash"].tolist())
 
     def encode_images(rows: list[int]) -> np.ndarray:
-        # Decode a batch at a time (a folder of photos would not fit in memory at once).
-        chunks, batch, pixels = [], [], 0
-        for done, r in enumerate(rows, start=1):
-            image = records[r].load()
-            batch.append(image)
-            pixels += image.width * image.height
-            if len(batch) == batch_size or pixels >= MAX_PIXELS_IN_FLIGHT or done == len(rows):
-                chunks.append(encoder.encode_images(batch, batch_size=batch_size))
-                batch, pixels = [], 0
-                # Images take most of the time; the texts get the last tenth.
-                report(0.9 * done / len(rows), f"encoded {done} of {len(rows)} images")
-        return np.concatenate(chunks)
+        # Images take most of the time; the texts get the last tenth.
+        return encode_image_records(
+            encoder,
+            [records[r] for r in rows],
+            batch_size,
+            lambda fraction, message: report(0.9 * fraction, message),
+        )
 
     def encode_texts(rows: list[int]) -> np.ndarray:
         return encoder.encode_texts([texts["text"][r] for r in rows])
