@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -813,3 +815,26 @@ def test_a_missing_projection_says_what_to_run(tmp_path, small_manifest) -> None
         assert f"run `modalchorus project {ws.path} --dataset c --method mfm` first" in str(
             missing.value
         )
+
+
+def test_an_interrupted_embed_leaves_no_new_workspace_behind(tmp_path, data_dir) -> None:
+    from modalchorus.store import Workspace
+
+    ws = tmp_path / "ws"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", MODALCHORUS_DATA_DIR=str(data_dir))
+    args = ("embed", "cifar10", "-w", str(ws), "--limit", "3000")
+    with subprocess.Popen([*CLI, *args], env=env, stderr=subprocess.PIPE, text=True) as embed:
+        while not (ws / "workspace.sqlite").exists() and embed.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the encoding, which takes far longer
+        embed.send_signal(signal.SIGINT)  # Ctrl-C
+        _, stderr = embed.communicate(timeout=120)
+    assert embed.returncode != 0, stderr
+    assert not ws.exists()
+    # A workspace that was there before is kept, with what it held.
+    Workspace.create(ws).close()
+    with subprocess.Popen([*CLI, *args], env=env, stderr=subprocess.PIPE, text=True) as embed:
+        time.sleep(4.0)
+        embed.send_signal(signal.SIGINT)
+        embed.communicate(timeout=120)
+    assert Workspace.open(ws).datasets() == []

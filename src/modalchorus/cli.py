@@ -282,6 +282,24 @@ def _check_export_folder(folder: Path, force: bool) -> None:
         raise ValueError(f"--export {folder}: {existing} is not writable")
 
 
+@contextmanager
+def _workspace_kept_on_success(path: Path) -> Iterator[Workspace]:
+    """``Workspace.open_or_create(path)``; a workspace this call creates is removed again
+    when the command fails or is interrupted (Ctrl-C) before it holds a dataset, so no
+    empty workspace is left behind."""
+    from modalchorus.store import Workspace
+
+    existed = path.exists()
+    ws = Workspace.open_or_create(path)
+    try:
+        yield ws
+    except BaseException:
+        if not existed and not ws.datasets():
+            ws.close()
+            shutil.rmtree(ws.path, ignore_errors=True)
+        raise
+
+
 @app.command("embed")
 def embed_cmd(
     source: Annotated[str, typer.Argument(help="Dataset name, image folder or manifest file.")],
@@ -310,7 +328,6 @@ def embed_cmd(
     from modalchorus.data import MANIFEST_SUFFIXES, load_dataset
     from modalchorus.embedding import embed_dataset
     from modalchorus.encoders import create_encoder
-    from modalchorus.store import Workspace
     from modalchorus.tasks.classification import with_class_prompts
 
     with user_errors():
@@ -335,17 +352,18 @@ def embed_cmd(
         enc = create_encoder(encoder, device=device)  # fail on a bad name before writing
         dataset = with_class_prompts(load_dataset(source, data_dir=data_dir, **options))
         _check_dataset_name(dataset.name)
-        ws = Workspace.open_or_create(workspace)
-        _check_same_dataset(ws, dataset)
-        with progress_bar(f"embed: {dataset.name}") as shown:
-            report = embed_dataset(ws, dataset, enc, batch_size=batch_size, progress=shown)
-        # After an alignment run, projections and runs use the family's active version:
-        # the new items need its vectors too.
-        active = active_version(ws, enc.id) if ws.encoder_family(enc.id) == enc.id else enc.id
-        if active != enc.id:
-            with progress_bar(f"embed: {dataset.name} ({active})") as shown:
-                aligned = version_encoder(ws, active, enc)
-                embed_dataset(ws, dataset, aligned, batch_size=batch_size, progress=shown)
+        with _workspace_kept_on_success(workspace) as ws:
+            _check_same_dataset(ws, dataset)
+            with progress_bar(f"embed: {dataset.name}") as shown:
+                report = embed_dataset(ws, dataset, enc, batch_size=batch_size, progress=shown)
+            # After an alignment run, projections and runs use the family's active version:
+            # the new items need its vectors too.
+            family = ws.encoder_family(enc.id)
+            active = active_version(ws, enc.id) if family == enc.id else enc.id
+            if active != enc.id:
+                with progress_bar(f"embed: {dataset.name} ({active})") as shown:
+                    aligned = version_encoder(ws, active, enc)
+                    embed_dataset(ws, dataset, aligned, batch_size=batch_size, progress=shown)
         data = {
             "workspace": str(ws.path),
             "dataset": report.dataset,
