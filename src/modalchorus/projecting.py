@@ -131,9 +131,9 @@ def fit_layout(
         return FittedLayout(
             result.Y_image, result.Y_text, dict(result.params), result.fit_seconds, None
         )
-    # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
     from modalchorus.projection.mfm import ModalFusionMap, neighbours_for
 
+    # Small datasets: the k-NN candidate lists cannot be longer than the other modality.
     params.setdefault("n_neighbors", neighbours_for(len(X_image), len(X_text)))
 
     start = time.perf_counter()

@@ -151,11 +151,17 @@ def require_set(conn: sqlite3.Connection, set_id: int) -> None:
         raise UnknownSetError(f"workspace has no set with id {set_id}")
 
 
+def set_named(conn: sqlite3.Connection, name: str) -> int | None:
+    """Id of the set called ``name``, or None."""
+    row = conn.execute("SELECT id FROM sets WHERE name = ?", (name,)).fetchone()
+    return None if row is None else int(row[0])
+
+
 def require_free_name(conn: sqlite3.Connection, name: str, set_id: int | None = None) -> None:
     """Raise ``ValueError`` when another set (not ``set_id``) is already called ``name``."""
-    row = conn.execute("SELECT id FROM sets WHERE name = ?", (name,)).fetchone()
-    if row is not None and int(row[0]) != set_id:
-        raise ValueError(f"a set named {name!r} already exists (id {int(row[0])})")
+    existing = set_named(conn, name)
+    if existing is not None and existing != set_id:
+        raise ValueError(f"a set named {name!r} already exists (id {existing})")
 
 
 def insert_set(

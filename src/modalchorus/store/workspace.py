@@ -1105,12 +1105,12 @@ class Workspace:
         with self._write(f"add_to_set {name} n={len(ids)}") as tx:
             self._require_items(tx.conn, tx.head, ids)
             now = utc_now()
-            row = tx.conn.execute("SELECT id FROM sets WHERE name = ?", (name,)).fetchone()
-            if row is None:
+            found = set_rows.set_named(tx.conn, name)
+            if found is None:
                 set_id = set_rows.insert_set(tx.conn, name, None, "", now)
                 set_rows.write_members(tx.conn, set_id, ids)
             else:
-                set_id = int(row[0])
+                set_id = found
                 members = set_rows.read_set(tx.conn, set_id).item_ids
                 merged = list(dict.fromkeys([*members, *ids]))
                 if merged == members:
